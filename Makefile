@@ -1,0 +1,34 @@
+# `make run` and `make test` work on a fresh machine with only python3 (>= 3.11).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/chekt-sandbox serve $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check sandbox tests bench
+	$(BIN)/ruff format --check sandbox tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
+		|| (echo "make bench needs wrk (apt-get install wrk)"; exit 1)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache

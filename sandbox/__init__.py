@@ -1,0 +1,8 @@
+"""chekt-sandbox: a local, offline CHeKT for partner integration tests."""
+
+from sandbox.app import create_app
+from sandbox.clock import SystemClock, VirtualClock
+from sandbox.settings import Settings, SettingsError
+
+__version__ = "0.1.0"
+__all__ = ["Settings", "SettingsError", "SystemClock", "VirtualClock", "__version__", "create_app"]

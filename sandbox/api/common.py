@@ -1,0 +1,129 @@
+"""What every surface shares: JSON in and out, path ids, the request's issuer, and the
+services the app owns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.auth.guard import Guard
+from sandbox.auth.oauth import TokenEndpoint
+from sandbox.auth.tokens import KeyRing
+from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from sandbox.settings import Settings
+from sandbox.world import World
+
+MAX_BODY = 1024 * 1024
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class Services:
+    """Everything the app owns, hung on ``app.state.services``."""
+
+    settings: Settings
+    world: World
+    keys: KeyRing
+    guard: Guard
+    tokens: TokenEndpoint
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def issuer_of(request: Request) -> str:
+    """The pinned issuer, else the origin this request used (scheme, host and port)."""
+    pinned = services(request).settings.issuer
+    if pinned:
+        return pinned if pinned.endswith("/") else pinned + "/"
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}/"
+
+
+def path_id(request: Request, name: str) -> int:
+    raw = request.path_params[name]
+    if not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
+        raise NotFound(f"{name} {raw!r} was not found; CHeKT ids are positive integers")
+    return int(raw)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not valid UTF-8") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
+    except ValueError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise BadRequest("send the body as JSON with Content-Type: application/json")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON document")
+    return parse_json(raw)
+
+
+def query_lists(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def reply(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=dict(headers or {}))
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def route(path: str, **handlers: Handler) -> Route:
+    """One route serving several methods, answering 405 with ``Allow`` for the rest."""
+    table = {method.upper(): handler for method, handler in handlers.items()}
+    allow = ", ".join(sorted(table))
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = table.get(method)
+        if handler is None:
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed here; use {allow}", headers={"Allow": allow}
+            )
+        return await handler(request)
+
+    return Route(path, dispatch, methods=_ALL_METHODS)

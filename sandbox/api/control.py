@@ -1,0 +1,72 @@
+"""The sandbox control surface, ``/_sandbox``: what a test or a developer uses to inspect
+and drive the sandbox. On a loopback bind it is open; on any other bind every route needs
+the admin token."""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.api.common import issuer_of, read_json, reply, route, services
+from sandbox.auth.clients import credentials, ensure_credentials
+from sandbox.errors import PermissionDenied, Unauthorized, ValidationFailed
+from sandbox.world.seed import seed_world
+
+
+def _admin(request: Request) -> None:
+    settings = services(request).settings
+    if settings.loopback:
+        return
+    if not settings.admin_token:
+        raise PermissionDenied(
+            "the control API is closed on a non-loopback bind without an admin token"
+        )
+    given = request.headers.get("x-sandbox-admin-token", "")
+    if not secrets.compare_digest(given.encode(), settings.admin_token.encode()):
+        raise Unauthorized("send the admin token in X-Sandbox-Admin-Token", code="invalid_token")
+
+
+async def get_credentials(request: Request) -> Response:
+    _admin(request)
+    s = services(request)
+    issuer = issuer_of(request)
+    body = {
+        "issuer": issuer,
+        "base_url": issuer.rstrip("/"),
+        "token_url": issuer + "oauth/token",
+        "audience": s.settings.audience,
+        **credentials(s.world),
+    }
+    return reply(body, headers={"Cache-Control": "no-store"})
+
+
+async def reset(request: Request) -> Response:
+    """Reseed the world (optionally with another seed); credentials are kept."""
+    _admin(request)
+    s = services(request)
+    seed = s.settings.seed
+    if await request.body():
+        body = await read_json(request)
+        if not isinstance(body, dict) or not set(body) <= {"seed"}:
+            raise ValidationFailed("body", 'reset takes an optional {"seed": <integer>}')
+        if "seed" in body:
+            if isinstance(body["seed"], bool) or not isinstance(body["seed"], int):
+                raise ValidationFailed("seed", "seed must be an integer")
+            seed = body["seed"]
+    seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
+    ensure_credentials(s.world, s.settings)
+    s.guard.forget()
+    return reply({"reset": True, "seed": seed})
+
+
+async def health(request: Request) -> Response:
+    return reply({"status": "ok"})
+
+
+routes = [
+    route("/_sandbox/credentials", GET=get_credentials),
+    route("/_sandbox/reset", POST=reset),
+    route("/_sandbox/health", GET=health),
+]

@@ -1,0 +1,78 @@
+"""The auth server surface: ``/oauth/token`` and the ``/.well-known`` documents."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.api.common import issuer_of, parse_json, reply, route, services
+from sandbox.auth.clients import PARTNER_SCOPES
+from sandbox.auth.oauth import basic_credentials
+from sandbox.errors import BadRequest, OAuthError
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+FORM = "application/x-www-form-urlencoded"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The token request's parameters; each may appear once (RFC 6749 §3.2)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if content_type == FORM:
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            raise OAuthError("invalid_request", "the form body is not valid UTF-8") from None
+    elif content_type == "application/json":
+        try:
+            data = parse_json(raw)
+        except BadRequest as exc:
+            raise OAuthError("invalid_request", exc.message) from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise OAuthError("invalid_request", "a JSON token request must be an object of strings")
+        pairs = list(data.items())
+    else:
+        raise OAuthError("invalid_request", f"send the token request as {FORM}")
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise OAuthError("invalid_request", f"parameter {key!r} is repeated")
+        form[key] = value
+    return form
+
+
+async def token(request: Request) -> Response:
+    s = services(request)
+    form = await _form(request)
+    basic = basic_credentials(request.headers.get("authorization"))
+    return reply(s.tokens.grant(form, basic, issuer_of(request)), headers=_NO_STORE)
+
+
+async def jwks(request: Request) -> Response:
+    return reply(services(request).keys.jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+async def openid_configuration(request: Request) -> Response:
+    issuer = issuer_of(request)
+    return reply(
+        {
+            "issuer": issuer,
+            "token_endpoint": issuer + "oauth/token",
+            "jwks_uri": issuer + ".well-known/jwks.json",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "scopes_supported": list(PARTNER_SCOPES),
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+    )
+
+
+routes = [
+    route("/oauth/token", POST=token),
+    route("/.well-known/jwks.json", GET=jwks),
+    route("/.well-known/openid-configuration", GET=openid_configuration),
+]

@@ -1,0 +1,348 @@
+"""The Partner API surface, ``/partner/v1``: parse → guard → domain call → serialize.
+
+Every handler is wrapped by :func:`endpoint`, which authenticates, checks the scope and
+applies ``Idempotency-Key`` semantics to writes; reach and existence checks go through the
+domain so out-of-reach dealers answer exactly like absent ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox.api.common import (
+    Handler,
+    issuer_of,
+    no_content,
+    path_id,
+    query_lists,
+    read_json,
+    reply,
+    route,
+    services,
+)
+from sandbox.auth.guard import Principal
+from sandbox.errors import PermissionDenied
+from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
+from sandbox.world.fields import validate
+from sandbox.world.listing import parse_list_query, project
+from sandbox.world.resources import CONTACT, DEVICE, SITE, STATION, Resource
+
+Impl = Callable[[Request, Principal], Awaitable[Response]]
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def endpoint(scope: str | None) -> Callable[[Impl], Handler]:
+    def wrap(impl: Impl) -> Handler:
+        async def handler(request: Request) -> Response:
+            s = services(request)
+            principal = s.guard.authenticate(
+                request.headers.get("authorization"), issuer_of(request)
+            )
+            request.state.principal = principal
+            if scope is not None:
+                principal.require(scope)
+            key = request.headers.get("idempotency-key")
+            if key is None or request.method not in _WRITES:
+                return await impl(request, principal)
+            return await _idempotent(request, principal, key, impl)
+
+        return handler
+
+    return wrap
+
+
+async def _idempotent(request: Request, principal: Principal, key: str, impl: Impl) -> Response:
+    world = services(request).world
+    raw = await request.body()
+    fingerprint = hashlib.sha256(request.url.query.encode() + b"\0" + raw).hexdigest()
+    where = (principal.client_id, request.method, request.url.path, key)
+    replay = idempotency.begin(
+        world, *where, fingerprint, services(request).settings.idempotency_ttl
+    )
+    if replay is not None:
+        status, body = replay
+        media = "application/json" if body else None
+        return Response(body, status, {"Idempotent-Replayed": "true"}, media_type=media)
+    try:
+        response = await impl(request, principal)
+    except BaseException:
+        idempotency.abandon(world, *where)
+        raise
+    idempotency.finish(world, *where, response.status_code, bytes(response.body))
+    return response
+
+
+def _world(request: Request) -> World:
+    return services(request).world
+
+
+def _dealer(request: Request, principal: Principal) -> int:
+    dealer_id = path_id(request, "dealer_id")
+    dealers.require_reach(
+        _world(request), dealer_id, client_id=principal.client_id, own_dealer=principal.dealer_id
+    )
+    return dealer_id
+
+
+def _site(request: Request, principal: Principal) -> int:
+    dealer_id = _dealer(request, principal)
+    site_id = path_id(request, "site_id")
+    resources.find_row(_world(request), SITE, dealer_id, site_id)
+    return site_id
+
+
+def _listed(items: list[dict[str, Any]], total: int) -> Response:
+    return reply(items, headers={"X-Total-Count": str(total)})
+
+
+# ---- dealers -------------------------------------------------------------------------------
+
+
+@endpoint(None)
+async def connect_dealer(request: Request, principal: Principal) -> Response:
+    """Needs a dealer-admin user token; app credentials (every tier served so far) are refused."""
+    raise PermissionDenied(
+        "connecting a dealer needs a dealer-admin user token from the authorization code flow, "
+        "not an app credential"
+    )
+
+
+@endpoint("read:dealer")
+async def get_dealer(request: Request, principal: Principal) -> Response:
+    dealer_id = _dealer(request, principal)
+    return reply(dealers.get(_world(request), dealer_id, principal.client_id))
+
+
+@endpoint("update:dealer")
+async def update_dealer(request: Request, principal: Principal) -> Response:
+    dealer_id = _dealer(request, principal)
+    values = validate(
+        await read_json(request),
+        dealers.DEALER_FIELDS,
+        partial=request.method == "PATCH",
+        read_only=dealers.DEALER_READ_ONLY,
+    )
+    return reply(dealers.update(_world(request), dealer_id, principal.client_id, values))
+
+
+@endpoint("update:dealer")
+async def disconnect_dealer(request: Request, principal: Principal) -> Response:
+    dealer_id = _dealer(request, principal)
+    if principal.kind != "platform_partner":
+        raise PermissionDenied("only a platform partner's credentials can disconnect a dealer")
+    dealers.disconnect(_world(request), dealer_id, principal.client_id)
+    services(request).guard.forget()
+    return no_content()
+
+
+# ---- generic resources under a dealer or a site ----------------------------------------------
+
+
+Parent = Callable[[Request, Principal], int]
+
+
+def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
+    @endpoint(f"read:{noun}")
+    async def list_all(request: Request, principal: Principal) -> Response:
+        parent_id = parent(request, principal)
+        query = parse_list_query(query_lists(request), resource.columns)
+        return _listed(*resources.list_items(_world(request), resource, parent_id, query))
+
+    return list_all
+
+
+def _collection(resource: Resource, noun: str, parent: Parent) -> Route:
+    @endpoint(f"create:{noun}")
+    async def create(request: Request, principal: Principal) -> Response:
+        parent_id = parent(request, principal)
+        values = validate(await read_json(request), resource.fields, read_only=resource.read_only)
+        world = _world(request)
+        if resource is SITE:
+            return reply(sites.create(world, parent_id, values), 201)
+        with world.store.transaction():
+            item_id = resources.insert(world, resource, parent_id, values)
+        return reply(resources.get(world, resource, parent_id, item_id), 201)
+
+    return route(_PATHS[resource], GET=_lister(resource, noun, parent), POST=create)
+
+
+def _item(resource: Resource, noun: str, parent: Parent) -> Route:
+    id_name = resource.id_column
+
+    @endpoint(f"read:{noun}")
+    async def read(request: Request, principal: Principal) -> Response:
+        parent_id = parent(request, principal)
+        item_id = path_id(request, id_name)
+        item = resources.get(_world(request), resource, parent_id, item_id)
+        query = parse_list_query(query_lists(request), resource.columns, known=("fields",))
+        return reply(project(item, query.fields))
+
+    @endpoint(f"update:{noun}")
+    async def change(request: Request, principal: Principal) -> Response:
+        parent_id = parent(request, principal)
+        item_id = path_id(request, id_name)
+        partial = request.method == "PATCH"
+        values = validate(
+            await read_json(request), resource.fields, partial=partial, read_only=resource.read_only
+        )
+        if not partial:
+            values = resources.full_replacement(resource, values)
+        world = _world(request)
+        if resource is SITE:
+            return reply(sites.update(world, parent_id, item_id, values))
+        with world.store.transaction():
+            resources.update(world, resource, parent_id, item_id, values)
+        return reply(resources.get(world, resource, parent_id, item_id))
+
+    @endpoint(f"delete:{noun}")
+    async def remove(request: Request, principal: Principal) -> Response:
+        parent_id = parent(request, principal)
+        resources.delete(_world(request), resource, parent_id, path_id(request, id_name))
+        return no_content()
+
+    if resource is DEVICE:
+        return route(_PATHS[resource] + "/{device_id}", GET=read)
+    return route(
+        _PATHS[resource] + "/{" + id_name + "}", GET=read, PATCH=change, PUT=change, DELETE=remove
+    )
+
+
+_DEALER = "/partner/v1/dealers/{dealer_id}"
+_PATHS = {
+    SITE: _DEALER + "/sites",
+    STATION: _DEALER + "/monitoring-stations",
+    CONTACT: _DEALER + "/sites/{site_id}/contacts",
+    DEVICE: _DEALER + "/sites/{site_id}/devices",
+}
+
+
+# ---- sites: arming settings, bulk devices --------------------------------------------------
+
+
+@endpoint("read:sites")
+async def get_arming(request: Request, principal: Principal) -> Response:
+    dealer_id = _dealer(request, principal)
+    return reply(sites.arming_settings(_world(request), dealer_id, path_id(request, "site_id")))
+
+
+@endpoint("update:sites")
+async def set_arming(request: Request, principal: Principal) -> Response:
+    dealer_id = _dealer(request, principal)
+    values = validate(
+        await read_json(request),
+        sites.ARMING_FIELDS,
+        read_only=("site_id", "external_site_id", "name"),
+    )
+    site_id = path_id(request, "site_id")
+    return reply(sites.set_arming(_world(request), dealer_id, site_id, values["security_type"]))
+
+
+@endpoint("create:devices")
+async def create_devices(request: Request, principal: Principal) -> Response:
+    site_id = _site(request, principal)
+    return reply(devices.create_many(_world(request), site_id, await read_json(request)), 201)
+
+
+@endpoint("update:devices")
+async def update_devices(request: Request, principal: Principal) -> Response:
+    site_id = _site(request, principal)
+    return reply(devices.update_many(_world(request), site_id, await read_json(request)))
+
+
+@endpoint("delete:devices")
+async def delete_devices(request: Request, principal: Principal) -> Response:
+    site_id = _site(request, principal)
+    raw = request.query_params.get("external_device_ids", "")
+    externals = [e.strip() for e in raw.split(",") if e.strip()]
+    return reply(devices.delete_many(_world(request), site_id, externals))
+
+
+# ---- webhook subscriptions -----------------------------------------------------------------
+
+
+@endpoint("update:sites")
+async def create_webhook(request: Request, principal: Principal) -> Response:
+    values = validate(
+        await read_json(request),
+        subscriptions.SUBSCRIPTION_FIELDS,
+        read_only=subscriptions.READ_ONLY,
+    )
+    return reply(subscriptions.create(_world(request), principal.client_id, values), 201)
+
+
+@endpoint("read:sites")
+async def list_webhooks(request: Request, principal: Principal) -> Response:
+    items = subscriptions.list_for(_world(request), principal.client_id)
+    return _listed(items, len(items))
+
+
+@endpoint("read:sites")
+async def get_webhook(request: Request, principal: Principal) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    return reply(subscriptions.get(_world(request), principal.client_id, webhook_id))
+
+
+@endpoint("update:sites")
+async def update_webhook(request: Request, principal: Principal) -> Response:
+    values = validate(
+        await read_json(request),
+        subscriptions.SUBSCRIPTION_FIELDS,
+        partial=request.method == "PATCH",
+        read_only=subscriptions.READ_ONLY,
+    )
+    webhook_id = request.path_params["webhook_id"]
+    return reply(subscriptions.update(_world(request), principal.client_id, webhook_id, values))
+
+
+@endpoint("update:sites")
+async def delete_webhook(request: Request, principal: Principal) -> Response:
+    subscriptions.delete(_world(request), principal.client_id, request.path_params["webhook_id"])
+    return no_content()
+
+
+@endpoint("update:sites")
+async def rotate_webhook_secret(request: Request, principal: Principal) -> Response:
+    webhook_id = request.path_params["webhook_id"]
+    return reply(subscriptions.rotate_secret(_world(request), principal.client_id, webhook_id))
+
+
+routes = [
+    route("/partner/v1/dealers/connect", PUT=connect_dealer),
+    route(_DEALER, GET=get_dealer, PATCH=update_dealer, PUT=update_dealer),
+    route(_DEALER + "/connect", DELETE=disconnect_dealer),
+    _collection(SITE, "sites", _dealer),
+    _item(SITE, "sites", _dealer),
+    route(
+        _DEALER + "/sites/{site_id}/arming-settings",
+        GET=get_arming,
+        PATCH=set_arming,
+        PUT=set_arming,
+    ),
+    _collection(CONTACT, "site_contacts", _site),
+    _item(CONTACT, "site_contacts", _site),
+    route(
+        _PATHS[DEVICE],
+        POST=create_devices,
+        GET=_lister(DEVICE, "devices", _site),
+        PATCH=update_devices,
+        DELETE=delete_devices,
+    ),
+    _item(DEVICE, "devices", _site),
+    _collection(STATION, "monitoring_stations", _dealer),
+    _item(STATION, "monitoring_stations", _dealer),
+    route("/partner/v1/webhooks", POST=create_webhook, GET=list_webhooks),
+    route(
+        "/partner/v1/webhooks/{webhook_id}",
+        GET=get_webhook,
+        PATCH=update_webhook,
+        PUT=update_webhook,
+        DELETE=delete_webhook,
+    ),
+    route("/partner/v1/webhooks/{webhook_id}/rotate-secret", POST=rotate_webhook_secret),
+]

@@ -1,0 +1,94 @@
+"""``create_app(settings)``: the one place where the store, clock, keys, guard and surfaces
+are wired together into a Starlette app that owns them (``app.state.services``)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from sandbox.api import control, oauth, partner
+from sandbox.api.common import Services
+from sandbox.api.middleware import RequestContext
+from sandbox.auth.clients import ensure_credentials
+from sandbox.auth.guard import Guard
+from sandbox.auth.oauth import TokenEndpoint
+from sandbox.auth.tokens import KeyRing
+from sandbox.clock import Clock, make_clock
+from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
+from sandbox.settings import Settings
+from sandbox.store import Store
+from sandbox.world import World
+from sandbox.world.seed import seed_world
+
+
+def _request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "req_unknown"))
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(_request_id(request)), exc.status, headers=exc.headers)
+
+
+async def _oauth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OAuthError)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.basic_challenge:
+        headers["WWW-Authenticate"] = 'Basic realm="chekt"'
+    body = {"error": exc.error, "error_description": exc.description}
+    return JSONResponse(body, exc.status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: ApiError
+    if exc.status_code == 404:
+        error = NotFound(f"no endpoint at {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = ApiError(str(exc.detail))
+        error.status = exc.status_code
+        error.code = "bad_request" if exc.status_code == 400 else "http_error"
+    return await _api_error(request, error)
+
+
+def build_services(
+    settings: Settings, store: Store | None = None, clock: Clock | None = None
+) -> Services:
+    store = store or Store(settings.db)
+    clock = clock or make_clock(settings.clock)
+    world = World(store, clock, settings.timestamp_style)
+    if store.get_meta("seed") != str(settings.seed):
+        seed_world(world, settings.seed, settings.dealers, settings.sites_per_dealer)
+        store.set_meta("seed", str(settings.seed))
+    ensure_credentials(world, settings)
+    keys = KeyRing(store, clock.now())
+    return Services(
+        settings=settings,
+        world=world,
+        keys=keys,
+        guard=Guard(world, keys, settings),
+        tokens=TokenEndpoint(world, keys, settings),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, store: Store | None = None, clock: Clock | None = None
+) -> Starlette:
+    settings = settings or Settings()
+    app = Starlette(
+        routes=[*oauth.routes, *partner.routes, *control.routes],
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={
+            ApiError: _api_error,
+            OAuthError: _oauth_error,
+            HTTPException: _http_error,
+        },
+    )
+    app.state.services = build_services(settings, store, clock)
+    app.state.server_errors = []
+    return app

@@ -1,0 +1,242 @@
+"""Registered applications and their API keys: seeded ones, ones pinned in the settings
+file, and the dealer connections that give platform partners their reach.
+
+Credentials survive a world reset; connections are part of the world and are restored by
+:func:`ensure_credentials` after every reseed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.auth.keys import is_well_formed, new_api_key
+from sandbox.settings import Settings, SettingsError
+from sandbox.world import World, dealers
+
+RESOURCES = ("sites", "site_contacts", "devices", "monitoring_stations")
+PARTNER_SCOPES = (
+    "read:dealer",
+    "update:dealer",
+    *(f"{verb}:{noun}" for noun in RESOURCES for verb in ("create", "read", "update", "delete")),
+)
+SEEDED_PARTNER = "sandbox-platform-partner"
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    client_secret: str | None
+    kind: str
+    name: str
+    scopes: tuple[str, ...]
+    dealer_id: int | None
+
+
+def get_client(world: World, client_id: str) -> Client | None:
+    row = world.store.one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
+    if row is None:
+        return None
+    return Client(
+        client_id=row["client_id"],
+        client_secret=row["client_secret"],
+        kind=row["kind"],
+        name=row["name"],
+        scopes=tuple(row["scopes"].split()),
+        dealer_id=row["dealer_id"],
+    )
+
+
+def get_api_key(world: World, key: str) -> dict[str, Any] | None:
+    """The live record of ``key``, or None when unknown or past its rotation grace."""
+    row = world.store.one("SELECT * FROM api_keys WHERE key = ?", (key,))
+    if row is None or (row["expires_at"] is not None and row["expires_at"] <= world.now()):
+        return None
+    return row
+
+
+def _check_scopes(scopes: tuple[str, ...] | None, where: str) -> tuple[str, ...]:
+    if scopes is None:
+        return PARTNER_SCOPES
+    for scope in scopes:
+        if scope not in PARTNER_SCOPES:
+            raise SettingsError(f"{where}: unknown scope {scope!r}")
+    return scopes
+
+
+def _check_dealer(world: World, dealer_id: int, where: str) -> None:
+    if world.store.scalar("SELECT 1 FROM dealers WHERE dealer_id = ?", (dealer_id,)) is None:
+        known = [r["dealer_id"] for r in world.store.all("SELECT dealer_id FROM dealers")]
+        raise SettingsError(f"{where}: dealer {dealer_id} is not in the world (dealers: {known})")
+
+
+def _save_client(world: World, client: Client, origin: str) -> None:
+    world.store.execute(
+        "INSERT INTO clients (client_id, client_secret, kind, name, scopes, dealer_id, origin, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(client_id) DO UPDATE SET "
+        "client_secret = excluded.client_secret, kind = excluded.kind, name = excluded.name, "
+        "scopes = excluded.scopes, dealer_id = excluded.dealer_id, origin = excluded.origin",
+        (
+            client.client_id,
+            client.client_secret,
+            client.kind,
+            client.name,
+            " ".join(client.scopes),
+            client.dealer_id,
+            origin,
+            world.now(),
+        ),
+    )
+
+
+def _save_key(
+    world: World,
+    key: str,
+    client_id: str,
+    dealer_id: int,
+    scopes: tuple[str, ...],
+    name: str,
+    origin: str,
+) -> None:
+    world.store.execute(
+        "INSERT INTO api_keys (key, client_id, dealer_id, scopes, name, origin, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+        "client_id = excluded.client_id, dealer_id = excluded.dealer_id, "
+        "scopes = excluded.scopes, name = excluded.name, expires_at = NULL",
+        (key, client_id, dealer_id, " ".join(scopes), name, origin, world.now()),
+    )
+
+
+def _seed(world: World) -> None:
+    """Create the sandbox's own demo credentials once per store."""
+    if world.store.scalar("SELECT 1 FROM clients WHERE origin = 'seeded'") is not None:
+        return
+    first = int(world.store.scalar("SELECT MIN(dealer_id) FROM dealers"))
+    partner = Client(
+        SEEDED_PARTNER,
+        "sandbox_" + secrets.token_urlsafe(24),
+        "platform_partner",
+        "Sandbox platform partner",
+        PARTNER_SCOPES,
+        None,
+    )
+    app = Client(
+        f"sandbox-dealer-app-{first}",
+        "sandbox_" + secrets.token_urlsafe(24),
+        "dealer_app",
+        f"Sandbox dealer app for dealer {first}",
+        PARTNER_SCOPES,
+        first,
+    )
+    _save_client(world, partner, "seeded")
+    _save_client(world, app, "seeded")
+    _save_key(world, new_api_key(), app.client_id, first, PARTNER_SCOPES, "seeded", "seeded")
+
+
+def ensure_credentials(world: World, settings: Settings) -> None:
+    """Make the seeded and configured credentials and their dealer connections exist."""
+    with world.store.transaction():
+        _seed(world)
+        dealer_ids = [
+            r["dealer_id"]
+            for r in world.store.all("SELECT dealer_id FROM dealers ORDER BY dealer_id")
+        ]
+        for dealer_id in dealer_ids[:-1] or dealer_ids:
+            dealers.connect(world, dealer_id, SEEDED_PARTNER, f"ext-{dealer_id}")
+        for spec in settings.clients:
+            where = f"clients[{spec.client_id}]"
+            for dealer_id in spec.dealer_ids:
+                _check_dealer(world, dealer_id, where)
+            client = Client(
+                spec.client_id,
+                spec.client_secret,
+                spec.kind,
+                spec.name or spec.client_id,
+                _check_scopes(spec.scopes, where),
+                spec.dealer_ids[0] if spec.kind == "dealer_app" else None,
+            )
+            _save_client(world, client, "config")
+            if spec.kind == "platform_partner":
+                for dealer_id in spec.dealer_ids:
+                    dealers.connect(world, dealer_id, spec.client_id, f"ext-{dealer_id}")
+        for number, key_spec in enumerate(settings.api_keys):
+            where = f"api_keys[{key_spec.name or number}]"
+            if not is_well_formed(key_spec.key):
+                raise SettingsError(
+                    f"{where}: {key_spec.key[:14]}… is not a well-formed sandbox key (chekt_test_ "
+                    f"+ 26 characters + checksum); for example: {new_api_key()}"
+                )
+            _check_dealer(world, key_spec.dealer_id, where)
+            owner = f"config-key-app-{key_spec.dealer_id}"
+            scopes = _check_scopes(key_spec.scopes, where)
+            _save_client(
+                world,
+                Client(
+                    owner,
+                    None,
+                    "dealer_app",
+                    f"API keys for dealer {key_spec.dealer_id}",
+                    PARTNER_SCOPES,
+                    key_spec.dealer_id,
+                ),
+                "config",
+            )
+            _save_key(
+                world,
+                key_spec.key,
+                owner,
+                key_spec.dealer_id,
+                scopes,
+                key_spec.name or f"config-{number}",
+                "config",
+            )
+
+
+def credentials(world: World) -> dict[str, Any]:
+    """Everything a developer needs to call the sandbox: the body of /_sandbox/credentials."""
+    keys = world.store.all("SELECT * FROM api_keys ORDER BY created_at, key")
+    clients = world.store.all("SELECT * FROM clients ORDER BY created_at, client_id")
+    users = world.store.all("SELECT * FROM users ORDER BY dealer_id, user_id")
+    return {
+        "api_keys": [
+            {
+                "key": k["key"],
+                "client_id": k["client_id"],
+                "dealer_id": k["dealer_id"],
+                "scopes": k["scopes"].split(),
+                "name": k["name"],
+                "origin": k["origin"],
+                "expires_at": k["expires_at"],
+            }
+            for k in keys
+            if k["expires_at"] is None or k["expires_at"] > world.now()
+        ],
+        "clients": [
+            {
+                "client_id": c["client_id"],
+                "client_secret": c["client_secret"],
+                "kind": c["kind"],
+                "name": c["name"],
+                "dealer_ids": (
+                    [c["dealer_id"]]
+                    if c["kind"] == "dealer_app"
+                    else dealers.connected_dealers(world, c["client_id"])
+                ),
+                "scopes": c["scopes"].split(),
+                "origin": c["origin"],
+            }
+            for c in clients
+            if c["client_secret"] is not None
+        ],
+        "users": [
+            {
+                "user_id": u["user_id"],
+                "email": u["email"],
+                "name": u["name"],
+                "dealer_id": u["dealer_id"],
+                "role": u["role"],
+            }
+            for u in users
+        ],
+    }

@@ -1,0 +1,114 @@
+"""Who is calling: turns an ``Authorization`` header into a ``Principal`` or a 401.
+
+The bearer value decides the tier: ``chekt_test_…`` is an API key, anything else must be a
+JWT this sandbox issued. Verified JWTs are cached (keyed by issuer and token, honouring ``exp``)
+because RSA verification on every request would cost most of the throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.auth.clients import get_api_key, get_client
+from sandbox.auth.keys import LIVE_PREFIX, TEST_PREFIX, is_well_formed
+from sandbox.auth.tokens import KeyRing, TokenInvalid
+from sandbox.errors import PermissionDenied, Unauthorized
+from sandbox.settings import Settings
+from sandbox.world import World
+
+_CACHE_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    kind: str  # dealer_app | platform_partner
+    tier: str  # api_key | oauth
+    scopes: frozenset[str]
+    dealer_id: int | None  # set when the credential reaches exactly one dealer
+    expires_at: float | None = None
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise PermissionDenied(f"this credential lacks the {scope!r} scope", scope=scope)
+
+
+class Guard:
+    def __init__(self, world: World, keys: KeyRing, settings: Settings) -> None:
+        self.world = world
+        self.keys = keys
+        self.settings = settings
+        self._verified: dict[str, Principal] = {}
+
+    def forget(self) -> None:
+        """Drop cached verifications (after a reset, a revocation or a key change)."""
+        self._verified.clear()
+
+    def authenticate(self, authorization: str | None, issuer: str) -> Principal:
+        if not authorization:
+            raise Unauthorized("send Authorization: Bearer <API key or access token>")
+        scheme, _, credential = authorization.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise Unauthorized(
+                "the Authorization header must be 'Bearer <API key or access token>'",
+                code="invalid_token",
+                error="invalid_request",
+            )
+        if credential.startswith(LIVE_PREFIX):
+            raise Unauthorized(
+                "production (chekt_live_) credentials are never accepted by the sandbox",
+                code="live_credentials_not_accepted",
+                error="invalid_token",
+            )
+        if credential.startswith(TEST_PREFIX):
+            return self._api_key(credential)
+        return self._jwt(credential, issuer)
+
+    def _api_key(self, key: str) -> Principal:
+        record = get_api_key(self.world, key) if is_well_formed(key) else None
+        if record is None:
+            raise Unauthorized(
+                "the API key is unknown, malformed or revoked",
+                code="invalid_api_key",
+                error="invalid_token",
+            )
+        return Principal(
+            client_id=record["client_id"],
+            kind="dealer_app",
+            tier="api_key",
+            scopes=frozenset(record["scopes"].split()),
+            dealer_id=record["dealer_id"],
+        )
+
+    def _jwt(self, token: str, issuer: str) -> Principal:
+        now = self.world.now()
+        cache_key = f"{issuer} {token}"
+        cached = self._verified.get(cache_key)
+        if cached is not None and cached.expires_at is not None and cached.expires_at > now:
+            return cached
+        try:
+            claims = self.keys.verify(
+                token, now=now, issuer=issuer, audiences=self.settings.audiences
+            )
+        except TokenInvalid as exc:
+            raise Unauthorized(str(exc), code="invalid_token", error="invalid_token") from None
+        client = get_client(self.world, str(claims.get("azp", "")))
+        if client is None:
+            raise Unauthorized(
+                "the client this token was issued to no longer exists",
+                code="invalid_token",
+                error="invalid_token",
+            )
+        principal = Principal(
+            client_id=client.client_id,
+            kind=client.kind,
+            tier="oauth",
+            scopes=frozenset(str(claims.get("scope", "")).split()),
+            dealer_id=client.dealer_id,
+            expires_at=float(claims["exp"]),
+        )
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[cache_key] = principal
+        return principal

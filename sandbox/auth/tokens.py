@@ -1,0 +1,161 @@
+"""The sandbox's own signing keys, the access tokens it issues, and the JWKS it publishes.
+
+Keys live in the store so tokens stay valid across a restart of ``serve --db``. Expiry is
+checked against the sandbox clock (not PyJWT's wall clock), so a virtual clock can expire a
+token without waiting.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from sandbox.store import Store
+
+ALGORITHM = "RS256"
+
+
+class TokenInvalid(Exception):
+    """The token is not one this sandbox issued, or is no longer valid."""
+
+
+def _b64(number: int) -> str:
+    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey
+    status: str
+
+    def jwk(self) -> dict[str, str]:
+        numbers = self.private.public_key().public_numbers()
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "use": "sig",
+            "alg": ALGORITHM,
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+        }
+
+
+def _new_key(status: str) -> tuple[SigningKey, str]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    kid = "sbx-" + hashlib.sha256(pem.encode()).hexdigest()[:16]
+    return SigningKey(kid, private, status), pem
+
+
+class KeyRing:
+    """The published signing keys; exactly one is ``current`` and signs new tokens."""
+
+    def __init__(self, store: Store, now: float) -> None:
+        self._store = store
+        self._keys: dict[str, SigningKey] = {}
+        self._load()
+        if not any(k.status == "current" for k in self._keys.values()):
+            key, pem = _new_key("current")
+            store.insert(
+                "signing_keys",
+                {
+                    "kid": key.kid,
+                    "alg": ALGORITHM,
+                    "private_pem": pem,
+                    "status": "current",
+                    "created_at": now,
+                },
+            )
+            self._keys[key.kid] = key
+
+    def _load(self) -> None:
+        for row in self._store.all(
+            "SELECT * FROM signing_keys WHERE status != 'retired' ORDER BY created_at"
+        ):
+            private = serialization.load_pem_private_key(row["private_pem"].encode(), None)
+            assert isinstance(private, rsa.RSAPrivateKey)
+            self._keys[row["kid"]] = SigningKey(row["kid"], private, row["status"])
+
+    @property
+    def current(self) -> SigningKey:
+        return next(k for k in self._keys.values() if k.status == "current")
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.jwk() for key in self._keys.values()]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        key = self.current
+        return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+    def verify(
+        self, token: str, *, now: float, issuer: str, audiences: tuple[str, ...]
+    ) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid("the token is not a well-formed JWT") from exc
+        key = self._keys.get(str(header.get("kid")))
+        if key is None or header.get("alg") != ALGORITHM:
+            raise TokenInvalid("the token was not signed by a key this sandbox publishes")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private.public_key(),
+                algorithms=[ALGORITHM],
+                audience=list(audiences),
+                issuer=issuer,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["exp", "iat", "iss", "aud", "sub"],
+                },
+            )
+        except jwt.InvalidAudienceError as exc:
+            raise TokenInvalid("the token's audience is not this API") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenInvalid(f"the token was not issued by {issuer}") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenInvalid(f"the token is invalid: {exc}") from exc
+        if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
+            raise TokenInvalid("the token has expired")
+        return claims
+
+
+def access_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    audience: str,
+    client_id: str,
+    scopes: tuple[str, ...],
+    now: float,
+    lifetime: int,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    issued = int(now)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "azp": client_id,
+        "scope": " ".join(scopes),
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": str(uuid.uuid4()),
+    }
+    claims.update(extra or {})
+    return claims

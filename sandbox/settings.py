@@ -1,0 +1,252 @@
+"""One ``Settings`` object, assembled from a file, the environment and explicit overrides.
+
+Precedence, lowest first: defaults < ``--config`` file (YAML or TOML) < ``CHEKT_SANDBOX_*``
+environment variables < CLI flags / keyword overrides. Clients and API keys can only come
+from the file (they are lists of records), so a team can pin its credentials in its repo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "CHEKT_SANDBOX_"
+LIVE_PREFIX = "chekt_live_"
+CLIENT_KINDS = ("dealer_app", "platform_partner")
+
+
+class SettingsError(ValueError):
+    """A configuration problem, worded for the person who wrote the configuration."""
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """An OAuth client pinned in the settings file."""
+
+    client_id: str
+    client_secret: str
+    kind: str = "platform_partner"
+    dealer_ids: tuple[int, ...] = ()
+    scopes: tuple[str, ...] | None = None  # None: every Partner API scope
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiKeySpec:
+    """An API key pinned in the settings file; it reaches exactly one dealer."""
+
+    key: str
+    dealer_id: int
+    scopes: tuple[str, ...] | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    seed: int = 42
+    db: str | None = None  # None: an in-memory store
+    clock: str = "system"
+    issuer: str | None = None  # None: the origin each request used
+    audience: str = "https://adc-m2m.chektdev.com/"
+    extra_audiences: tuple[str, ...] = ()
+    token_lifetime: int = 3600
+    timestamp_style: str = "iso"
+    error_style: str = "rfc"
+    partner_claim: str = "https://api.chektdev.com/claims/partner"
+    admin_token: str | None = None
+    idempotency_ttl: int = 86400
+    dealers: int = 3
+    sites_per_dealer: int = 5
+    clients: tuple[ClientSpec, ...] = ()
+    api_keys: tuple[ApiKeySpec, ...] = field(default=())
+
+    def with_port(self, port: int) -> Settings:
+        return dataclasses.replace(self, port=port)
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return (self.audience, *self.extra_audiences)
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+
+    @classmethod
+    def load(
+        cls,
+        config: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        values: dict[str, Any] = {}
+        if config is not None:
+            values.update(_read_file(Path(config)))
+        values.update(_from_env(os.environ if env is None else env))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values, source=str(config) if config is not None else "settings")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "settings") -> Settings:
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                hint = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise SettingsError(f"{source}: unknown setting {name!r}{tip}")
+            kwargs[name] = _coerce(name, raw, source)
+        settings = cls(**kwargs)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.clock not in ("system", "virtual"):
+            raise SettingsError(f"clock must be 'system' or 'virtual', not {self.clock!r}")
+        if self.error_style not in ("rfc", "auth0"):
+            raise SettingsError(f"error_style must be 'rfc' or 'auth0', not {self.error_style!r}")
+        if self.timestamp_style not in ("iso", "space"):
+            raise SettingsError("timestamp_style must be 'iso' or 'space'")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"port {self.port} is out of range")
+        if self.token_lifetime <= 0:
+            raise SettingsError("token_lifetime must be a positive number of seconds")
+        if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
+            raise SettingsError("dealers must be 1..1000 and sites_per_dealer 0..1000")
+        for client in self.clients:
+            if client.client_secret.startswith(LIVE_PREFIX):
+                raise SettingsError(
+                    f"client {client.client_id!r} has a chekt_live_ secret: the sandbox never "
+                    "accepts production credentials; use a test secret"
+                )
+            if client.kind not in CLIENT_KINDS:
+                raise SettingsError(
+                    f"client {client.client_id!r}: kind must be one of {', '.join(CLIENT_KINDS)}"
+                )
+            if client.kind == "dealer_app" and len(client.dealer_ids) != 1:
+                raise SettingsError(
+                    f"client {client.client_id!r}: a dealer_app reaches exactly one dealer"
+                )
+        for key in self.api_keys:
+            if key.key.startswith(LIVE_PREFIX):
+                raise SettingsError(
+                    "an api_keys entry is a chekt_live_ key: the sandbox never accepts production "
+                    "credentials; remove it and use a chekt_test_ key"
+                )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(
+            f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(Settings)} - {"clients", "api_keys"}
+    values: dict[str, Any] = {}
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :].lower()
+            if name in names:
+                values[name] = raw
+    return values
+
+
+_INTS = {"port", "seed", "token_lifetime", "idempotency_ttl", "dealers", "sites_per_dealer"}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    if name == "clients":
+        return tuple(_client(item, source) for item in _records(name, raw, source))
+    if name == "api_keys":
+        return tuple(_api_key(item, source) for item in _records(name, raw, source))
+    if name == "extra_audiences":
+        items = raw.split(",") if isinstance(raw, str) else raw
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    if name in _INTS:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: {name} must be an integer, not {raw!r}") from None
+    if raw is None:
+        return None
+    return str(raw)
+
+
+def _records(name: str, raw: Any, source: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise SettingsError(f"{source}: {name} must be a list of mappings")
+    return raw
+
+
+def _scopes(raw: Any, where: str) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    items = raw.split() if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(s, str) for s in items):
+        raise SettingsError(f"{where}: scopes must be a list or a space-separated string")
+    return tuple(items)
+
+
+def _client(item: dict[str, Any], source: str) -> ClientSpec:
+    where = f"{source}: clients[{item.get('client_id', '?')}]"
+    allowed = {f.name for f in dataclasses.fields(ClientSpec)}
+    _check_keys(item, allowed, where)
+    for required in ("client_id", "client_secret"):
+        if not isinstance(item.get(required), str) or not item[required]:
+            raise SettingsError(f"{where}: {required} is required (a string)")
+    dealer_ids = item.get("dealer_ids", ())
+    if not isinstance(dealer_ids, list | tuple) or not all(isinstance(d, int) for d in dealer_ids):
+        raise SettingsError(f"{where}: dealer_ids must be a list of integers")
+    return ClientSpec(
+        client_id=item["client_id"],
+        client_secret=item["client_secret"],
+        kind=str(item.get("kind", "platform_partner")),
+        dealer_ids=tuple(dealer_ids),
+        scopes=_scopes(item.get("scopes"), where),
+        name=item.get("name"),
+    )
+
+
+def _api_key(item: dict[str, Any], source: str) -> ApiKeySpec:
+    where = f"{source}: api_keys[{item.get('name', '?')}]"
+    _check_keys(item, {f.name for f in dataclasses.fields(ApiKeySpec)}, where)
+    if not isinstance(item.get("key"), str):
+        raise SettingsError(f"{where}: key is required (a string)")
+    if not isinstance(item.get("dealer_id"), int):
+        raise SettingsError(f"{where}: dealer_id is required (an integer)")
+    return ApiKeySpec(
+        key=item["key"],
+        dealer_id=item["dealer_id"],
+        scopes=_scopes(item.get("scopes"), where),
+        name=item.get("name"),
+    )
+
+
+def _check_keys(item: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in item:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise SettingsError(f"{where}: unknown field {key!r}{tip}")

@@ -1,0 +1,106 @@
+"""``Store``: the one SQLite connection the app owns.
+
+Every handler runs on the event loop thread, so one connection serves them all; the lock
+keeps the odd caller from another thread (the CLI, a test helper) safe. Writes that must be
+atomic go through :meth:`Store.transaction` (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sandbox.store.schema import SCHEMA, VIEWS, WORLD_TABLES
+
+Row = dict[str, Any]
+Params = Sequence[Any] | dict[str, Any]
+
+
+def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    return {column[0]: value for column, value in zip(cursor.description, values, strict=True)}
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = ":memory:" if path is None else str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = _dict_row
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.executescript(SCHEMA + VIEWS)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            outermost = self._depth == 0
+            if outermost:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if outermost:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outermost:
+                self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def insert(self, table: str, values: Row) -> int:
+        columns = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        cursor = self.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+        return int(cursor.lastrowid or 0)
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        with self._lock:
+            row: Row | None = self._conn.execute(sql, params).fetchone()
+            return row
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+    def get_meta(self, key: str) -> str | None:
+        value = self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def wipe_world(self) -> None:
+        with self.transaction():
+            for table in WORLD_TABLES:
+                self.execute(f"DELETE FROM {table}")
+            self.execute("DELETE FROM sqlite_sequence")
+
+    def dump(self, tables: Sequence[str]) -> dict[str, list[Row]]:
+        """Every row of the given tables, in key order: used to compare worlds."""
+        return {table: self.all(f"SELECT * FROM {table} ORDER BY rowid") for table in tables}

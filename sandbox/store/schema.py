@@ -1,0 +1,156 @@
+"""The SQLite schema. World tables are wiped and reseeded on reset; credential and key
+tables survive it."""
+
+WORLD_TABLES = (
+    "idempotency",
+    "webhooks",
+    "devices",
+    "contacts",
+    "sites",
+    "monitoring_stations",
+    "connections",
+    "users",
+    "dealers",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    alg TEXT NOT NULL,
+    private_pem TEXT NOT NULL,
+    status TEXT NOT NULL,          -- next | current | previous | retired
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY,
+    client_secret TEXT,
+    kind TEXT NOT NULL,            -- dealer_app | platform_partner
+    name TEXT NOT NULL,
+    scopes TEXT NOT NULL,          -- space separated
+    dealer_id INTEGER,             -- dealer apps only
+    origin TEXT NOT NULL,          -- seeded | config | control
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    dealer_id INTEGER NOT NULL,
+    scopes TEXT NOT NULL,
+    name TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL                -- set when rotated away (24 h grace)
+);
+CREATE TABLE IF NOT EXISTS dealers (
+    dealer_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    company_name TEXT NOT NULL,
+    company_address1 TEXT,
+    company_address2 TEXT,
+    company_email TEXT,
+    company_phone_number TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY,
+    dealer_id INTEGER NOT NULL REFERENCES dealers(dealer_id) ON DELETE CASCADE,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS connections (
+    client_id TEXT NOT NULL,
+    dealer_id INTEGER NOT NULL REFERENCES dealers(dealer_id) ON DELETE CASCADE,
+    external_dealer_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (client_id, dealer_id),
+    UNIQUE (client_id, external_dealer_id)
+);
+CREATE TABLE IF NOT EXISTS monitoring_stations (
+    monitoring_station_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dealer_id INTEGER NOT NULL REFERENCES dealers(dealer_id) ON DELETE CASCADE,
+    external_monitoring_station_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    prefix TEXT,
+    linecard TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (dealer_id, external_monitoring_station_id)
+);
+CREATE TABLE IF NOT EXISTS sites (
+    site_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dealer_id INTEGER NOT NULL REFERENCES dealers(dealer_id) ON DELETE CASCADE,
+    external_site_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    monitoring_station_id INTEGER REFERENCES monitoring_stations(monitoring_station_id)
+        ON DELETE SET NULL,
+    account_number TEXT,
+    address1 TEXT,
+    address2 TEXT,
+    is_activated INTEGER NOT NULL DEFAULT 0,
+    security_type INTEGER NOT NULL DEFAULT 3,
+    created_at REAL NOT NULL,
+    UNIQUE (dealer_id, external_site_id),
+    UNIQUE (monitoring_station_id, account_number)
+);
+CREATE INDEX IF NOT EXISTS sites_by_dealer ON sites (dealer_id, site_id);
+CREATE TABLE IF NOT EXISTS contacts (
+    contact_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site_id INTEGER NOT NULL REFERENCES sites(site_id) ON DELETE CASCADE,
+    external_contact_id TEXT NOT NULL,
+    first_name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    phone_number TEXT,
+    email TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (site_id, external_contact_id)
+);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site_id INTEGER NOT NULL REFERENCES sites(site_id) ON DELETE CASCADE,
+    external_device_id TEXT NOT NULL,
+    device_type TEXT NOT NULL,
+    zone_number TEXT NOT NULL,
+    additional_zone_numbers TEXT,
+    name TEXT,
+    mac TEXT,
+    manufacturer TEXT,
+    model TEXT,
+    serial_number TEXT,
+    channels INTEGER,
+    created_at REAL NOT NULL,
+    UNIQUE (site_id, external_device_id)
+);
+CREATE TABLE IF NOT EXISTS webhooks (
+    webhook_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,          -- JSON array
+    secret TEXT NOT NULL,
+    status TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    client_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER,                -- NULL while the first request is in flight
+    body BLOB,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (client_id, method, path, key)
+);
+"""
+
+VIEWS = """
+CREATE VIEW IF NOT EXISTS site_view AS
+SELECT s.site_id, s.dealer_id, s.external_site_id, s.name, s.timezone,
+       s.monitoring_station_id, m.external_monitoring_station_id, s.account_number,
+       s.address1, s.address2, s.is_activated, s.security_type, s.created_at
+FROM sites s LEFT JOIN monitoring_stations m ON m.monitoring_station_id = s.monitoring_station_id;
+"""

@@ -1,0 +1,21 @@
+"""``World``: what every domain call needs — the store, the clock, the timestamp style."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sandbox.clock import Clock, iso
+from sandbox.store import Store
+
+
+@dataclass
+class World:
+    store: Store
+    clock: Clock
+    timestamp_style: str = "iso"
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def stamp(self, timestamp: float) -> str:
+        return iso(timestamp, self.timestamp_style)

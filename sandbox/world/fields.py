@@ -1,0 +1,116 @@
+"""Declarative request-body validation: every rule a field has, in one place, and one
+``ValidationFailed`` (422 + ``field``) for the first rule broken."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sandbox.errors import BadRequest, ValidationFailed
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: type = str
+    required: bool = False
+    max_length: int = 255
+    pattern: re.Pattern[str] | None = None
+    pattern_hint: str = ""
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def clean(self, value: Any) -> Any:
+        if value is None:
+            if self.required:
+                raise ValidationFailed(self.name, f"{self.name} is required and cannot be null")
+            return None
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationFailed(self.name, f"{self.name} must be an integer")
+            if self.minimum is not None and value < self.minimum:
+                raise ValidationFailed(self.name, f"{self.name} must be at least {self.minimum}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValidationFailed(self.name, f"{self.name} must be at most {self.maximum}")
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise ValidationFailed(self.name, f"{self.name} must be a string")
+            if self.required and not value.strip():
+                raise ValidationFailed(self.name, f"{self.name} cannot be empty")
+            if len(value) > self.max_length:
+                raise ValidationFailed(
+                    self.name, f"{self.name} is longer than {self.max_length} characters"
+                )
+            if _CONTROL.search(value):
+                raise ValidationFailed(self.name, f"{self.name} contains control characters")
+            if self.pattern is not None and not self.pattern.fullmatch(value):
+                raise ValidationFailed(self.name, f"{self.name} must be {self.pattern_hint}")
+        if self.choices is not None and value not in self.choices:
+            listed = ", ".join(repr(c) for c in self.choices)
+            raise ValidationFailed(self.name, f"{self.name} must be one of {listed}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ValidationFailed(self.name, f"{self.name} {problem}")
+        return value
+
+
+def validate(
+    body: Any,
+    fields: Sequence[Field],
+    *,
+    partial: bool = False,
+    read_only: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Clean a JSON object against ``fields``. ``partial`` is PATCH: nothing is required."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("the request body must be a JSON object")
+    by_name = {f.name: f for f in fields}
+    for name in body:
+        if name in read_only:
+            raise ValidationFailed(name, f"{name} is read-only and cannot be set")
+        if name not in by_name:
+            raise ValidationFailed(name, f"unknown field {name!r}")
+    cleaned: dict[str, Any] = {}
+    for f in fields:
+        if f.name in body:
+            cleaned[f.name] = f.clean(body[f.name])
+        elif f.required and not partial:
+            raise ValidationFailed(f.name, f"{f.name} is required")
+    return cleaned
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def iana_timezone(value: str) -> str | None:
+    return None if value in _timezones() else "must be an IANA time zone such as 'America/New_York'"
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PHONE = re.compile(r"\+?[0-9][0-9 ().-]{3,24}")
+ZONE = re.compile(r"\d{3}")
+ZONES = re.compile(r"\d{3}(,\d{3})*")
+MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
+ACCOUNT = re.compile(r"[0-9A-Za-z-]{1,16}")
+EXTERNAL_ID = re.compile(r"[^\s/?#]{1,128}")
+
+
+def external_id(name: str) -> Field:
+    return Field(
+        name,
+        required=True,
+        max_length=128,
+        pattern=EXTERNAL_ID,
+        pattern_hint="1-128 characters with no spaces, '/', '?' or '#'",
+    )

@@ -1,0 +1,153 @@
+"""List conventions of the Partner API: ``limit``/``offset`` paging with a total,
+``fields`` projection, ``filter=field:op:value`` and ``sort=-field``, compiled to SQL over
+a whitelist of columns (so names never come from the client)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.errors import ValidationFailed
+from sandbox.store import Row, Store
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_OPERATORS = {"eq": "=", "ne": "!=", "gt": ">", "lt": "<", "ge": ">=", "le": "<=", "like": "LIKE"}
+
+
+@dataclass
+class ListQuery:
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    fields: list[str] | None = None
+    filters: list[tuple[str, str, Any]] = field(default_factory=list)
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
+
+
+def _integer(name: str, raw: str, low: int, high: int | None) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(name, f"{name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValidationFailed(name, f"{name} must be {bound}")
+    return value
+
+
+LIST_PARAMETERS = ("limit", "offset", "fields", "filter", "sort")
+
+
+def parse_list_query(
+    params: Mapping[str, Sequence[str]],
+    columns: Mapping[str, type],
+    *,
+    known: Sequence[str] = LIST_PARAMETERS,
+) -> ListQuery:
+    """``columns`` maps each field of the listed objects to its type (all of them can be
+    projected, filtered and sorted on); ``known`` names the parameters this endpoint takes."""
+    for name in params:
+        if name not in known:
+            raise ValidationFailed(name, f"unknown query parameter {name!r}")
+    query = ListQuery()
+    if "limit" in params:
+        query.limit = _integer("limit", params["limit"][-1], 1, MAX_LIMIT)
+    if "offset" in params:
+        query.offset = _integer("offset", params["offset"][-1], 0, None)
+    if "fields" in params:
+        names = [n.strip() for raw in params["fields"] for n in raw.split(",") if n.strip()]
+        if not names:
+            raise ValidationFailed("fields", "fields must name at least one field")
+        for name in names:
+            if name not in columns:
+                raise ValidationFailed(
+                    "fields", f"unknown field {name!r}; use any of {_names(columns)}"
+                )
+        query.fields = names
+    for raw in params.get("filter", []):
+        for clause in raw.split(","):
+            query.filters.append(_filter(clause, columns))
+    for raw in params.get("sort", []):
+        for item in raw.split(","):
+            name = item.strip()
+            descending = name.startswith("-")
+            name = name.lstrip("+-")
+            if name not in columns:
+                raise ValidationFailed(
+                    "sort", f"cannot sort by {name!r}; use one of {_names(columns)}"
+                )
+            query.sort.append((name, descending))
+    return query
+
+
+def _filter(clause: str, columns: Mapping[str, type]) -> tuple[str, str, Any]:
+    parts = clause.split(":", 2)
+    if len(parts) != 3:
+        raise ValidationFailed("filter", f"filter {clause!r} must look like field:op:value")
+    name, op, raw = parts
+    if name not in columns:
+        raise ValidationFailed("filter", f"cannot filter on {name!r}; use one of {_names(columns)}")
+    if op not in _OPERATORS:
+        raise ValidationFailed(
+            "filter", f"unknown filter operator {op!r}; use one of {', '.join(_OPERATORS)}"
+        )
+    value: Any = raw
+    if op == "like":
+        value = raw.replace("*", "%")
+    elif columns[name] is float:
+        value = _timestamp(raw)
+    elif columns[name] is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValidationFailed(
+                "filter", f"{name} compares with integers, not {raw!r}"
+            ) from None
+    return name, _OPERATORS[op], value
+
+
+def _timestamp(raw: str) -> float:
+    try:
+        moment = datetime.fromisoformat(raw.replace(" ", "T"))
+    except ValueError:
+        raise ValidationFailed("filter", f"{raw!r} is not an ISO-8601 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _names(columns: Mapping[str, type]) -> str:
+    return ", ".join(sorted(columns))
+
+
+def fetch_page(
+    store: Store,
+    source: str,
+    select: str,
+    where: str,
+    params: Sequence[Any],
+    query: ListQuery,
+    id_column: str,
+) -> tuple[list[Row], int]:
+    """One page of ``source`` rows matching ``where`` and the query's filters, plus the total."""
+    clauses = [where]
+    values = list(params)
+    for name, op, value in query.filters:
+        clauses.append(f"{name} {op} ?")
+        values.append(value)
+    condition = " AND ".join(clauses)
+    total = int(store.scalar(f"SELECT COUNT(*) FROM {source} WHERE {condition}", values))
+    order = [f"{name} {'DESC' if desc else 'ASC'}" for name, desc in query.sort]
+    order.append(id_column)
+    rows = store.all(
+        f"SELECT {select} FROM {source} WHERE {condition} "
+        f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
+        [*values, query.limit, query.offset],
+    )
+    return rows, total
+
+
+def project(item: dict[str, Any], names: list[str] | None) -> dict[str, Any]:
+    return item if names is None else {name: item[name] for name in names}

@@ -1,0 +1,164 @@
+"""Webhook subscriptions: which URL hears which events, signed with which secret.
+
+A subscription belongs to the client that made it; another client sees a 404. The secret
+is returned only on creation and rotation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from sandbox.errors import NotFound, ValidationFailed
+from sandbox.store import Row
+from sandbox.world.context import World
+from sandbox.world.fields import Field
+
+EVENT_TYPES = (
+    "alarm.created",
+    "alarm.acknowledged",
+    "alarm.dispatched",
+    "alarm.resolved",
+    "device.online",
+    "device.offline",
+    "device.firmware_updated",
+    "verification.requested",
+    "snapshot.created",
+    "site.armed",
+    "site.disarmed",
+)
+PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
+STATUSES = ("enabled", "disabled")
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http or https URL"
+    if not parts.hostname:
+        return "must name a host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials; use the signing secret to authenticate deliveries"
+    if port == 0:
+        return "must not use port 0"
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return None
+    if address.is_link_local or address.is_multicast or address.is_unspecified:
+        return "points at a link-local, multicast or unspecified address, which is never allowed"
+    return None
+
+
+def _events_problem(events: Any) -> str | None:
+    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
+        return "must be an array of event type names"
+    unknown = [e for e in events if e not in EVENT_TYPES]
+    if unknown:
+        return f"has unknown event type {unknown[0]!r}; known types: {', '.join(EVENT_TYPES)}"
+    return None
+
+
+SUBSCRIPTION_FIELDS = (
+    Field("url", required=True, max_length=2048, check=_url_problem),
+    Field("events", kind=list, check=_events_problem),
+    Field("secret", max_length=256),
+    Field("profile", choices=PROFILES),
+    Field("status", choices=STATUSES),
+)
+READ_ONLY = ("webhook_id", "created_at")
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def _public(world: World, row: Row, *, with_secret: bool = False) -> dict[str, Any]:
+    item = {
+        "webhook_id": row["webhook_id"],
+        "url": row["url"],
+        "events": json.loads(row["events"]),
+        "status": row["status"],
+        "profile": row["profile"],
+        "created_at": world.stamp(row["created_at"]),
+    }
+    if with_secret:
+        item["secret"] = row["secret"]
+    return item
+
+
+def _row(world: World, client_id: str, webhook_id: str) -> Row:
+    row = world.store.one(
+        "SELECT * FROM webhooks WHERE webhook_id = ? AND client_id = ?", (webhook_id, client_id)
+    )
+    if row is None:
+        raise NotFound(f"webhook {webhook_id} was not found")
+    return row
+
+
+def create(world: World, client_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    secret = values.get("secret")
+    if secret is not None and len(secret) < 16:
+        raise ValidationFailed("secret", "secret must be at least 16 characters")
+    row = {
+        "webhook_id": "wh_" + secrets.token_hex(8),
+        "client_id": client_id,
+        "url": values["url"],
+        "events": json.dumps(values.get("events") or list(EVENT_TYPES)),
+        "secret": secret or new_secret(),
+        "status": values.get("status") or "enabled",
+        "profile": values.get("profile") or "chekt-apps",
+        "created_at": world.now(),
+    }
+    world.store.insert("webhooks", row)
+    return _public(world, row, with_secret=True)
+
+
+def get(world: World, client_id: str, webhook_id: str) -> dict[str, Any]:
+    return _public(world, _row(world, client_id, webhook_id))
+
+
+def list_for(world: World, client_id: str) -> list[dict[str, Any]]:
+    rows = world.store.all(
+        "SELECT * FROM webhooks WHERE client_id = ? ORDER BY created_at, webhook_id", (client_id,)
+    )
+    return [_public(world, row) for row in rows]
+
+
+def update(world: World, client_id: str, webhook_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    _row(world, client_id, webhook_id)
+    changes = dict(values)
+    if "secret" in changes:
+        raise ValidationFailed("secret", "change the secret with POST …/rotate-secret")
+    if "events" in changes:
+        changes["events"] = json.dumps(changes["events"] or list(EVENT_TYPES))
+    for name in ("url", "status", "profile"):
+        if name in changes and changes[name] is None:
+            raise ValidationFailed(name, f"{name} cannot be null")
+    if changes:
+        assignments = ", ".join(f"{name} = :{name}" for name in changes)
+        world.store.execute(
+            f"UPDATE webhooks SET {assignments} WHERE webhook_id = :_id",
+            {**changes, "_id": webhook_id},
+        )
+    return get(world, client_id, webhook_id)
+
+
+def delete(world: World, client_id: str, webhook_id: str) -> None:
+    _row(world, client_id, webhook_id)
+    world.store.execute("DELETE FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+
+
+def rotate_secret(world: World, client_id: str, webhook_id: str) -> dict[str, Any]:
+    _row(world, client_id, webhook_id)
+    world.store.execute(
+        "UPDATE webhooks SET secret = ? WHERE webhook_id = ?", (new_secret(), webhook_id)
+    )
+    return _public(world, _row(world, client_id, webhook_id), with_secret=True)

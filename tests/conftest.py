@@ -1,0 +1,89 @@
+"""Shared fixtures: a real app per test (fresh in-memory store) and its credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from sandbox import Settings, create_app
+from sandbox.auth.keys import new_api_key
+from sandbox.settings import ApiKeySpec, ClientSpec
+
+READ_ONLY_KEY = new_api_key()
+OTHER_DEALER_KEY = new_api_key()
+
+TEST_SETTINGS = Settings(
+    clients=(
+        ClientSpec(
+            client_id="narrow-partner",
+            client_secret="narrow-secret-0123456789",
+            kind="platform_partner",
+            dealer_ids=(1001,),
+            scopes=("read:dealer", "read:sites"),
+        ),
+        ClientSpec(
+            client_id="dealer-app-1002",
+            client_secret="dealer-app-secret-0123456789",
+            kind="dealer_app",
+            dealer_ids=(1002,),
+        ),
+    ),
+    api_keys=(
+        ApiKeySpec(key=READ_ONLY_KEY, dealer_id=1001, scopes=("read:sites",), name="read-only"),
+        ApiKeySpec(key=OTHER_DEALER_KEY, dealer_id=1003, name="dealer-1003"),
+    ),
+)
+
+
+class Api:
+    """A TestClient plus the sandbox's credentials, with short helpers for auth headers."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.creds: dict[str, Any] = client.get("/_sandbox/credentials").json()
+        seeded = next(k for k in self.creds["api_keys"] if k["origin"] == "seeded")
+        self.key: str = seeded["key"]
+        self.partner = next(
+            c for c in self.creds["clients"] if c["client_id"] == "sandbox-platform-partner"
+        )
+
+    def token(self, client_id: str | None = None, **form: str) -> str:
+        client = next(
+            c
+            for c in self.creds["clients"]
+            if c["client_id"] == (client_id or self.partner["client_id"])
+        )
+        response = self.client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client["client_id"],
+                "client_secret": client["client_secret"],
+                **form,
+            },
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    @staticmethod
+    def bearer(credential: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {credential}"}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return TEST_SETTINGS
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client)

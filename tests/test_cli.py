@@ -1,0 +1,183 @@
+"""``chekt-sandbox serve`` as a user runs it: a real process on a free port, the README's
+commands run as written, clean shutdown, and refusal of production credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from subprocess import PIPE, STDOUT, Popen
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from sandbox.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).with_name("chekt-sandbox"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, process: Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"serve exited early: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if httpx.get(f"{url}/.well-known/jwks.json", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("serve did not become ready within 20 s")
+
+
+@contextmanager
+def serving(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Popen[str]]]:
+    """``chekt-sandbox serve`` on a free port (unless the environment names one)."""
+    port = int((env or {}).get("CHEKT_SANDBOX_PORT", 0)) or _free_port()
+    command = [CLI, "serve", *args]
+    if not env:
+        command += ["--port", str(port)]
+    with Popen(command, env=env, stdout=PIPE, stderr=STDOUT, text=True) as process:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, process)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Popen[str]]]:
+    with serving("--db", str(tmp_path_factory.mktemp("serve") / "sandbox.db")) as running:
+        yield running
+
+
+def _readme_block(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- readme-test: {name} -->\n```bash\n(.*?)```", text, re.S)
+    assert match, f"README block {name!r} not found"
+    return match.group(1)
+
+
+def _run_block(name: str, url: str) -> str:
+    script = _readme_block(name).replace("http://127.0.0.1:8765", url)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_readme_token_lines_work_as_written(served: tuple[str, Popen[str]]) -> None:
+    sites = json.loads(_run_block("token", served[0]))
+    assert len(sites) == 5
+    assert all(set(site) == {"site_id", "name", "timezone"} for site in sites)
+
+
+def test_readme_api_key_lines_work_as_written(served: tuple[str, Popen[str]]) -> None:
+    site = json.loads(_run_block("api-key", served[0]))
+    assert site["external_site_id"] == "my-site-1" and site["timezone"] == "Europe/Berlin"
+
+
+def test_banner_and_its_curl_work(served: tuple[str, Popen[str]]) -> None:
+    url, process = served
+    credentials = httpx.get(f"{url}/_sandbox/credentials").json()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert f"base URL    {url}" in output
+    assert f"issuer      {url}/" in output
+    assert credentials["api_keys"][0]["key"] in output
+    assert "Traceback" not in output
+    curl = output.split("Get a token and list a dealer's sites:\n", 1)[1].split("\n\n")[0]
+    script = "\n".join(line.strip() for line in curl.splitlines())
+    assert "TOKEN=$(curl" in script and "/partner/v1/dealers/1001/sites" in script
+
+
+def test_banner_curl_runs() -> None:
+    with serving("--db", ":memory:") as (_, process):
+        assert process.stdout is not None
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            banner += process.stdout.readline()
+        curl = banner.split("Get a token and list a dealer's sites:\n", 1)[1].split("\n\n")[0]
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", curl], capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 5
+
+
+def test_live_key_in_config_refuses_to_start(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.yaml"
+    config.write_text(
+        "api_keys:\n  - key: chekt_live_0123456789abcdefghijklmnopqrstuv\n    dealer_id: 1001\n"
+    )
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--port", "0"])
+    assert result.exit_code == 1
+    assert "never accepts production credentials" in result.output
+    assert "chekt_live_0123456789abcdefghijklmnopqrstuv" not in result.output
+
+
+def test_non_loopback_bind_needs_an_admin_token() -> None:
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "0"])  # noqa: S104
+    assert result.exit_code == 1
+    assert "--admin-token" in result.output
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port), "--db", ":memory:"])
+    assert result.exit_code == 1
+    assert "cannot serve" in result.output
+
+
+def test_help_documents_every_flag() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    for flag in (
+        "--host",
+        "--port",
+        "--seed",
+        "--config",
+        "--db",
+        "--clock",
+        "--issuer",
+        "--admin-token",
+    ):
+        assert flag in result.output
+
+
+def test_environment_configures_serve() -> None:
+    env = {
+        **os.environ,
+        "CHEKT_SANDBOX_PORT": str(_free_port()),
+        "CHEKT_SANDBOX_SEED": "5",
+        "CHEKT_SANDBOX_DB": ":memory:",
+    }
+    with serving(env=env) as (_, process):
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+    assert "seed 5" in output
