@@ -9,15 +9,17 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.api import control, oauth, partner
+from sandbox.api import authorize, control, oauth, partner
 from sandbox.api.common import Services
 from sandbox.api.middleware import RequestContext
+from sandbox.auth.assertions import AssertionVerifier
 from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
 from sandbox.clock import Clock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
+from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings
 from sandbox.store import Store
 from sandbox.world import World
@@ -38,6 +40,8 @@ async def _oauth_error(request: Request, exc: Exception) -> Response:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if exc.basic_challenge:
         headers["WWW-Authenticate"] = 'Basic realm="chekt"'
+    if exc.cors:
+        headers["Access-Control-Allow-Origin"] = "*"
     body = {"error": exc.error, "error_description": exc.description}
     return JSONResponse(body, exc.status, headers=headers)
 
@@ -67,12 +71,15 @@ def build_services(
         store.set_meta("seed", str(settings.seed))
     ensure_credentials(world, settings)
     keys = KeyRing(store, clock.now())
+    policy = DestinationPolicy(
+        allow_private=settings.allow_private_destinations, own_port=settings.port
+    )
     return Services(
         settings=settings,
         world=world,
         keys=keys,
         guard=Guard(world, keys, settings),
-        tokens=TokenEndpoint(world, keys, settings),
+        tokens=TokenEndpoint(world, keys, settings, AssertionVerifier(world, policy)),
     )
 
 
@@ -81,7 +88,8 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     app = Starlette(
-        routes=[*oauth.routes, *partner.routes, *control.routes],
+        # the Partner API first: it is the hot path, and routes are matched in order
+        routes=[*partner.routes, *oauth.routes, *authorize.routes, *control.routes],
         middleware=[Middleware(RequestContext)],
         exception_handlers={
             ApiError: _api_error,

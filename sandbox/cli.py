@@ -11,8 +11,10 @@ from starlette.applications import Starlette
 
 from sandbox import __version__
 from sandbox.auth.clients import credentials
+from sandbox.auth.keypairs import write_key_pair
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
+from sandbox.tls import TlsError, client_env_hint
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
 
@@ -61,6 +63,11 @@ def _banner(app: Starlette, url: str) -> None:
             f"\nWARNING: bound to {settings.host}, reachable from other machines; "
             "/_sandbox/* needs the admin token (X-Sandbox-Admin-Token)."
         )
+    if app.state.tls is not None:
+        lines.append("\n" + client_env_hint(app.state.tls))
+        lines = [
+            line.replace("curl -s ", f"curl -s --cacert {app.state.tls.ca_cert} ") for line in lines
+        ]
     lines.append("\nPress Ctrl-C to stop.")
     click.echo("\n".join(lines))
 
@@ -79,6 +86,11 @@ def _banner(app: Starlette, url: str) -> None:
 @click.option("--clock", type=click.Choice(["system", "virtual"]), help="[default: system]")
 @click.option("--issuer", help="Pin the token issuer (default: the origin each client used).")
 @click.option("--admin-token", help="Token for /_sandbox/* on a non-loopback bind.")
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="Serve HTTPS with a local CA made once under .chekt-sandbox/tls/.",
+)
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Serve the sandbox until Ctrl-C.
 
@@ -95,9 +107,45 @@ def serve(config_file: Path | None, **flags: Any) -> None:
                 "set --admin-token (or CHEKT_SANDBOX_ADMIN_TOKEN) to protect /_sandbox/*"
             )
         run(settings, on_ready=_banner)
-    except SettingsError as exc:
+    except (SettingsError, TlsError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
             f"cannot serve on {flags.get('host')}:{flags.get('port')}: {exc}"
         ) from exc
+
+
+@main.group()
+def keys() -> None:
+    """Key material for assertion-token (tier 3) clients."""
+
+
+@keys.command("new")
+@click.option("--client-id", default="my-platform", show_default=True, help="Client it is for.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".chekt-sandbox/keys"),
+    show_default=True,
+    help="Where to write the key pair.",
+)
+@click.option("--ec", is_flag=True, help="An EC P-256 key (ES256) instead of RSA 2048 (RS256).")
+def new_key(client_id: str, directory: Path, ec: bool) -> None:
+    """Write a fresh key pair and print the settings that register its public half."""
+    pair = write_key_pair(directory, client_id, ec=ec)
+    click.echo(f"wrote {pair.private} (keep it secret: your app signs assertions with it)")
+    click.echo(f"wrote {pair.public}\n")
+    click.echo("Register it in the sandbox settings file (--config):\n")
+    click.echo(
+        "clients:\n"
+        f"  - client_id: {client_id}\n"
+        "    kind: platform_partner\n"
+        "    dealer_ids: [1001]\n"
+        f"    public_key_file: {pair.public}\n"
+        f"    key_id: {pair.kid}\n"
+    )
+    click.echo(
+        f"Sign assertions with {pair.alg}, header kid={pair.kid}, iss = sub = {client_id}, "
+        "aud = the sandbox issuer (with its trailing slash), exp = iat + 300, a fresh jti."
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -65,8 +66,11 @@ def make_clock(kind: str) -> Clock:
     raise ValueError(f"unknown clock {kind!r}: use 'system' or 'virtual'")
 
 
+@lru_cache(maxsize=65536)
 def iso(timestamp: float, style: str = "iso") -> str:
-    """Render a timestamp as CHeKT does: ``2025-01-01T00:00:00.000Z`` (or the space style)."""
+    """Render a timestamp as CHeKT does: ``2025-01-01T00:00:00.000Z`` (or the space style).
+
+    Cached: list responses render the same stored timestamps over and over."""
     moment = datetime.fromtimestamp(timestamp, UTC)
     if style == "space":
         return moment.strftime("%Y-%m-%d %H:%M:%S")

@@ -126,6 +126,7 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.basic_challenge = basic_challenge
+        self.cors = False
 
 
 def _quote(text: str) -> str:

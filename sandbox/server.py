@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
 from sandbox.app import create_app
 from sandbox.settings import Settings
+from sandbox.tls import DEFAULT_HOSTS, TlsFiles, ensure_certificates
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -31,10 +33,16 @@ def bind(host: str, port: int) -> socket.socket:
 def base_url(settings: Settings, sock: socket.socket) -> str:
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"http://{host}:{port}"
+    return f"{'https' if settings.tls else 'http'}://{host}:{port}"
 
 
-def make_server(app: Starlette) -> uvicorn.Server:
+def tls_files(settings: Settings) -> TlsFiles:
+    """The local CA and server certificate, made once under the state directory."""
+    hosts = dict.fromkeys((*DEFAULT_HOSTS, settings.host))
+    return ensure_certificates(Path(settings.state_dir) / "tls", hosts=tuple(hosts))
+
+
+def make_server(app: Starlette, tls: TlsFiles | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -43,6 +51,8 @@ def make_server(app: Starlette) -> uvicorn.Server:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=10,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
     )
     return uvicorn.Server(config)
 
@@ -60,7 +70,8 @@ def run(
     except BaseException:
         sock.close()
         raise
-    server = make_server(app)
+    app.state.tls = tls_files(settings) if settings.tls else None
+    server = make_server(app, app.state.tls)
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -32,11 +32,18 @@ class ClientSpec:
     """An OAuth client pinned in the settings file."""
 
     client_id: str
-    client_secret: str
+    client_secret: str | None = None  # None: a public client or an assertion-only client
     kind: str = "platform_partner"
     dealer_ids: tuple[int, ...] = ()
     scopes: tuple[str, ...] | None = None  # None: every Partner API scope
     name: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    logout_urls: tuple[str, ...] = ()
+    public: bool = False
+    public_key: str | None = None  # PEM text (RSA or EC) for assertion tokens
+    public_key_file: str | None = None
+    jwks_url: str | None = None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,11 @@ class Settings:
     idempotency_ttl: int = 86400
     dealers: int = 3
     sites_per_dealer: int = 5
+    default_user: str | None = None  # email or user id signed in without a page at /authorize
+    code_lifetime: int = 60
+    allow_private_destinations: bool = False
+    tls: bool = False
+    state_dir: str = ".chekt-sandbox"
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -123,7 +135,9 @@ class Settings:
         if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
             raise SettingsError("dealers must be 1..1000 and sites_per_dealer 0..1000")
         for client in self.clients:
-            if client.client_secret.startswith(LIVE_PREFIX):
+            if (client.client_secret or "").startswith(LIVE_PREFIX) or client.client_id.startswith(
+                LIVE_PREFIX
+            ):
                 raise SettingsError(
                     f"client {client.client_id!r} has a chekt_live_ secret: the sandbox never "
                     "accepts production credentials; use a test secret"
@@ -173,7 +187,16 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-_INTS = {"port", "seed", "token_lifetime", "idempotency_ttl", "dealers", "sites_per_dealer"}
+_INTS = {
+    "port",
+    "seed",
+    "token_lifetime",
+    "idempotency_ttl",
+    "dealers",
+    "sites_per_dealer",
+    "code_lifetime",
+}
+_BOOLS = {"allow_private_destinations", "tls"}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -184,6 +207,14 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     if name == "extra_audiences":
         items = raw.split(",") if isinstance(raw, str) else raw
         return tuple(str(item).strip() for item in items if str(item).strip())
+    if name in _BOOLS:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(raw).lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{source}: {name} must be true or false, not {raw!r}")
     if name in _INTS:
         try:
             return int(raw)
@@ -213,19 +244,38 @@ def _client(item: dict[str, Any], source: str) -> ClientSpec:
     where = f"{source}: clients[{item.get('client_id', '?')}]"
     allowed = {f.name for f in dataclasses.fields(ClientSpec)}
     _check_keys(item, allowed, where)
-    for required in ("client_id", "client_secret"):
-        if not isinstance(item.get(required), str) or not item[required]:
-            raise SettingsError(f"{where}: {required} is required (a string)")
+    if not isinstance(item.get("client_id"), str) or not item["client_id"]:
+        raise SettingsError(f"{where}: client_id is required (a string)")
+    keyed = any(item.get(k) for k in ("public_key", "public_key_file", "jwks_url"))
+    secret = item.get("client_secret")
+    if secret is not None and not isinstance(secret, str):
+        raise SettingsError(f"{where}: client_secret must be a string")
+    if not secret and not keyed and not item.get("public"):
+        raise SettingsError(
+            f"{where}: client_secret is required (or public: true, or a public_key / "
+            "public_key_file / jwks_url for assertion tokens)"
+        )
+    for listed in ("redirect_uris", "logout_urls"):
+        value = item.get(listed, [])
+        if not isinstance(value, list) or not all(isinstance(u, str) for u in value):
+            raise SettingsError(f"{where}: {listed} must be a list of URLs")
     dealer_ids = item.get("dealer_ids", ())
     if not isinstance(dealer_ids, list | tuple) or not all(isinstance(d, int) for d in dealer_ids):
         raise SettingsError(f"{where}: dealer_ids must be a list of integers")
     return ClientSpec(
         client_id=item["client_id"],
-        client_secret=item["client_secret"],
+        client_secret=secret or None,
         kind=str(item.get("kind", "platform_partner")),
         dealer_ids=tuple(dealer_ids),
         scopes=_scopes(item.get("scopes"), where),
         name=item.get("name"),
+        redirect_uris=tuple(item.get("redirect_uris", ())),
+        logout_urls=tuple(item.get("logout_urls", ())),
+        public=bool(item.get("public", False)),
+        public_key=item.get("public_key"),
+        public_key_file=item.get("public_key_file"),
+        jwks_url=item.get("jwks_url"),
+        key_id=item.get("key_id"),
     )
 
 

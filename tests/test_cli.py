@@ -181,3 +181,84 @@ def test_environment_configures_serve() -> None:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=10)
     assert "seed 5" in output
+
+
+def test_keys_new_snippet_registers_a_working_assertion_client(tmp_path: Path) -> None:
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+
+    result = CliRunner().invoke(
+        main, ["keys", "new", "--dir", str(tmp_path / "keys"), "--client-id", "acme"]
+    )
+    assert result.exit_code == 0, result.output
+    private = tmp_path / "keys" / "acme-private.pem"
+    assert private.stat().st_mode & 0o777 == 0o600
+    snippet = result.output.split("(--config):\n\n", 1)[1].split("\n\n", 1)[0]
+    config = tmp_path / "sandbox.yaml"
+    config.write_text(snippet + "\n")
+    kid = snippet.split("key_id: ")[1].strip()
+    key = serialization.load_pem_private_key(private.read_bytes(), None)
+    with serving("--db", ":memory:", "--config", str(config)) as (url, _):
+        now = int(time.time())
+        signed = jwt.encode(
+            {
+                "iss": "acme",
+                "sub": "acme",
+                "aud": url + "/",
+                "iat": now,
+                "exp": now + 300,
+                "jti": str(uuid.uuid4()),
+            },
+            key,  # type: ignore[arg-type]
+            algorithm="RS256",
+            headers={"kid": kid},
+        )
+        response = httpx.post(
+            f"{url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": signed,
+            },
+        )
+    assert response.status_code == 200, response.text
+
+
+def test_serve_tls_uses_the_origin_as_issuer(tmp_path: Path) -> None:
+    import ssl
+
+    env = {
+        **os.environ,
+        "CHEKT_SANDBOX_STATE_DIR": str(tmp_path / "state"),
+        "CHEKT_SANDBOX_PORT": str(_free_port()),
+        "CHEKT_SANDBOX_DB": ":memory:",
+        "CHEKT_SANDBOX_TLS": "true",
+    }
+    port = env["CHEKT_SANDBOX_PORT"]
+    command = [CLI, "serve"]
+    with Popen(command, env=env, stdout=PIPE, stderr=STDOUT, text=True) as process:
+        ca = tmp_path / "state" / "tls" / "ca.pem"
+        try:
+            deadline = time.monotonic() + 20
+            while not ca.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            context = ssl.create_default_context(cafile=str(ca))
+            issuers = []
+            for host in ("127.0.0.1", "localhost"):
+                for _ in range(200):
+                    try:
+                        response = httpx.get(
+                            f"https://{host}:{port}/.well-known/openid-configuration",
+                            verify=context,
+                        )
+                        break
+                    except httpx.ConnectError:
+                        time.sleep(0.05)
+                issuers.append(response.json()["issuer"])
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=10)
+    assert issuers == [f"https://127.0.0.1:{port}/", f"https://localhost:{port}/"]
+    assert "SSL_CERT_FILE" in output and "NODE_EXTRA_CA_CERTS" in output

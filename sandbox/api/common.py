@@ -45,8 +45,11 @@ def issuer_of(request: Request) -> str:
     pinned = services(request).settings.issuer
     if pinned:
         return pinned if pinned.endswith("/") else pinned + "/"
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    return f"{request.url.scheme}://{host}/"
+    host = request.headers.get("host")
+    if not host:
+        server_host, server_port = request.scope.get("server") or ("localhost", 80)
+        host = f"{server_host}:{server_port}"
+    return f"{request.scope.get('scheme', 'http')}://{host}/"
 
 
 def path_id(request: Request, name: str) -> int:

@@ -10,8 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.api.common import issuer_of, read_json, reply, route, services
+from sandbox.auth import clients
 from sandbox.auth.clients import credentials, ensure_credentials
-from sandbox.errors import PermissionDenied, Unauthorized, ValidationFailed
+from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
+from sandbox.settings import Settings, SettingsError
 from sandbox.world.seed import seed_world
 
 
@@ -57,8 +59,51 @@ async def reset(request: Request) -> Response:
             seed = body["seed"]
     seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
     ensure_credentials(s.world, s.settings)
-    s.guard.forget()
+    s.world.credentials_changed()
     return reply({"reset": True, "seed": seed})
+
+
+async def rotate_signing_key(request: Request) -> Response:
+    _admin(request)
+    s = services(request)
+    statuses = s.keys.rotate(s.world.now())
+    s.world.credentials_changed()
+    return reply({"keys": [{"kid": kid, "status": status} for kid, status in statuses.items()]})
+
+
+async def rotate_api_key(request: Request) -> Response:
+    _admin(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+        raise ValidationFailed("key", 'send {"key": "<the API key to rotate>"}')
+    s = services(request)
+    rotated = clients.rotate_api_key(s.world, body["key"])
+    s.world.credentials_changed()
+    return reply(rotated, 201)
+
+
+async def create_client(request: Request) -> Response:
+    """Register a client: OAuth secret, public (PKCE) or assertion key / JWKS URL."""
+    _admin(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed("body", "send a JSON object describing the client")
+    body.setdefault("client_id", "client-" + secrets.token_hex(6))
+    keyless = not (body.get("public") or body.get("public_key") or body.get("jwks_url"))
+    if keyless and not body.get("client_secret"):
+        body["client_secret"] = "sandbox_" + secrets.token_urlsafe(24)
+    try:
+        spec = Settings.from_mapping({"clients": [body]}, source="body").clients[0]
+    except SettingsError as exc:
+        raise ValidationFailed("body", str(exc)) from None
+    s = services(request)
+    if clients.get_client(s.world, spec.client_id) is not None:
+        raise Conflict(f"client {spec.client_id!r} already exists")
+    try:
+        created = clients.register_client(s.world, spec)
+    except SettingsError as exc:
+        raise ValidationFailed("body", str(exc)) from None
+    return reply(created, 201)
 
 
 async def health(request: Request) -> Response:
@@ -69,4 +114,7 @@ routes = [
     route("/_sandbox/credentials", GET=get_credentials),
     route("/_sandbox/reset", POST=reset),
     route("/_sandbox/health", GET=health),
+    route("/_sandbox/keys/rotate", POST=rotate_signing_key),
+    route("/_sandbox/api-keys/rotate", POST=rotate_api_key),
+    route("/_sandbox/clients", POST=create_client),
 ]

@@ -43,11 +43,32 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
+async def basic_form_client(request: Request) -> tuple[dict[str, str], tuple[str, str] | None]:
+    return await _form(request), basic_credentials(request.headers.get("authorization"))
+
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Max-Age": "600",
+}
+
+
 async def token(request: Request) -> Response:
     s = services(request)
-    form = await _form(request)
-    basic = basic_credentials(request.headers.get("authorization"))
-    return reply(s.tokens.grant(form, basic, issuer_of(request)), headers=_NO_STORE)
+    form, basic = await basic_form_client(request)
+    try:
+        body = await s.tokens.grant(form, basic, issuer_of(request))
+    except OAuthError as exc:
+        exc.cors = True
+        raise
+    return reply(body, headers={**_NO_STORE, **_CORS})
+
+
+async def preflight(request: Request) -> Response:
+    """CORS preflight for browser (SPA, PKCE) clients of the token endpoint."""
+    return Response(status_code=204, headers=_CORS)
 
 
 async def jwks(request: Request) -> Response:
@@ -72,7 +93,7 @@ async def openid_configuration(request: Request) -> Response:
 
 
 routes = [
-    route("/oauth/token", POST=token),
+    route("/oauth/token", POST=token, OPTIONS=preflight),
     route("/.well-known/jwks.json", GET=jwks),
     route("/.well-known/openid-configuration", GET=openid_configuration),
 ]

@@ -29,7 +29,7 @@ from sandbox.api.common import (
 from sandbox.auth.guard import Principal
 from sandbox.errors import PermissionDenied
 from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
-from sandbox.world.fields import validate
+from sandbox.world.fields import Field, external_id, validate
 from sandbox.world.listing import parse_list_query, project
 from sandbox.world.resources import CONTACT, DEVICE, SITE, STATION, Resource
 
@@ -40,9 +40,8 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def endpoint(scope: str | None) -> Callable[[Impl], Handler]:
     def wrap(impl: Impl) -> Handler:
         async def handler(request: Request) -> Response:
-            s = services(request)
-            principal = s.guard.authenticate(
-                request.headers.get("authorization"), issuer_of(request)
+            principal = services(request).guard.authenticate(
+                request.headers.get("authorization"), lambda: issuer_of(request)
             )
             request.state.principal = principal
             if scope is not None:
@@ -104,13 +103,26 @@ def _listed(items: list[dict[str, Any]], total: int) -> Response:
 # ---- dealers -------------------------------------------------------------------------------
 
 
+CONNECT_FIELDS = (external_id("external_dealer_id"), Field("company_name", required=True))
+
+
 @endpoint(None)
 async def connect_dealer(request: Request, principal: Principal) -> Response:
-    """Needs a dealer-admin user token; app credentials (every tier served so far) are refused."""
-    raise PermissionDenied(
-        "connecting a dealer needs a dealer-admin user token from the authorization code flow, "
-        "not an app credential"
-    )
+    """Link the signed-in dealer admin's dealer to the platform partner that holds the token."""
+    if principal.tier != "user":
+        raise PermissionDenied(
+            "connecting a dealer needs a dealer-admin user token from the authorization code "
+            "flow (GET /authorize), not an app credential"
+        )
+    if principal.user_role != "dealer_admin" or principal.dealer_id is None:
+        raise PermissionDenied("only a dealer admin can connect their dealer")
+    if principal.kind != "platform_partner":
+        raise PermissionDenied("only a platform partner's application can connect dealers")
+    values = validate(await read_json(request), CONNECT_FIELDS)
+    world = _world(request)
+    dealers.connect(world, principal.dealer_id, principal.client_id, values["external_dealer_id"])
+    services(request).world.credentials_changed()
+    return reply(dealers.get(world, principal.dealer_id, principal.client_id))
 
 
 @endpoint("read:dealer")
@@ -137,7 +149,7 @@ async def disconnect_dealer(request: Request, principal: Principal) -> Response:
     if principal.kind != "platform_partner":
         raise PermissionDenied("only a platform partner's credentials can disconnect a dealer")
     dealers.disconnect(_world(request), dealer_id, principal.client_id)
-    services(request).guard.forget()
+    services(request).world.credentials_changed()
     return no_content()
 
 

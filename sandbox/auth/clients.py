@@ -7,12 +7,16 @@ Credentials survive a world reset; connections are part of the world and are res
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sandbox.auth.assertions import register_key
 from sandbox.auth.keys import is_well_formed, new_api_key
-from sandbox.settings import Settings, SettingsError
+from sandbox.errors import NotFound
+from sandbox.settings import ClientSpec, Settings, SettingsError
 from sandbox.world import World, dealers
 
 RESOURCES = ("sites", "site_contacts", "devices", "monitoring_stations")
@@ -22,6 +26,8 @@ PARTNER_SCOPES = (
     *(f"{verb}:{noun}" for noun in RESOURCES for verb in ("create", "read", "update", "delete")),
 )
 SEEDED_PARTNER = "sandbox-platform-partner"
+DEV_REDIRECTS = ("http://localhost:3000/callback", "http://127.0.0.1:3000/callback")
+DEV_LOGOUTS = ("http://localhost:3000/", "http://127.0.0.1:3000/")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Client:
     name: str
     scopes: tuple[str, ...]
     dealer_id: int | None
+    redirect_uris: tuple[str, ...] = ()
+    logout_urls: tuple[str, ...] = ()
+    public: bool = False
 
 
 def get_client(world: World, client_id: str) -> Client | None:
@@ -45,6 +54,9 @@ def get_client(world: World, client_id: str) -> Client | None:
         name=row["name"],
         scopes=tuple(row["scopes"].split()),
         dealer_id=row["dealer_id"],
+        redirect_uris=tuple(json.loads(row["redirect_uris"])),
+        logout_urls=tuple(json.loads(row["logout_urls"])),
+        public=bool(row["public"]),
     )
 
 
@@ -74,9 +86,12 @@ def _check_dealer(world: World, dealer_id: int, where: str) -> None:
 def _save_client(world: World, client: Client, origin: str) -> None:
     world.store.execute(
         "INSERT INTO clients (client_id, client_secret, kind, name, scopes, dealer_id, origin, "
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(client_id) DO UPDATE SET "
+        "redirect_uris, logout_urls, public, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(client_id) DO UPDATE SET "
         "client_secret = excluded.client_secret, kind = excluded.kind, name = excluded.name, "
-        "scopes = excluded.scopes, dealer_id = excluded.dealer_id, origin = excluded.origin",
+        "scopes = excluded.scopes, dealer_id = excluded.dealer_id, origin = excluded.origin, "
+        "redirect_uris = excluded.redirect_uris, logout_urls = excluded.logout_urls, "
+        "public = excluded.public",
         (
             client.client_id,
             client.client_secret,
@@ -85,6 +100,9 @@ def _save_client(world: World, client: Client, origin: str) -> None:
             " ".join(client.scopes),
             client.dealer_id,
             origin,
+            json.dumps(list(client.redirect_uris)),
+            json.dumps(list(client.logout_urls)),
+            int(client.public),
             world.now(),
         ),
     )
@@ -120,6 +138,8 @@ def _seed(world: World) -> None:
         "Sandbox platform partner",
         PARTNER_SCOPES,
         None,
+        redirect_uris=DEV_REDIRECTS,
+        logout_urls=DEV_LOGOUTS,
     )
     app = Client(
         f"sandbox-dealer-app-{first}",
@@ -132,6 +152,29 @@ def _seed(world: World) -> None:
     _save_client(world, partner, "seeded")
     _save_client(world, app, "seeded")
     _save_key(world, new_api_key(), app.client_id, first, PARTNER_SCOPES, "seeded", "seeded")
+
+
+def _register_spec_key(world: World, spec: ClientSpec, where: str, origin: str) -> None:
+    pem = spec.public_key
+    if spec.public_key_file is not None:
+        try:
+            pem = Path(spec.public_key_file).read_text()
+        except OSError as exc:
+            raise SettingsError(f"{where}: cannot read public_key_file: {exc.strerror}") from None
+    if pem is None and spec.jwks_url is None:
+        return
+    source = spec.public_key_file or (f"jwks_url {spec.jwks_url}" if pem is None else origin)
+    try:
+        register_key(
+            world,
+            spec.client_id,
+            pem=pem,
+            jwks_url=spec.jwks_url if pem is None else None,
+            kid=spec.key_id,
+            source=source,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def ensure_credentials(world: World, settings: Settings) -> None:
@@ -155,8 +198,12 @@ def ensure_credentials(world: World, settings: Settings) -> None:
                 spec.name or spec.client_id,
                 _check_scopes(spec.scopes, where),
                 spec.dealer_ids[0] if spec.kind == "dealer_app" else None,
+                redirect_uris=spec.redirect_uris,
+                logout_urls=spec.logout_urls,
+                public=spec.public,
             )
             _save_client(world, client, "config")
+            _register_spec_key(world, spec, where, "config")
             if spec.kind == "platform_partner":
                 for dealer_id in spec.dealer_ids:
                     dealers.connect(world, dealer_id, spec.client_id, f"ext-{dealer_id}")
@@ -198,6 +245,7 @@ def credentials(world: World) -> dict[str, Any]:
     keys = world.store.all("SELECT * FROM api_keys ORDER BY created_at, key")
     clients = world.store.all("SELECT * FROM clients ORDER BY created_at, client_id")
     users = world.store.all("SELECT * FROM users ORDER BY dealer_id, user_id")
+    keyed = {r["client_id"] for r in world.store.all("SELECT client_id FROM client_keys")}
     return {
         "api_keys": [
             {
@@ -225,9 +273,21 @@ def credentials(world: World) -> dict[str, Any]:
                 ),
                 "scopes": c["scopes"].split(),
                 "origin": c["origin"],
+                "public": bool(c["public"]),
+                "redirect_uris": json.loads(c["redirect_uris"]),
             }
             for c in clients
-            if c["client_secret"] is not None
+            if c["client_secret"] is not None or c["public"] or c["client_id"] in keyed
+        ],
+        "assertion_keys": [
+            {
+                "client_id": k["client_id"],
+                "kid": k["kid"] or None,
+                "alg": k["alg"] or None,
+                "source": k["source"],
+                "jwks_url": k["jwks_url"],
+            }
+            for k in world.store.all("SELECT * FROM client_keys ORDER BY client_id, kid")
         ],
         "users": [
             {
@@ -239,4 +299,63 @@ def credentials(world: World) -> dict[str, Any]:
             }
             for u in users
         ],
+    }
+
+
+API_KEY_GRACE = 24 * 3600
+
+
+def rotate_api_key(world: World, key: str) -> dict[str, Any]:
+    """Issue a replacement key; the old one keeps working for 24 h on the sandbox clock."""
+    row = get_api_key(world, key)
+    if row is None:
+        raise NotFound("no such API key (or it already expired)")
+    new = new_api_key()
+    expires_at = world.now() + API_KEY_GRACE
+    with world.store.transaction():
+        world.store.execute(
+            "UPDATE api_keys SET expires_at = ? WHERE key = ? AND expires_at IS NULL",
+            (expires_at, key),
+        )
+        _save_key(
+            world,
+            new,
+            row["client_id"],
+            row["dealer_id"],
+            tuple(row["scopes"].split()),
+            row["name"],
+            "rotated",
+        )
+    return {"key": new, "previous_key_expires_at": expires_at, "dealer_id": row["dealer_id"]}
+
+
+def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
+    """A client created over /_sandbox/clients."""
+    where = f"client {spec.client_id!r}"
+    for dealer_id in spec.dealer_ids:
+        _check_dealer(world, dealer_id, where)
+    secret = spec.client_secret
+    client = Client(
+        spec.client_id,
+        secret,
+        spec.kind,
+        spec.name or spec.client_id,
+        _check_scopes(spec.scopes, where),
+        spec.dealer_ids[0] if spec.kind == "dealer_app" else None,
+        redirect_uris=spec.redirect_uris,
+        logout_urls=spec.logout_urls,
+        public=spec.public,
+    )
+    with world.store.transaction():
+        _save_client(world, client, "control")
+        _register_spec_key(world, spec, where, "control")
+        if spec.kind == "platform_partner":
+            for dealer_id in spec.dealer_ids:
+                dealers.connect(world, dealer_id, spec.client_id, f"ext-{dealer_id}")
+    return {
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "kind": client.kind,
+        "dealer_ids": list(spec.dealer_ids),
+        "scopes": list(client.scopes),
     }

@@ -7,8 +7,10 @@ because RSA verification on every request would cost most of the throughput.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sandbox.auth import codes
 from sandbox.auth.clients import get_api_key, get_client
 from sandbox.auth.keys import LIVE_PREFIX, TEST_PREFIX, is_well_formed
 from sandbox.auth.tokens import KeyRing, TokenInvalid
@@ -23,10 +25,12 @@ _CACHE_LIMIT = 10_000
 class Principal:
     client_id: str
     kind: str  # dealer_app | platform_partner
-    tier: str  # api_key | oauth
+    tier: str  # api_key | oauth | user
     scopes: frozenset[str]
     dealer_id: int | None  # set when the credential reaches exactly one dealer
     expires_at: float | None = None
+    user_id: str | None = None  # user tokens (authorization code flow)
+    user_role: str | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -39,12 +43,25 @@ class Guard:
         self.keys = keys
         self.settings = settings
         self._verified: dict[str, Principal] = {}
+        self._seen_revocations = 0
 
-    def forget(self) -> None:
-        """Drop cached verifications (after a reset, a revocation or a key change)."""
-        self._verified.clear()
+    def _cached(self, cache_key: str, now: float) -> Principal | None:
+        if self._seen_revocations != self.world.revocations:
+            self._verified.clear()
+            self._seen_revocations = self.world.revocations
+        cached = self._verified.get(cache_key)
+        if cached is not None and (cached.expires_at is None or cached.expires_at > now):
+            return cached
+        return None
 
-    def authenticate(self, authorization: str | None, issuer: str) -> Principal:
+    def _remember(self, cache_key: str, principal: Principal) -> Principal:
+        if len(self._verified) >= _CACHE_LIMIT:
+            self._verified.clear()
+        self._verified[cache_key] = principal
+        return principal
+
+    def authenticate(self, authorization: str | None, issuer: Callable[[], str]) -> Principal:
+        """``issuer`` is asked only for JWTs (building it costs more than an API key check)."""
         if not authorization:
             raise Unauthorized("send Authorization: Bearer <API key or access token>")
         scheme, _, credential = authorization.partition(" ")
@@ -63,9 +80,12 @@ class Guard:
             )
         if credential.startswith(TEST_PREFIX):
             return self._api_key(credential)
-        return self._jwt(credential, issuer)
+        return self._jwt(credential, issuer())
 
     def _api_key(self, key: str) -> Principal:
+        cached = self._cached(key, self.world.now())
+        if cached is not None:
+            return cached
         record = get_api_key(self.world, key) if is_well_formed(key) else None
         if record is None:
             raise Unauthorized(
@@ -73,19 +93,21 @@ class Guard:
                 code="invalid_api_key",
                 error="invalid_token",
             )
-        return Principal(
+        principal = Principal(
             client_id=record["client_id"],
             kind="dealer_app",
             tier="api_key",
             scopes=frozenset(record["scopes"].split()),
             dealer_id=record["dealer_id"],
+            expires_at=record["expires_at"],
         )
+        return self._remember(key, principal)
 
     def _jwt(self, token: str, issuer: str) -> Principal:
         now = self.world.now()
         cache_key = f"{issuer} {token}"
-        cached = self._verified.get(cache_key)
-        if cached is not None and cached.expires_at is not None and cached.expires_at > now:
+        cached = self._cached(cache_key, now)
+        if cached is not None:
             return cached
         try:
             claims = self.keys.verify(
@@ -100,15 +122,35 @@ class Guard:
                 code="invalid_token",
                 error="invalid_token",
             )
-        principal = Principal(
-            client_id=client.client_id,
-            kind=client.kind,
-            tier="oauth",
-            scopes=frozenset(str(claims.get("scope", "")).split()),
-            dealer_id=client.dealer_id,
-            expires_at=float(claims["exp"]),
-        )
-        if len(self._verified) >= _CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[cache_key] = principal
-        return principal
+        if codes.is_revoked(self.world, claims):
+            raise Unauthorized("the token was revoked", code="invalid_token", error="invalid_token")
+        scopes = frozenset(str(claims.get("scope", "")).split())
+        subject = str(claims["sub"])
+        if subject.endswith("@clients"):
+            principal = Principal(
+                client_id=client.client_id,
+                kind=client.kind,
+                tier="oauth",
+                scopes=scopes,
+                dealer_id=client.dealer_id,
+                expires_at=float(claims["exp"]),
+            )
+        else:
+            user = codes.find_user(self.world, subject)
+            if user is None:
+                raise Unauthorized(
+                    "the user of this token no longer exists",
+                    code="invalid_token",
+                    error="invalid_token",
+                )
+            principal = Principal(
+                client_id=client.client_id,
+                kind=client.kind,
+                tier="user",
+                scopes=scopes,
+                dealer_id=user["dealer_id"],
+                expires_at=float(claims["exp"]),
+                user_id=subject,
+                user_role=user["role"],
+            )
+        return self._remember(cache_key, principal)

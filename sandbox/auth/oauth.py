@@ -1,19 +1,32 @@
-"""``POST /oauth/token`` grant logic (RFC 6749 §4.4 client credentials, for now).
+"""``POST /oauth/token`` grant logic: client credentials, the RFC 7523 jwt-bearer grant,
+authorization code and refresh token.
 
-Client authentication is by ``client_id``/``client_secret`` in the form or by HTTP Basic —
-never both (§2.3). Errors are RFC 6749 §5.2 ``OAuthError``s; the ``auth0`` error style
-renames ``invalid_client`` to Auth0's ``access_denied``.
+Client authentication is by ``client_id``/``client_secret`` in the form, by HTTP Basic
+(never both, §2.3), or by a signed ``client_assertion`` (RFC 7523 §2.2, as CHeKT's
+sample sends it, with no ``client_id``). Errors are RFC 6749 §5.2 ``OAuthError``s; the
+``auth0`` error style renames ``invalid_client`` to Auth0's ``access_denied``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+import jwt
+
+from sandbox.auth import codes
+from sandbox.auth.assertions import (
+    ASSERTION_TYPE,
+    JWT_BEARER_GRANT,
+    AssertionRejected,
+    AssertionVerifier,
+)
 from sandbox.auth.clients import Client, get_client
 from sandbox.auth.keys import LIVE_PREFIX
 from sandbox.auth.tokens import KeyRing, access_token_claims
@@ -39,16 +52,29 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
 
 
 class TokenEndpoint:
-    def __init__(self, world: World, keys: KeyRing, settings: Settings) -> None:
+    def __init__(
+        self, world: World, keys: KeyRing, settings: Settings, assertions: AssertionVerifier
+    ) -> None:
         self.world = world
         self.keys = keys
         self.settings = settings
+        self.assertions = assertions
 
-    def _invalid_client(self, description: str, basic: bool) -> OAuthError:
+    def _invalid_client(self, description: str, basic: bool = False) -> OAuthError:
         error = "access_denied" if self.settings.error_style == "auth0" else "invalid_client"
         return OAuthError(error, description, status=401, basic_challenge=basic)
 
-    def authenticate_client(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> Client:
+    async def authenticate_client(
+        self,
+        form: Mapping[str, str],
+        basic: tuple[str, str] | None,
+        issuer: str,
+        *,
+        allow_public: bool = False,
+    ) -> Client:
+        """Secret (body or Basic), signed assertion, or — for public clients — nothing."""
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return await self._by_assertion(form, basic, issuer)
         if basic is not None and ("client_secret" in form or "client_id" in form):
             raise OAuthError(
                 "invalid_request",
@@ -66,9 +92,11 @@ class TokenEndpoint:
             )
         if not client_id:
             raise self._invalid_client("client authentication is required", basic is not None)
+        client = get_client(self.world, client_id)
+        if allow_public and not secret and client is not None and client.public:
+            return client
         if not secret:
             raise self._invalid_client("client_secret is required", basic is not None)
-        client = get_client(self.world, client_id)
         if (
             client is None
             or client.client_secret is None
@@ -77,8 +105,42 @@ class TokenEndpoint:
             raise self._invalid_client("unknown client or wrong secret", basic is not None)
         return client
 
-    def _audience(self, form: Mapping[str, str]) -> str:
-        audience = form.get("audience") or self.settings.audience
+    async def _by_assertion(
+        self, form: Mapping[str, str], basic: tuple[str, str] | None, issuer: str
+    ) -> Client:
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+        if not form.get("client_assertion"):
+            raise OAuthError("invalid_request", "client_assertion is empty")
+        if "client_secret" in form or basic is not None:
+            raise OAuthError(
+                "invalid_request", "use a client_assertion or a client secret, not both"
+            )
+        client_id = await self._verify(form["client_assertion"], issuer, "invalid_client")
+        if form.get("client_id") not in (None, client_id):
+            raise self._invalid_client("client_id does not match the assertion's issuer")
+        client = get_client(self.world, client_id)
+        if client is None:
+            raise self._invalid_client("the assertion names an unknown client")
+        return client
+
+    async def _verify(self, assertion: str, issuer: str, error: str) -> str:
+        if assertion.count(".") == 2 and LIVE_PREFIX in _unverified_iss(assertion):
+            raise OAuthError(
+                "live_credentials_not_accepted",
+                "production (chekt_live_) credentials are never accepted by the sandbox",
+                status=401,
+            )
+        try:
+            client_id, _ = await self.assertions.verify(assertion, issuer)
+        except AssertionRejected as exc:
+            if error == "invalid_client":
+                raise self._invalid_client(str(exc)) from None
+            raise OAuthError(error, str(exc)) from None
+        return client_id
+
+    def _audience(self, form: Mapping[str, str], default: str | None = None) -> str:
+        audience = form.get("audience") or default or self.settings.audience
         if audience not in self.settings.audiences:
             raise OAuthError(
                 "invalid_request",
@@ -98,29 +160,71 @@ class TokenEndpoint:
             )
         return asked
 
-    def grant(
+    def _partner_claim(self, form: Mapping[str, str]) -> dict[str, Any]:
+        """The custom partner claim, copied into the token (a JSON object when it is one)."""
+        raw = form.get(self.settings.partner_claim)
+        if raw is None:
+            return {}
+        value: Any = raw
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(raw)
+            if isinstance(parsed, dict | list | int | float) and not isinstance(parsed, bool):
+                value = parsed
+        return {self.settings.partner_claim: value}
+
+    async def grant(
         self, form: Mapping[str, str], basic: tuple[str, str] | None, issuer: str
     ) -> dict[str, Any]:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required")
-        if grant_type != "client_credentials":
-            raise OAuthError(
-                "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
+        if grant_type == "client_credentials":
+            client = await self.authenticate_client(form, basic, issuer)
+            return self._machine_token(client, form, issuer)
+        if grant_type == JWT_BEARER_GRANT:
+            if not form.get("assertion"):
+                raise OAuthError("invalid_request", "assertion is required")
+            client_id = await self._verify(form["assertion"], issuer, "invalid_grant")
+            bearer = get_client(self.world, client_id)
+            if bearer is None:
+                raise OAuthError("invalid_grant", "the assertion names an unknown client")
+            return self._machine_token(bearer, form, issuer)
+        if grant_type == "authorization_code":
+            client = await self.authenticate_client(form, basic, issuer, allow_public=True)
+            if not form.get("code"):
+                raise OAuthError("invalid_request", "code is required")
+            family = codes.exchange_code(
+                self.world,
+                client_id=client.client_id,
+                code=form["code"],
+                redirect_uri=form.get("redirect_uri"),
+                verifier=form.get("code_verifier"),
             )
-        client = self.authenticate_client(form, basic)
+            return self._user_tokens(client, family, issuer)
+        if grant_type == "refresh_token":
+            client = await self.authenticate_client(form, basic, issuer, allow_public=True)
+            if not form.get("refresh_token"):
+                raise OAuthError("invalid_request", "refresh_token is required")
+            family = codes.use_refresh(
+                self.world, client_id=client.client_id, token=form["refresh_token"]
+            )
+            return self._user_tokens(client, family, issuer)
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+
+    def _machine_token(
+        self, client: Client, form: Mapping[str, str], issuer: str
+    ) -> dict[str, Any]:
         audience = self._audience(form)
         scopes = self._scopes(form, client)
-        now = self.world.now()
         claims = access_token_claims(
             issuer=issuer,
             subject=f"{client.client_id}@clients",
             audience=audience,
             client_id=client.client_id,
             scopes=scopes,
-            now=now,
+            now=self.world.now(),
             lifetime=self.settings.token_lifetime,
-            extra={"gty": "client-credentials"},
+            extra={"gty": "client-credentials", **self._partner_claim(form)},
         )
         return {
             "access_token": self.keys.sign(claims),
@@ -128,3 +232,50 @@ class TokenEndpoint:
             "expires_in": self.settings.token_lifetime,
             "scope": " ".join(scopes),
         }
+
+    def _user_tokens(self, client: Client, family: codes.Family, issuer: str) -> dict[str, Any]:
+        now = self.world.now()
+        user = codes.find_user(self.world, family.user_id)
+        if user is None:
+            raise OAuthError("invalid_grant", "the user of this grant no longer exists")
+        claims = access_token_claims(
+            issuer=issuer,
+            subject=family.user_id,
+            audience=family.audience,
+            client_id=client.client_id,
+            scopes=family.scope,
+            now=now,
+            lifetime=self.settings.token_lifetime,
+            extra={"sid": family.family_id},
+        )
+        body: dict[str, Any] = {
+            "access_token": self.keys.sign(claims),
+            "token_type": "Bearer",
+            "expires_in": self.settings.token_lifetime,
+            "scope": " ".join(family.scope),
+        }
+        if "offline_access" in family.scope:
+            body["refresh_token"] = codes.issue_refresh(self.world, family.family_id)
+        if "openid" in family.scope:
+            id_claims: dict[str, Any] = {
+                "iss": issuer,
+                "sub": family.user_id,
+                "aud": client.client_id,
+                "azp": client.client_id,
+                "iat": int(now),
+                "exp": int(now) + self.settings.token_lifetime,
+                "email": user["email"],
+                "name": user["name"],
+                "sid": family.family_id,
+            }
+            if family.nonce is not None:
+                id_claims["nonce"] = family.nonce
+            body["id_token"] = self.keys.sign(id_claims)
+        return body
+
+
+def _unverified_iss(assertion: str) -> str:
+    try:
+        return str(jwt.decode(assertion, options={"verify_signature": False}).get("iss", ""))
+    except jwt.PyJWTError:
+        return ""

@@ -68,18 +68,8 @@ class KeyRing:
         self._keys: dict[str, SigningKey] = {}
         self._load()
         if not any(k.status == "current" for k in self._keys.values()):
-            key, pem = _new_key("current")
-            store.insert(
-                "signing_keys",
-                {
-                    "kid": key.kid,
-                    "alg": ALGORITHM,
-                    "private_pem": pem,
-                    "status": "current",
-                    "created_at": now,
-                },
-            )
-            self._keys[key.kid] = key
+            self._add("current", now)
+            self._load()
 
     def _load(self) -> None:
         for row in self._store.all(
@@ -88,6 +78,35 @@ class KeyRing:
             private = serialization.load_pem_private_key(row["private_pem"].encode(), None)
             assert isinstance(private, rsa.RSAPrivateKey)
             self._keys[row["kid"]] = SigningKey(row["kid"], private, row["status"])
+
+    def rotate(self, now: float) -> dict[str, Any]:
+        """previous -> retired, current -> previous, next -> current, and a new next.
+
+        Tokens signed by the previous key keep verifying until they expire."""
+        store = self._store
+        with store.transaction():
+            store.execute("UPDATE signing_keys SET status = 'retired' WHERE status = 'previous'")
+            store.execute("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
+            store.execute("UPDATE signing_keys SET status = 'current' WHERE status = 'next'")
+            if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
+                self._add("current", now)
+            self._add("next", now)
+        self._keys = {}
+        self._load()
+        return {key.kid: key.status for key in self._keys.values()}
+
+    def _add(self, status: str, now: float) -> None:
+        key, pem = _new_key(status)
+        self._store.insert(
+            "signing_keys",
+            {
+                "kid": key.kid,
+                "alg": ALGORITHM,
+                "private_pem": pem,
+                "status": status,
+                "created_at": now,
+            },
+        )
 
     @property
     def current(self) -> SigningKey:

@@ -34,7 +34,8 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
+        # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
+        self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(SCHEMA + VIEWS)

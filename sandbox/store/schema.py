@@ -33,7 +33,56 @@ CREATE TABLE IF NOT EXISTS clients (
     scopes TEXT NOT NULL,          -- space separated
     dealer_id INTEGER,             -- dealer apps only
     origin TEXT NOT NULL,          -- seeded | config | control
+    redirect_uris TEXT NOT NULL DEFAULT '[]',   -- JSON array, exact match
+    logout_urls TEXT NOT NULL DEFAULT '[]',     -- JSON array of allowed returnTo
+    public INTEGER NOT NULL DEFAULT 0,          -- 1: no secret, PKCE required
     created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS client_keys (
+    client_id TEXT NOT NULL REFERENCES clients(client_id) ON DELETE CASCADE,
+    kid TEXT NOT NULL,             -- '' when the key has no id
+    alg TEXT NOT NULL,             -- RS256 | ES256 ... the only algorithm accepted for it
+    public_pem TEXT,               -- NULL for a JWKS URL registration
+    jwks_url TEXT,
+    source TEXT NOT NULL,          -- where the key came from, for /_sandbox/credentials
+    PRIMARY KEY (client_id, kid)
+);
+CREATE TABLE IF NOT EXISTS assertion_jtis (
+    client_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE TABLE IF NOT EXISTS auth_codes (
+    code_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    nonce TEXT,
+    code_challenge TEXT,
+    family_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_hash TEXT PRIMARY KEY,
+    family_id TEXT NOT NULL,
+    used_at REAL
+);
+CREATE TABLE IF NOT EXISTS token_families (
+    family_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    nonce TEXT,
+    revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     key TEXT PRIMARY KEY,

@@ -6,13 +6,12 @@ is returned only on creation and rotation.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 from sandbox.errors import NotFound, ValidationFailed
+from sandbox.net import DestinationPolicy
 from sandbox.store import Row
 from sandbox.world.context import World
 from sandbox.world.fields import Field
@@ -35,26 +34,8 @@ STATUSES = ("enabled", "disabled")
 
 
 def _url_problem(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https"):
-        return "must be an http or https URL"
-    if not parts.hostname:
-        return "must name a host"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry credentials; use the signing secret to authenticate deliveries"
-    if port == 0:
-        return "must not use port 0"
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return None
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        return "points at a link-local, multicast or unspecified address, which is never allowed"
-    return None
+    # private ranges are judged at send time, where the setting is known
+    return DestinationPolicy(allow_private=True).url_problem(url)
 
 
 def _events_problem(events: Any) -> str | None:

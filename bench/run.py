@@ -1,0 +1,517 @@
+"""``make bench``: how close the sandbox's authenticated sites list comes to bare Starlette.
+
+One run starts the sandbox (``chekt-sandbox serve --db :memory:``) and a bare Starlette app
+(``bench/bare_app.py``) serving the very JSON the sandbox returns, pins each server to core 0
+and wrk to core 1, and measures three rows with ``wrk -t1 -c32 --latency`` after a warm-up:
+the bare app, the sandbox with the seeded API key, and the sandbox with a client-credentials
+JWT. The issue's target is "authenticated endpoint ≥ 50 % of bare Starlette" in requests/s.
+
+Every server must answer 200 with the expected JSON before it is measured (so a 401 storm
+is never mistaken for speed), all load is time-bounded and on loopback, and every child
+process is stopped on exit, errors and Ctrl-C. The table is also written to
+``bench/results.md``. Exit status: 0 all PASS, 1 a target missed, 2 the benchmark failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+SITES_PATH = "/partner/v1/dealers/1001/sites"
+SERVER_CORE = "0"
+WRK_CORE = "1"
+CONNECTIONS = 32
+TARGET = 0.50
+READY_TIMEOUT = 30.0
+BUSY_WARNING = 0.10
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure what it claims to; reported instead of a table."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One benchmarked request: what wrk hits, with which credential."""
+
+    label: str
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}{SITES_PATH}"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What wrk reported for one target."""
+
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx responses plus socket errors; must be 0 for a valid row
+
+
+@dataclass(frozen=True)
+class Row:
+    """A result set against the baseline: ``verdict`` is empty for the baseline itself."""
+
+    result: Result
+    ratio: float
+    verdict: str
+
+
+# ---- child processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Ask the kernel for an unused loopback port (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The caller's environment minus CHEKT_SANDBOX_* overrides, so runs are comparable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHEKT_SANDBOX_")}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def spawned(
+    argv: Sequence[str], log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` pinned to the server core, and always stop it (Ctrl-C included)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *argv],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (uvicorn shuts down cleanly), then SIGKILL if it lingers."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def log_tail(log: Path, lines: int = 25) -> str:
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join("    " + line for line in tail) or "    (no output)"
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, log: Path, name: str) -> None:
+    """Poll ``path`` until it answers 200; fail fast with the log if the process dies."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(
+                f"{name} exited with status {proc.returncode} before it was ready:\n"
+                + log_tail(log)
+            )
+        try:
+            status, _ = request(port, "GET", path)
+        except OSError as exc:
+            last = str(exc)
+        else:
+            if status == 200:
+                return
+            last = f"HTTP {status}"
+        time.sleep(0.1)
+    raise BenchError(
+        f"{name} was not ready after {READY_TIMEOUT:.0f} s (GET {path}: {last}):\n" + log_tail(log)
+    )
+
+
+# ---- HTTP on loopback ------------------------------------------------------------------------
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+) -> tuple[int, bytes]:
+    """One loopback request; the status is returned, not raised, so callers can report it."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def get_json(port: int, path: str, token: str | None = None) -> Any:
+    """GET that must answer 200 with JSON; anything else is a precise BenchError."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    status, raw = request(port, "GET", path, headers=headers)
+    if status != 200:
+        raise BenchError(f"GET {path} on port {port} answered {status}: {raw[:500]!r}")
+    return json.loads(raw)
+
+
+def sandbox_credentials(port: int) -> tuple[str, str, str]:
+    """The seeded API key and the platform partner's client id and secret."""
+    creds = get_json(port, "/_sandbox/credentials")
+    if not creds.get("api_keys"):
+        raise BenchError("/_sandbox/credentials lists no API key")
+    partner = next((c for c in creds["clients"] if c["kind"] == "platform_partner"), None)
+    if partner is None:
+        raise BenchError("/_sandbox/credentials lists no platform_partner client")
+    return creds["api_keys"][0]["key"], partner["client_id"], partner["client_secret"]
+
+
+def access_token(port: int, client_id: str, secret: str) -> str:
+    """A JWT from the client-credentials grant (same Host as wrk, so the issuer matches)."""
+    form = urlencode(
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, raw = request(port, "POST", "/oauth/token", headers=headers, body=form)
+    if status != 200:
+        raise BenchError(f"POST /oauth/token answered {status}: {raw[:500]!r}")
+    token: str = json.loads(raw)["access_token"]
+    return token
+
+
+def verify(target: Target, expected: Any) -> None:
+    """The benchmarked request itself must answer 200 with the sandbox's sites list."""
+    body = get_json(target.port, SITES_PATH, target.token)
+    if body != expected:
+        raise BenchError(f"{target.label}: GET {SITES_PATH} answered a different JSON body")
+
+
+# ---- wrk -------------------------------------------------------------------------------------
+
+
+def run_wrk(target: Target, seconds: int) -> str:
+    """One time-bounded wrk run pinned to the load core; returns its report."""
+    argv = [
+        "taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
+        "--latency", "-H", f"Authorization: Bearer {target.token}", target.url,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk did not finish within {seconds + 30} s on {target.url}") from None
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    return done.stdout
+
+
+def _ms(report: str, percentile: str) -> float:
+    found = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s|m|h)\s*$", report, re.MULTILINE)
+    if found is None:
+        raise BenchError(f"no {percentile}% latency in wrk's report:\n{report}")
+    return float(found.group(1)) * UNITS_MS[found.group(2)]
+
+
+def parse_wrk(label: str, report: str) -> Result:
+    """Requests/s, p50, p99 and error counts out of wrk's text report."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", report, re.MULTILINE)
+    if rps is None:
+        raise BenchError(f"no Requests/sec in wrk's report:\n{report}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", report)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", report
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(int(n) for n in sockets.groups()) if sockets else 0
+    return Result(label, float(rps.group(1)), _ms(report, "50"), _ms(report, "99"), errors)
+
+
+def measure(target: Target, expected: Any, seconds: int, warmup: int) -> Result:
+    """Verify, warm up, measure, then verify again (a mid-run breakdown voids the row)."""
+    verify(target, expected)
+    print(f"  {target.label}: warm-up {warmup} s, measuring {seconds} s ...", flush=True)
+    run_wrk(target, warmup)
+    result = parse_wrk(target.label, run_wrk(target, seconds))
+    verify(target, expected)
+    return result
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+
+def rank(results: Sequence[Result]) -> list[Row]:
+    """Ratios to the first (bare) result, and PASS/FAIL for every authenticated row."""
+    bare = results[0].rps
+    rows = [Row(results[0], 1.0, "")]
+    for result in results[1:]:
+        ratio = result.rps / bare if bare else 0.0
+        ok = ratio >= TARGET and result.errors == 0
+        rows.append(Row(result, ratio, "PASS" if ok else "FAIL"))
+    return rows
+
+
+HEADERS = ("Server", "Requests/s", "p50 ms", "p99 ms", "vs bare", "Errors", "Target ≥ 50 %")
+
+
+def cells(row: Row) -> tuple[str, ...]:
+    r = row.result
+    verdict = row.verdict or "(baseline)"
+    return (
+        r.label,
+        f"{r.rps:,.0f}",
+        f"{r.p50_ms:.2f}",
+        f"{r.p99_ms:.2f}",
+        f"{row.ratio * 100:.0f} %",
+        str(r.errors),
+        verdict,
+    )
+
+
+def text_table(rows: Sequence[Row]) -> str:
+    table = [HEADERS, *(cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+
+    def line(values: Sequence[str]) -> str:
+        first = values[0].ljust(widths[0])
+        rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest])
+
+    rule = "-" * len(line(HEADERS))
+    return "\n".join([line(HEADERS), rule, *(line(c) for c in table[1:])])
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---" + "|---:" * (len(HEADERS) - 1) + "|"]
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_line(seconds: int, warmup: int) -> str:
+    return (
+        f"GET {SITES_PATH} with `wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency` after a "
+        f"{warmup} s warm-up; servers pinned to core {SERVER_CORE}, wrk to core {WRK_CORE} "
+        "(`taskset -c`), loopback only."
+    )
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def versions() -> str:
+    names = ("starlette", "uvicorn", "uvloop", "httptools")
+    found = []
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    return ", ".join(found)
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores from /proc/stat; (0, 0) where there is none."""
+    with contextlib.suppress(OSError, ValueError):
+        fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+    return 0, 0
+
+
+def background_load(seconds: float = 1.0) -> float | None:
+    """Share of CPU busy before we start anything: other load skews every row."""
+    busy0, total0 = cpu_times()
+    time.sleep(seconds)
+    busy1, total1 = cpu_times()
+    return (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
+
+
+def machine(load: float | None) -> list[str]:
+    busy = "unknown" if load is None else f"{load * 100:.0f} % of all cores busy"
+    return [
+        f"- CPU: {cpu_model()}",
+        f"- Cores: {os.cpu_count()}",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}",
+        f"- Kernel: {platform.system()} {platform.release()}",
+        f"- Packages: {versions()}",
+        f"- Background load just before the run: {busy}",
+        f"- Date: {datetime.now().astimezone().isoformat(timespec='seconds')}",
+    ]
+
+
+def write_results(
+    rows: Sequence[Row], seconds: int, warmup: int, quick: bool, load: float | None
+) -> Path:
+    """bench/results.md: the same table, how it was measured, and on what machine."""
+    title = "# `make bench` results" + (" (quick run)" if quick else "")
+    text = "\n".join(
+        [
+            title,
+            "",
+            f"Target (issue): authenticated endpoint ≥ {TARGET * 100:.0f} % of bare Starlette "
+            "(requests/s).",
+            "",
+            markdown_table(rows),
+            "",
+            load_line(seconds, warmup),
+            "",
+            "## Machine",
+            "",
+            *machine(load),
+            "",
+        ]
+    )
+    path = BENCH_DIR / "results.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, help="seconds per measurement [default: 8]")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 s measurements, 1 s warm-ups (a smoke test)"
+    )
+    args = parser.parse_args(argv)
+    if args.duration is not None and args.duration < 1:
+        parser.error("--duration must be a whole number of seconds >= 1")
+    return args
+
+
+def preflight() -> None:
+    """Fail early and clearly on a machine that cannot run this benchmark as specified."""
+    if len(os.sched_getaffinity(0)) < 2:
+        raise BenchError("needs 2 cores (one for the server, one for wrk)")
+    for tool in ("wrk", "taskset"):
+        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
+            raise BenchError(f"{tool} is not installed")
+    if not (BIN / "chekt-sandbox").exists():
+        raise BenchError(f"{BIN / 'chekt-sandbox'} is missing; run `make install`")
+
+
+def start_sandbox(stack: contextlib.ExitStack, logs: Path) -> int:
+    port = free_port()
+    argv = [str(BIN / "chekt-sandbox"), "serve", "--port", str(port), "--db", ":memory:"]
+    log = logs / "sandbox.log"
+    proc = stack.enter_context(spawned(argv, log, child_env()))
+    wait_ready(proc, port, "/.well-known/jwks.json", log, "the sandbox")
+    return port
+
+
+def measure_bare(sites: Any, token: str, seconds: int, warmup: int, logs: Path) -> Result:
+    """Start the bare app on the captured JSON, measure it, and stop it again."""
+    sites_file = logs / "sites.json"
+    sites_file.write_text(json.dumps(sites), encoding="utf-8")
+    port = free_port()
+    argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), str(port)]
+    log = logs / "bare_app.log"
+    with spawned(argv, log, child_env(BENCH_SITES_JSON=str(sites_file))) as proc:
+        wait_ready(proc, port, SITES_PATH, log, "the bare app")
+        # same Authorization header as the sandbox rows, so wrk sends identical requests
+        return measure(Target("bare Starlette", port, token), sites, seconds, warmup)
+
+
+def benchmark(seconds: int, warmup: int) -> list[Result]:
+    with contextlib.ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-bench-")))
+        print("Starting the sandbox ...", flush=True)
+        port = start_sandbox(stack, logs)
+        api_key, client_id, secret = sandbox_credentials(port)
+        jwt = access_token(port, client_id, secret)
+        sites = get_json(port, SITES_PATH, api_key)
+        if not isinstance(sites, list) or not sites:
+            raise BenchError(f"GET {SITES_PATH} did not answer a non-empty JSON array")
+        targets = [Target("sandbox, API key", port, api_key), Target("sandbox, JWT", port, jwt)]
+        for target in targets:  # fail before spending minutes on the baseline
+            verify(target, sites)
+        print(f"Sandbox ready on port {port}; {len(sites)} sites in the payload.", flush=True)
+        results = [measure_bare(sites, api_key, seconds, warmup, logs)]
+        results += [measure(target, sites, seconds, warmup) for target in targets]
+        return results
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    """SIGTERM unwinds like Ctrl-C, so every child is stopped by the ``finally`` blocks."""
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    seconds = args.duration or (2 if args.quick else 8)
+    warmup = 1 if args.quick else 2
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        preflight()
+        load = background_load()
+        if load is not None and load > BUSY_WARNING:
+            print(
+                f"warning: {load * 100:.0f} % of the CPU was busy before the run; "
+                "expect low, noisy rows"
+            )
+        rows = rank(benchmark(seconds, warmup))
+    except BenchError as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; all servers stopped", file=sys.stderr)
+        return 130
+    print()
+    print(
+        f"Target (issue): authenticated endpoint ≥ {TARGET * 100:.0f} % of bare Starlette (req/s)"
+    )
+    print(load_line(seconds, warmup))
+    print()
+    print(text_table(rows))
+    path = write_results(rows, seconds, warmup, args.quick, load)
+    print(f"\nWritten to {path.relative_to(ROOT)}")
+    return 0 if all(row.verdict != "FAIL" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Where the sandbox may connect: the destination policy of every outbound request
+(registered JWKS URLs now, webhook deliveries later).
+
+The policy is applied to the *resolved* addresses, inside aiohttp's resolver hook, so a
+host name that resolves somewhere forbidden at send time is refused even if it looked fine
+at registration. Loopback is allowed (partners run receivers on their laptop) except the
+sandbox's own port; link-local and cloud-metadata addresses never are; private ranges only
+when ``allow_private_destinations`` is set.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+MAX_RESPONSE = 64 * 1024
+
+
+class DestinationRefused(Exception):
+    """The destination is not one the sandbox may contact."""
+
+
+class DestinationPolicy:
+    def __init__(self, *, allow_private: bool = False, own_port: int | None = None) -> None:
+        self.allow_private = allow_private
+        self.own_port = own_port
+
+    def address_problem(self, address: IPAddress, port: int) -> str | None:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if address in METADATA:
+            return f"{address} is a cloud metadata address"
+        if address.is_link_local:
+            return f"{address} is link-local"
+        if address.is_unspecified or address.is_multicast or address.is_reserved:
+            return f"{address} is not a unicast destination"
+        if address.is_loopback:
+            if self.own_port is not None and port == self.own_port:
+                return "the sandbox does not deliver to its own port"
+            return None
+        if address.is_private and not self.allow_private:
+            return f"{address} is a private address (enable allow_private_destinations)"
+        return None
+
+    def url_problem(self, url: str) -> str | None:
+        """Checks that need no DNS: scheme, credentials, and literal addresses."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return "is not a valid URL"
+        if parts.scheme not in ("http", "https"):
+            return "must be an http or https URL"
+        if not parts.hostname:
+            return "must name a host"
+        if parts.username is not None or parts.password is not None:
+            return "must not carry credentials"
+        try:
+            literal = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return None
+        problem = self.address_problem(literal, port)
+        return None if problem is None else f"points at a refused address: {problem}"
+
+
+class PolicyResolver(AbstractResolver):
+    """aiohttp resolver that drops every address the policy refuses."""
+
+    def __init__(self, policy: DestinationPolicy) -> None:
+        self._policy = policy
+        self._inner = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed, problems = [], []
+        for result in results:
+            problem = self._policy.address_problem(ipaddress.ip_address(result["host"]), port)
+            if problem is None:
+                allowed.append(result)
+            else:
+                problems.append(problem)
+        if not allowed:
+            raise DestinationRefused(f"{host} is refused: {'; '.join(problems)}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+async def fetch_json(url: str, policy: DestinationPolicy, timeout: float = 5.0) -> Any:
+    """GET a small JSON document from an allowed destination (redirects not followed)."""
+    problem = policy.url_problem(url)
+    if problem is not None:
+        raise DestinationRefused(f"{url} {problem}")
+    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), use_dns_cache=False)
+    async with (
+        aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as session,
+        session.get(url, allow_redirects=False) as response,
+    ):
+        if response.status != 200:
+            raise ValueError(f"{url} answered {response.status}")
+        body = await response.content.read(MAX_RESPONSE + 1)
+        if len(body) > MAX_RESPONSE:
+            raise ValueError(f"{url} answered more than {MAX_RESPONSE} bytes")
+        return json.loads(body)

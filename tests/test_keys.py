@@ -1,0 +1,62 @@
+"""Key rotation: the sandbox's signing keys (JWKS publishes previous, current, next) and
+API keys (the old one keeps working for 24 h on the sandbox clock)."""
+
+from __future__ import annotations
+
+import jwt
+from conftest import Api
+from starlette.testclient import TestClient
+
+from sandbox import Settings, VirtualClock, create_app
+
+SITES = "/partner/v1/dealers/1001/sites"
+
+
+def test_signing_key_rotation_keeps_old_tokens_valid(api: Api) -> None:
+    before = api.client.get("/.well-known/jwks.json").json()["keys"]
+    old_token = api.token()
+    old_kid = jwt.get_unverified_header(old_token)["kid"]
+    rotated = api.client.post("/_sandbox/keys/rotate").json()["keys"]
+    statuses = {k["status"] for k in rotated}
+    assert statuses == {"previous", "current", "next"}
+    published = {k["kid"] for k in api.client.get("/.well-known/jwks.json").json()["keys"]}
+    assert published == {k["kid"] for k in rotated}
+    assert {k["kid"] for k in before} <= published
+    new_token = api.token()
+    assert jwt.get_unverified_header(new_token)["kid"] != old_kid
+    assert api.client.get(SITES, headers=api.bearer(old_token)).status_code == 200
+    assert api.client.get(SITES, headers=api.bearer(new_token)).status_code == 200
+    # a second rotation retires the first key: it leaves the JWKS and its tokens stop working
+    api.client.post("/_sandbox/keys/rotate")
+    published = {k["kid"] for k in api.client.get("/.well-known/jwks.json").json()["keys"]}
+    assert old_kid not in published and len(published) == 3
+    assert api.client.get(SITES, headers=api.bearer(old_token)).status_code == 401
+    assert api.client.get(SITES, headers=api.bearer(new_token)).status_code == 200
+
+
+def test_api_key_rotation_has_a_24_hour_grace() -> None:
+    clock = VirtualClock(start=1_800_000_000)
+    with TestClient(create_app(Settings(), clock=clock)) as client:
+        api = Api(client)
+        rotated = client.post("/_sandbox/api-keys/rotate", json={"key": api.key})
+        assert rotated.status_code == 201
+        new_key = rotated.json()["key"]
+        assert new_key != api.key and new_key.startswith("chekt_test_")
+        assert rotated.json()["previous_key_expires_at"] == 1_800_000_000 + 86_400
+        clock.advance(86_399)
+        assert client.get(SITES, headers=api.bearer(api.key)).status_code == 200
+        assert client.get(SITES, headers=api.bearer(new_key)).status_code == 200
+        clock.advance(1)
+        expired = client.get(SITES, headers=api.bearer(api.key))
+        assert expired.status_code == 401
+        assert expired.json()["error"]["code"] == "invalid_api_key"
+        assert client.get(SITES, headers=api.bearer(new_key)).status_code == 200
+        listed = [k["key"] for k in client.get("/_sandbox/credentials").json()["api_keys"]]
+        assert new_key in listed and api.key not in listed
+        again = client.post("/_sandbox/api-keys/rotate", json={"key": api.key})
+        assert again.status_code == 404
+
+
+def test_rotating_a_missing_key_is_a_clear_error(api: Api) -> None:
+    response = api.client.post("/_sandbox/api-keys/rotate", json={})
+    assert response.status_code == 422 and response.json()["error"]["field"] == "key"
