@@ -3,13 +3,16 @@ are wired together into a Starlette app that owns them (``app.state.services``).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.api import authorize, control, oauth, partner
+from sandbox.api import authorize, control, control_events, oauth, partner
 from sandbox.api.common import Services
 from sandbox.api.middleware import RequestContext
 from sandbox.auth.assertions import AssertionVerifier
@@ -17,12 +20,13 @@ from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
-from sandbox.clock import Clock, make_clock
+from sandbox.clock import Clock, VirtualClock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
 from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings
 from sandbox.store import Store
-from sandbox.world import World
+from sandbox.webhooks.dispatcher import Dispatcher
+from sandbox.world import World, subscriptions
 from sandbox.world.seed import seed_world
 
 
@@ -74,13 +78,28 @@ def build_services(
     policy = DestinationPolicy(
         allow_private=settings.allow_private_destinations, own_port=settings.port
     )
+    dispatcher = Dispatcher(world, settings, policy)
+    if isinstance(clock, VirtualClock):
+        clock.on_change(dispatcher.wake)
+    subscriptions.ensure_callback(world, settings)
     return Services(
         settings=settings,
         world=world,
         keys=keys,
         guard=Guard(world, keys, settings),
         tokens=TokenEndpoint(world, keys, settings, AssertionVerifier(world, policy)),
+        dispatcher=dispatcher,
     )
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    dispatcher: Dispatcher = app.state.services.dispatcher
+    await dispatcher.start()
+    try:
+        yield
+    finally:
+        await dispatcher.stop()
 
 
 def create_app(
@@ -89,8 +108,15 @@ def create_app(
     settings = settings or Settings()
     app = Starlette(
         # the Partner API first: it is the hot path, and routes are matched in order
-        routes=[*partner.routes, *oauth.routes, *authorize.routes, *control.routes],
+        routes=[
+            *partner.routes,
+            *oauth.routes,
+            *authorize.routes,
+            *control.routes,
+            *control_events.routes,
+        ],
         middleware=[Middleware(RequestContext)],
+        lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
             OAuthError: _oauth_error,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
@@ -39,23 +40,35 @@ class VirtualClock:
     def __init__(self, start: float | None = None) -> None:
         self._now = time.time() if start is None else start
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def now(self) -> float:
         return self._now
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the thread that moved the clock) after every move."""
+        self._listeners.append(listener)
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:
             raise ValueError("a clock cannot be advanced by a negative amount")
         with self._lock:
             self._now += seconds
-            return self._now
+            now = self._now
+        self._notify()
+        return now
 
     def set(self, timestamp: float) -> float:
         with self._lock:
             if timestamp < self._now:
                 raise ValueError("a virtual clock never moves backwards")
             self._now = timestamp
-            return self._now
+        self._notify()
+        return timestamp
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
 
 
 def make_clock(kind: str) -> Clock:

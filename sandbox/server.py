@@ -47,7 +47,7 @@ def make_server(app: Starlette, tls: TlsFiles | None = None) -> uvicorn.Server:
         app,
         loop="uvloop",
         http="httptools",
-        lifespan="off",
+        lifespan="on",
         access_log=False,
         log_level="warning",
         timeout_keep_alive=10,

@@ -79,6 +79,14 @@ class Settings:
     allow_private_destinations: bool = False
     tls: bool = False
     state_dir: str = ".chekt-sandbox"
+    callback: str | None = None  # serve --callback: a sandbox-wide subscription
+    callback_events: tuple[str, ...] = ()  # empty: every event type
+    callback_secret: str | None = None
+    webhook_profile: str = "chekt-apps"
+    signature_variant: str = "timestamped-hex"
+    webhook_timeout: float = 30.0
+    webhook_concurrency: int = 4  # attempts in flight per subscription
+    duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -132,6 +140,22 @@ class Settings:
             raise SettingsError(f"port {self.port} is out of range")
         if self.token_lifetime <= 0:
             raise SettingsError("token_lifetime must be a positive number of seconds")
+        if self.webhook_profile not in ("chekt-apps", "legacy-guide", "dealer-v1"):
+            raise SettingsError("webhook_profile must be chekt-apps, legacy-guide or dealer-v1")
+        if self.signature_variant not in (
+            "timestamped-hex",
+            "timestamped-sha256",
+            "timestamped-base64",
+            "body-hex",
+        ):
+            raise SettingsError(
+                "signature_variant must be timestamped-hex, timestamped-sha256, "
+                "timestamped-base64 or body-hex"
+            )
+        if not 0 <= self.duplicate_rate <= 1:
+            raise SettingsError("duplicate_rate must be between 0 and 1")
+        if self.webhook_timeout <= 0 or self.webhook_concurrency < 1:
+            raise SettingsError("webhook_timeout and webhook_concurrency must be positive")
         if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
             raise SettingsError("dealers must be 1..1000 and sites_per_dealer 0..1000")
         for client in self.clients:
@@ -195,7 +219,9 @@ _INTS = {
     "dealers",
     "sites_per_dealer",
     "code_lifetime",
+    "webhook_concurrency",
 }
+_FLOATS = {"webhook_timeout", "duplicate_rate"}
 _BOOLS = {"allow_private_destinations", "tls"}
 
 
@@ -204,7 +230,12 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         return tuple(_client(item, source) for item in _records(name, raw, source))
     if name == "api_keys":
         return tuple(_api_key(item, source) for item in _records(name, raw, source))
-    if name == "extra_audiences":
+    if name in _FLOATS:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{source}: {name} must be a number, not {raw!r}") from None
+    if name in ("extra_audiences", "callback_events"):
         items = raw.split(",") if isinstance(raw, str) else raw
         return tuple(str(item).strip() for item in items if str(item).strip())
     if name in _BOOLS:

@@ -17,6 +17,7 @@ from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
 from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from sandbox.settings import Settings
+from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
 
 MAX_BODY = 1024 * 1024
@@ -33,6 +34,14 @@ class Services:
     keys: KeyRing
     guard: Guard
     tokens: TokenEndpoint
+    dispatcher: Dispatcher
+
+    @property
+    def base_url(self) -> str:
+        """Where links in payloads point (snapshots, tracking)."""
+        if self.settings.issuer:
+            return self.settings.issuer.rstrip("/")
+        return f"{'https' if self.settings.tls else 'http'}://{self.settings.host}:{self.settings.port}"
 
 
 def services(request: Request) -> Services:

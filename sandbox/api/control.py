@@ -14,10 +14,11 @@ from sandbox.auth import clients
 from sandbox.auth.clients import credentials, ensure_credentials
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
 from sandbox.settings import Settings, SettingsError
+from sandbox.world import subscriptions
 from sandbox.world.seed import seed_world
 
 
-def _admin(request: Request) -> None:
+def admin(request: Request) -> None:
     settings = services(request).settings
     if settings.loopback:
         return
@@ -31,7 +32,7 @@ def _admin(request: Request) -> None:
 
 
 async def get_credentials(request: Request) -> Response:
-    _admin(request)
+    admin(request)
     s = services(request)
     issuer = issuer_of(request)
     body = {
@@ -46,7 +47,7 @@ async def get_credentials(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     """Reseed the world (optionally with another seed); credentials are kept."""
-    _admin(request)
+    admin(request)
     s = services(request)
     seed = s.settings.seed
     if await request.body():
@@ -59,12 +60,13 @@ async def reset(request: Request) -> Response:
             seed = body["seed"]
     seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
     ensure_credentials(s.world, s.settings)
+    subscriptions.ensure_callback(s.world, s.settings)
     s.world.credentials_changed()
     return reply({"reset": True, "seed": seed})
 
 
 async def rotate_signing_key(request: Request) -> Response:
-    _admin(request)
+    admin(request)
     s = services(request)
     statuses = s.keys.rotate(s.world.now())
     s.world.credentials_changed()
@@ -72,7 +74,7 @@ async def rotate_signing_key(request: Request) -> Response:
 
 
 async def rotate_api_key(request: Request) -> Response:
-    _admin(request)
+    admin(request)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("key"), str):
         raise ValidationFailed("key", 'send {"key": "<the API key to rotate>"}')
@@ -84,7 +86,7 @@ async def rotate_api_key(request: Request) -> Response:
 
 async def create_client(request: Request) -> Response:
     """Register a client: OAuth secret, public (PKCE) or assertion key / JWKS URL."""
-    _admin(request)
+    admin(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ValidationFailed("body", "send a JSON object describing the client")

@@ -8,6 +8,7 @@ domain so out-of-reach dealers answer exactly like absent ones.
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from sandbox.api.common import (
 )
 from sandbox.auth.guard import Principal
 from sandbox.errors import PermissionDenied
+from sandbox.webhooks import catalog, outbox
 from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
 from sandbox.world.fields import Field, external_id, validate
 from sandbox.world.listing import parse_list_query, project
@@ -257,8 +259,18 @@ async def set_arming(request: Request, principal: Principal) -> Response:
 
 @endpoint("create:devices")
 async def create_devices(request: Request, principal: Principal) -> Response:
+    """Bulk create; every device that joins the site comes online (``device.online``)."""
     site_id = _site(request, principal)
-    return reply(devices.create_many(_world(request), site_id, await read_json(request)), 201)
+    s = services(request)
+    report = devices.create_many(s.world, site_id, await read_json(request))
+    rng = random.Random()
+    for result in report["results"]:
+        if result["is_successful"]:
+            overrides = {"site_id": site_id, "device_id": result["device_id"]}
+            data = catalog.build(s.world, rng, "device.online", overrides, s.base_url)
+            outbox.record_event(s.world, "device.online", data)
+    s.dispatcher.wake()
+    return reply(report, 201)
 
 
 @endpoint("update:devices")
@@ -324,6 +336,28 @@ async def rotate_webhook_secret(request: Request, principal: Principal) -> Respo
     return reply(subscriptions.rotate_secret(_world(request), principal.client_id, webhook_id))
 
 
+@endpoint("update:sites")
+async def test_webhook(request: Request, principal: Principal) -> Response:
+    """Send this subscription (and only it) a sample alarm.created marked ``"test": true``."""
+    s = services(request)
+    webhook_id = request.path_params["webhook_id"]
+    subscriptions.get(s.world, principal.client_id, webhook_id)
+    reachable = (
+        [principal.dealer_id]
+        if principal.dealer_id is not None
+        else dealers.connected_dealers(s.world, principal.client_id)
+    )
+    site_id = s.world.store.scalar(
+        f"SELECT MIN(site_id) FROM sites WHERE dealer_id IN ({','.join('?' * len(reachable))})",
+        reachable,
+    )
+    overrides = {"test": True, **({"site_id": site_id} if site_id is not None else {})}
+    data = catalog.build(s.world, random.Random(), "alarm.created", overrides, s.base_url)
+    event_id = outbox.record_event(s.world, "alarm.created", data, target_webhook_id=webhook_id)
+    s.dispatcher.wake()
+    return reply({"event_id": event_id, "webhook_id": webhook_id}, 202)
+
+
 routes = [
     route("/partner/v1/dealers/connect", PUT=connect_dealer),
     route(_DEALER, GET=get_dealer, PATCH=update_dealer, PUT=update_dealer),
@@ -357,4 +391,5 @@ routes = [
         DELETE=delete_webhook,
     ),
     route("/partner/v1/webhooks/{webhook_id}/rotate-secret", POST=rotate_webhook_secret),
+    route("/partner/v1/webhooks/{webhook_id}/test", POST=test_webhook),
 ]

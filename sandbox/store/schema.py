@@ -2,6 +2,9 @@
 tables survive it."""
 
 WORLD_TABLES = (
+    "attempts",
+    "deliveries",
+    "events",
     "idempotency",
     "webhooks",
     "devices",
@@ -173,15 +176,54 @@ CREATE TABLE IF NOT EXISTS devices (
     created_at REAL NOT NULL,
     UNIQUE (site_id, external_device_id)
 );
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    dealer_id INTEGER,
+    data TEXT NOT NULL,            -- JSON object
+    created_at REAL NOT NULL,      -- when it happens (future for scheduled lifecycle steps)
+    target_webhook_id TEXT,        -- set for a subscription's test event: only it receives it
+    emitted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_due ON events (emitted, created_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    body BLOB NOT NULL,            -- byte-identical across attempts
+    state TEXT NOT NULL,           -- pending | sending | delivered | failed | disabled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_at REAL NOT NULL,        -- when attempt 1 was due
+    next_at REAL,                  -- when the next attempt is due
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    scheduled_at REAL NOT NULL,
+    sent_at REAL NOT NULL,
+    outcome TEXT NOT NULL,         -- delivered | failed | timeout | blocked_destination | disabled
+    status_code INTEGER,
+    request TEXT NOT NULL,         -- JSON {url, headers, body}
+    response TEXT,                 -- JSON {status, headers, body}
+    latency_ms REAL,
+    error TEXT,
+    next_at REAL
+);
 CREATE TABLE IF NOT EXISTS webhooks (
     webhook_id TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL,
+    client_id TEXT,                -- NULL: a sandbox-wide subscription (serve --callback)
     url TEXT NOT NULL,
     events TEXT NOT NULL,          -- JSON array
     secret TEXT NOT NULL,
     status TEXT NOT NULL,
     profile TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    failing_since REAL             -- first failed attempt of an unbroken failure run
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     client_id TEXT NOT NULL,

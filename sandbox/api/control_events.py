@@ -1,0 +1,246 @@
+"""Control routes for time and webhooks: the clock, sandbox-wide subscriptions, emitting
+events, and the delivery journal (``/_sandbox/clock``, ``/subscriptions``, ``/events``,
+``/deliveries``)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.api.common import no_content, read_json, reply, route, services
+from sandbox.api.control import admin
+from sandbox.clock import VirtualClock
+from sandbox.errors import BadRequest, NotFound, ValidationFailed
+from sandbox.webhooks import outbox
+from sandbox.world import subscriptions
+from sandbox.world.fields import validate
+from sandbox.world.subscriptions import EVENT_TYPES
+
+MAX_RANDOM = 100_000
+VARIANTS = ("handled", "false-positive", "escalated")
+
+
+def _clock_state(request: Request) -> dict[str, Any]:
+    clock = services(request).world.clock
+    return {"now": clock.now(), "virtual": clock.virtual}
+
+
+async def get_clock(request: Request) -> Response:
+    admin(request)
+    return reply(_clock_state(request))
+
+
+def _virtual(request: Request) -> VirtualClock:
+    clock = services(request).world.clock
+    if not isinstance(clock, VirtualClock):
+        raise BadRequest("the sandbox runs on the system clock; start it with --clock virtual")
+    return clock
+
+
+def _number(body: Any, name: str) -> float:
+    value = body.get(name) if isinstance(body, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValidationFailed(name, f"{name} must be a non-negative number")
+    return float(value)
+
+
+async def advance_clock(request: Request) -> Response:
+    admin(request)
+    _virtual(request).advance(_number(await read_json(request), "seconds"))
+    return reply(_clock_state(request))
+
+
+async def set_clock(request: Request) -> Response:
+    admin(request)
+    clock = _virtual(request)
+    target = _number(await read_json(request), "now")
+    if target < clock.now():
+        raise ValidationFailed("now", "a virtual clock never moves backwards")
+    clock.set(target)
+    return reply(_clock_state(request))
+
+
+async def create_subscription(request: Request) -> Response:
+    admin(request)
+    s = services(request)
+    values = validate(
+        await read_json(request),
+        subscriptions.SUBSCRIPTION_FIELDS,
+        read_only=subscriptions.READ_ONLY,
+    )
+    created = subscriptions.create(
+        s.world, None, values, default_profile=s.settings.webhook_profile
+    )
+    return reply(created, 201)
+
+
+async def list_subscriptions(request: Request) -> Response:
+    admin(request)
+    rows = services(request).world.store.all("SELECT * FROM webhooks ORDER BY created_at")
+    world = services(request).world
+    items = [subscriptions.get(world, row["client_id"], row["webhook_id"]) for row in rows]
+    return reply(items, headers={"X-Total-Count": str(len(items))})
+
+
+async def change_subscription(request: Request) -> Response:
+    admin(request)
+    s = services(request)
+    webhook_id = request.path_params["webhook_id"]
+    owner = s.world.store.scalar(
+        "SELECT client_id FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+    )
+    if request.method == "DELETE":
+        subscriptions.delete(s.world, owner, webhook_id)
+        return no_content()
+    values = validate(
+        await read_json(request),
+        subscriptions.SUBSCRIPTION_FIELDS,
+        partial=True,
+        read_only=subscriptions.READ_ONLY,
+    )
+    return reply(subscriptions.update(s.world, owner, webhook_id, values))
+
+
+def _rng(body: dict[str, Any]) -> random.Random:
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValidationFailed("seed", "seed must be an integer")
+    return random.Random(seed)
+
+
+async def emit_events(request: Request) -> Response:
+    """One event (``type`` + ``data``), a lifecycle, or N random events at a rate."""
+    admin(request)
+    s = services(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object")
+    modes = [key for key in ("type", "lifecycle", "random") if key in body]
+    if len(modes) != 1:
+        raise ValidationFailed("type", 'send exactly one of "type", "lifecycle" or "random"')
+    known = {"type", "data", "lifecycle", "variant", "random", "rate", "seed", "types"}
+    for key in body:
+        if key not in known:
+            raise ValidationFailed(key, f"unknown field {key!r}")
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValidationFailed("data", "data must be an object of field overrides")
+    rng = _rng(body)
+    world, base = s.world, s.base_url
+    with world.store.transaction():
+        if "type" in body:
+            if not isinstance(body["type"], str):
+                raise ValidationFailed("type", "type must be an event type name")
+            event_ids = [outbox.emit(world, rng, body["type"], data, base)]
+        elif "lifecycle" in body:
+            if body["lifecycle"] != "alarm":
+                raise ValidationFailed("lifecycle", 'the only lifecycle is "alarm"')
+            variant = body.get("variant", "handled")
+            if variant not in VARIANTS:
+                raise ValidationFailed("variant", f"variant must be one of {', '.join(VARIANTS)}")
+            event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
+        else:
+            event_ids = _random(body, rng, world, base)
+    s.dispatcher.wake()
+    return reply({"event_ids": event_ids}, 202)
+
+
+def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> list[str]:
+    count = body["random"]
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RANDOM:
+        raise ValidationFailed("random", f"random must be an integer from 1 to {MAX_RANDOM}")
+    rate = body.get("rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+    ):
+        raise ValidationFailed("rate", "rate must be a positive number of events per second")
+    types = body.get("types") or list(EVENT_TYPES)
+    if not isinstance(types, list) or any(t not in EVENT_TYPES for t in types):
+        raise ValidationFailed("types", f"types must be a list drawn from {', '.join(EVENT_TYPES)}")
+    start = world.now()
+    return [
+        outbox.emit(world, rng, rng.choice(types), {}, base, at=start + (i / rate if rate else 0))
+        for i in range(count)
+    ]
+
+
+def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
+    request = json.loads(row["request"] or "{}")
+    return {
+        "seq": row["seq"],
+        "event_id": row["event_id"],
+        "delivery_id": row["delivery_id"],
+        "webhook_id": row["webhook_id"],
+        "attempt": row["attempt"],
+        "outcome": row["outcome"],
+        "status_code": row["status_code"],
+        "scheduled_at": row["scheduled_at"],
+        "sent_at": row["sent_at"],
+        "next_at": row["next_at"],
+        "latency_ms": row["latency_ms"],
+        "error": row["error"],
+        "url": request.get("url"),
+        "request": {"headers": request.get("headers"), "body": request.get("body")},
+        "response": json.loads(row["response"]) if row["response"] else None,
+    }
+
+
+async def list_deliveries(request: Request) -> Response:
+    admin(request)
+    filters: list[str] = []
+    values: list[Any] = []
+    for name in ("event_id", "webhook_id", "outcome", "delivery_id"):
+        value = request.query_params.get(name)
+        if value is not None:
+            filters.append(f"{name} = ?")
+            values.append(value)
+    since = request.query_params.get("since_seq", "0")
+    if not since.isdigit():
+        raise ValidationFailed("since_seq", "since_seq must be a non-negative integer")
+    filters.append("seq > ?")
+    values.append(int(since))
+    rows = services(request).world.store.all(
+        f"SELECT * FROM attempts WHERE {' AND '.join(filters)} ORDER BY seq LIMIT 10000", values
+    )
+    return reply([attempt_view(row) for row in rows])
+
+
+async def resend_event(request: Request) -> Response:
+    admin(request)
+    s = services(request)
+    event_id = request.path_params["event_id"]
+    if s.world.store.scalar("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is None:
+        raise NotFound(f"event {event_id} was not found")
+    delivery_ids = outbox.resend(s.world, event_id)
+    s.dispatcher.wake()
+    return reply({"event_id": event_id, "delivery_ids": delivery_ids}, 202)
+
+
+async def recover_failed(request: Request) -> Response:
+    admin(request)
+    s = services(request)
+    since = _number(await read_json(request), "since")
+    delivery_ids = outbox.recover_failed(s.world, since)
+    s.dispatcher.wake()
+    return reply({"delivery_ids": delivery_ids}, 202)
+
+
+routes = [
+    route("/_sandbox/clock", GET=get_clock),
+    route("/_sandbox/clock/advance", POST=advance_clock),
+    route("/_sandbox/clock/set", POST=set_clock),
+    route("/_sandbox/subscriptions", POST=create_subscription, GET=list_subscriptions),
+    route(
+        "/_sandbox/subscriptions/{webhook_id}",
+        PATCH=change_subscription,
+        DELETE=change_subscription,
+    ),
+    route("/_sandbox/events", POST=emit_events),
+    route("/_sandbox/events/{event_id}/resend", POST=resend_event),
+    route("/_sandbox/deliveries", GET=list_deliveries),
+    route("/_sandbox/deliveries/recover", POST=recover_failed),
+]

@@ -1,0 +1,289 @@
+"""The delivery worker: one asyncio task in the server's loop that fans out due events and
+makes due attempts, signing each one fresh, with CHeKT's retry behaviour.
+
+Status table: 2xx delivered; 410 disables the subscription; 429/503 honour ``Retry-After``;
+3xx (never followed), other 4xx/5xx, refused or reset connections and timeouts are retried
+on the schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then exactly 24 h after the first);
+24 h of unbroken failure disables the subscription.
+
+On the system clock the worker sleeps until the next thing is due; on a virtual clock it
+waits for the clock to move, then catches up on everything that became due, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+
+from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, PolicyResolver
+from sandbox.settings import Settings
+from sandbox.store import Row
+from sandbox.webhooks import outbox
+from sandbox.webhooks.signing import sign
+from sandbox.world import World
+
+log = logging.getLogger("sandbox.webhooks")
+USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
+BATCH = 256
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    return float(value) if value.isdigit() else None
+
+
+class Dispatcher:
+    def __init__(self, world: World, settings: Settings, policy: DestinationPolicy) -> None:
+        self.world = world
+        self.settings = settings
+        self.policy = policy
+        self.rng = random.Random(settings.seed)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._in_flight: dict[str, int] = defaultdict(int)
+        self._sends: set[asyncio.Task[None]] = set()
+        self.errors: list[BaseException] = []
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        connector = aiohttp.TCPConnector(
+            resolver=PolicyResolver(self.policy), use_dns_cache=False, limit=100
+        )
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        outbox.recover(self.world)
+        self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for send in list(self._sends):
+            send.cancel()
+        if self._sends:
+            await asyncio.gather(*self._sends, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        outbox.recover(self.world)
+
+    def wake(self) -> None:
+        """Look again now (new events, a moved clock); safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = self._step()
+            except Exception as exc:  # a bug: keep it for the test thread, keep serving
+                log.exception("webhook dispatcher step failed")
+                self.errors.append(exc)
+                busy = False
+            if busy:
+                await asyncio.sleep(0)
+                continue
+            timeout = None
+            due = outbox.next_due(self.world)
+            if due is not None and not self.world.clock.virtual:
+                timeout = max(0.0, due - self.world.now())
+            elif due is not None and due <= self.world.now():
+                timeout = 0.01  # due but capped by the concurrency limit: look again soon
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    def _step(self) -> bool:
+        """Fan out due events and start due attempts; True when it started anything."""
+        outbox.emit_due(self.world)
+        started = False
+        for delivery in outbox.claim_due(self.world, BATCH):
+            webhook = delivery["webhook_id"]
+            if self._in_flight[webhook] >= self.settings.webhook_concurrency:
+                self.world.store.execute(
+                    "UPDATE deliveries SET state = 'pending' WHERE delivery_id = ?",
+                    (delivery["delivery_id"],),
+                )
+                continue
+            self._in_flight[webhook] += 1
+            task = asyncio.create_task(self._deliver(delivery))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+            started = True
+        return started
+
+    async def _deliver(self, delivery: Row) -> None:
+        try:
+            await self._attempt(delivery)
+            if self.settings.duplicate_rate and self.rng.random() < self.settings.duplicate_rate:
+                await self._send(delivery, delivery["attempts"] + 1)  # a duplicate, unrecorded
+        except Exception as exc:
+            log.exception("webhook delivery %s failed unexpectedly", delivery["delivery_id"])
+            self.errors.append(exc)
+            outbox.recover(self.world)
+        finally:
+            self._in_flight[delivery["webhook_id"]] -= 1
+            self._wake.set()
+
+    def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
+        timestamp = int(self.world.now())
+        variant = (
+            "legacy" if delivery["profile"] == "legacy-guide" else (self.settings.signature_variant)
+        )
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-CHeKT-Event-Id": delivery["event_id"],
+            "X-CHeKT-Delivery-Id": delivery["delivery_id"],
+            "X-CHeKT-Attempt": str(attempt),
+            **sign(delivery["secret"], delivery["body"], timestamp, variant),
+        }
+
+    async def _send(self, delivery: Row, attempt: int) -> dict[str, Any]:
+        """One HTTP attempt; never raises for anything the receiver or network does."""
+        headers = self._headers(delivery, attempt)
+        sent_at = self.world.now()
+        started = time.perf_counter()
+        result: dict[str, Any] = {
+            "attempt": attempt,
+            "scheduled_at": delivery["next_at"],
+            "sent_at": sent_at,
+            "request": json.dumps(
+                {
+                    "url": delivery["url"],
+                    "headers": headers,
+                    "body": delivery["body"].decode("utf-8", "replace"),
+                }
+            ),
+            "status_code": None,
+            "response": None,
+            "error": None,
+        }
+        problem = self.policy.url_problem(delivery["url"])
+        if problem is not None:
+            return {**result, "outcome": "blocked_destination", "error": problem}
+        assert self._session is not None
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.webhook_timeout, connect=self.settings.webhook_timeout
+        )
+        try:
+            async with self._session.post(
+                delivery["url"],
+                data=delivery["body"],
+                headers=headers,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as response:
+                body = await response.content.read(MAX_RESPONSE)
+                response_headers = dict(response.headers)
+                answer = {
+                    "status": response.status,
+                    "headers": response_headers,
+                    "body": body.decode("utf-8", "replace"),
+                }
+                outcome = "delivered" if 200 <= response.status < 300 else "failed"
+                result.update(
+                    status_code=response.status,
+                    response=json.dumps(answer),
+                    outcome=outcome,
+                    retry_after=_retry_after(response_headers),
+                )
+        except DestinationRefused as exc:
+            result.update(outcome="blocked_destination", error=str(exc))
+        except TimeoutError:
+            result.update(
+                outcome="timeout", error=f"no answer within {self.settings.webhook_timeout} s"
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, DestinationRefused) else None
+            if cause is not None:
+                result.update(outcome="blocked_destination", error=str(cause))
+            else:
+                result.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+        result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return result
+
+    async def _attempt(self, delivery: Row) -> None:
+        attempt = delivery["attempts"] + 1
+        if delivery["webhook_status"] != "enabled":
+            outbox.record_attempt(
+                self.world,
+                delivery,
+                {
+                    "attempt": attempt,
+                    "scheduled_at": delivery["next_at"],
+                    "sent_at": self.world.now(),
+                    "outcome": "disabled",
+                    "request": "{}",
+                    "error": "the subscription is disabled",
+                },
+                "disabled",
+                None,
+            )
+            return
+        result = await self._send(delivery, attempt)
+        retry_after = result.pop("retry_after", None)
+        status = result["status_code"]
+        if result["outcome"] == "delivered":
+            self._set_failing(delivery["webhook_id"], None)
+            outbox.record_attempt(self.world, delivery, result, "delivered", None)
+            return
+        if status == 410:
+            self._disable(delivery["webhook_id"])
+            result["outcome"] = "disabled"
+            outbox.record_attempt(self.world, delivery, result, "disabled", None)
+            return
+        honoured = retry_after if status in (429, 503) else None
+        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, self.world.now())
+        # failure runs are measured on the schedule, so catching up on a virtual clock that
+        # jumped a day ahead still makes all eight attempts
+        scheduled = float(delivery["next_at"])
+        failing_for = scheduled - self._set_failing(delivery["webhook_id"], scheduled)
+        if next_at is None or failing_for >= outbox.WINDOW:
+            outbox.record_attempt(self.world, delivery, result, "failed", None)
+            if failing_for >= outbox.WINDOW:
+                self._disable(delivery["webhook_id"])
+            return
+        outbox.record_attempt(self.world, delivery, result, "pending", next_at)
+
+    def _set_failing(self, webhook_id: str, since: float | None) -> float:
+        if since is None:
+            self.world.store.execute(
+                "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
+            )
+            return 0.0
+        self.world.store.execute(
+            "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE webhook_id = ?",
+            (since, webhook_id),
+        )
+        value = self.world.store.scalar(
+            "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+        )
+        return float(value if value is not None else since)
+
+    def _disable(self, webhook_id: str) -> None:
+        self.world.store.execute(
+            "UPDATE webhooks SET status = 'disabled' WHERE webhook_id = ?", (webhook_id,)
+        )

@@ -1,0 +1,280 @@
+"""The outbox: events waiting to happen, deliveries waiting to be attempted, and the journal
+of every attempt — all in the store, so a crash loses nothing that was acknowledged.
+
+An event becomes due at its ``created_at`` (lifecycle steps are scheduled in the future);
+when it is due it fans out into one delivery per matching subscription, each with a body
+fixed once and sent byte-identical on every attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sandbox.store import Row
+from sandbox.webhooks import catalog
+from sandbox.webhooks.profiles import render
+from sandbox.world import World
+
+# seconds after the previous attempt; the 8th attempt is pinned to exactly 24 h after the 1st
+RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
+MAX_ATTEMPTS = 8
+WINDOW = 24 * 3600
+JITTER = 0.10
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(8)
+
+
+def record_event(
+    world: World,
+    event_type: str,
+    data: dict[str, Any],
+    at: float | None = None,
+    target_webhook_id: str | None = None,
+) -> str:
+    event_id = new_event_id()
+    world.store.insert(
+        "events",
+        {
+            "event_id": event_id,
+            "type": event_type,
+            "dealer_id": data.get("dealer_id"),
+            "data": json.dumps(data),
+            "created_at": world.now() if at is None else at,
+            "target_webhook_id": target_webhook_id,
+        },
+    )
+    return event_id
+
+
+def emit(
+    world: World,
+    rng: random.Random,
+    event_type: str,
+    overrides: dict[str, Any],
+    base_url: str,
+    at: float | None = None,
+) -> str:
+    return record_event(
+        world, event_type, catalog.build(world, rng, event_type, overrides, base_url), at
+    )
+
+
+def emit_lifecycle(
+    world: World,
+    rng: random.Random,
+    overrides: dict[str, Any],
+    base_url: str,
+    variant: str = "handled",
+) -> list[str]:
+    """created -> acknowledged (~40 s) -> dispatched (~90 s) -> resolved (~6 min), on the clock.
+
+    ``false-positive`` skips the dispatch; ``escalated`` resolves as escalated."""
+    start = world.now()
+    created = catalog.build(world, rng, "alarm.created", overrides, base_url)
+    shared = {"alarm_id": created["alarm_id"], "site_id": created["site_id"]}
+    ids = [record_event(world, "alarm.created", created, start)]
+    for event_type, offset in catalog.LIFECYCLE:
+        if event_type == "alarm.dispatched" and variant == "false-positive":
+            continue
+        extra = {"resolution": variant} if event_type == "alarm.resolved" else {}
+        data = catalog.build(world, rng, event_type, {**shared, **extra}, base_url)
+        ids.append(record_event(world, event_type, data, start + offset))
+    return ids
+
+
+def _subscriptions(world: World, event: Row) -> list[Row]:
+    if event["target_webhook_id"] is not None:
+        return world.store.all(
+            "SELECT * FROM webhooks WHERE webhook_id = ?", (event["target_webhook_id"],)
+        )
+    candidates = world.store.all(
+        "SELECT w.*, c.kind, c.dealer_id AS own_dealer, c.scopes FROM webhooks w "
+        "LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' ORDER BY w.created_at"
+    )
+    chosen = []
+    for sub in candidates:
+        if event["type"] not in json.loads(sub["events"]):
+            continue
+        if sub["client_id"] is not None:
+            if catalog.SCOPE_OF[event["type"]] not in (sub["scopes"] or "").split():
+                continue
+            dealer = event["dealer_id"]
+            if sub["own_dealer"] is not None:
+                if dealer != sub["own_dealer"]:
+                    continue
+            elif (
+                world.store.scalar(
+                    "SELECT 1 FROM connections WHERE client_id = ? AND dealer_id = ?",
+                    (sub["client_id"], dealer),
+                )
+                is None
+            ):
+                continue
+        chosen.append(sub)
+    return chosen
+
+
+def fan_out(world: World, event: Row) -> int:
+    """Turn a due event into deliveries; returns how many."""
+    data = json.loads(event["data"])
+    site = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (data.get("site_id"),))
+    count = 0
+    for sub in _subscriptions(world, event):
+        if sub["client_id"] is not None and "dealer_id" in data:
+            external = world.store.scalar(
+                "SELECT external_dealer_id FROM connections WHERE client_id = ? AND dealer_id = ?",
+                (sub["client_id"], data["dealer_id"]),
+            )
+            data_for_sub = {**data, "external_dealer_id": external}
+        else:
+            data_for_sub = data
+        body = render(
+            sub["profile"],
+            event_id=event["event_id"],
+            event_type=event["type"],
+            created_at=event["created_at"],
+            data=data_for_sub,
+            url=sub["url"],
+            site=site,
+        )
+        if body is None:
+            continue
+        new_delivery(world, event["event_id"], sub["webhook_id"], body, event["created_at"])
+        count += 1
+    return count
+
+
+def new_delivery(world: World, event_id: str, webhook_id: str, body: bytes, due: float) -> str:
+    delivery_id = "dlv_" + secrets.token_hex(8)
+    world.store.insert(
+        "deliveries",
+        {
+            "delivery_id": delivery_id,
+            "event_id": event_id,
+            "webhook_id": webhook_id,
+            "body": body,
+            "state": "pending",
+            "first_at": due,
+            "next_at": due,
+            "created_at": world.now(),
+        },
+    )
+    return delivery_id
+
+
+def emit_due(world: World) -> int:
+    """Fan out every event whose time has come."""
+    now = world.now()
+    with world.store.transaction():
+        due = world.store.all(
+            "SELECT * FROM events WHERE emitted = 0 AND created_at <= ? ORDER BY created_at, rowid",
+            (now,),
+        )
+        for event in due:
+            world.store.execute(
+                "UPDATE events SET emitted = 1 WHERE event_id = ?", (event["event_id"],)
+            )
+            fan_out(world, event)
+    return len(due)
+
+
+def claim_due(world: World, limit: int) -> list[Row]:
+    """Deliveries whose next attempt is due, marked ``sending`` so no one else takes them."""
+    with world.store.transaction():
+        rows = world.store.all(
+            "SELECT d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
+            "FROM deliveries d JOIN webhooks w USING (webhook_id) "
+            "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.rowid LIMIT ?",
+            (world.now(), limit),
+        )
+        for row in rows:
+            world.store.execute(
+                "UPDATE deliveries SET state = 'sending' WHERE delivery_id = ?",
+                (row["delivery_id"],),
+            )
+    return rows
+
+
+def next_due(world: World) -> float | None:
+    """When something next needs doing: an event to fan out or an attempt to make."""
+    times = [
+        world.store.scalar("SELECT MIN(created_at) FROM events WHERE emitted = 0"),
+        world.store.scalar("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'"),
+    ]
+    known = [float(t) for t in times if t is not None]
+    return min(known) if known else None
+
+
+def recover(world: World) -> None:
+    """After a crash: attempts that were in flight are simply due again."""
+    world.store.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
+
+
+def next_attempt_at(
+    delivery: Row, attempt: int, rng: random.Random, retry_after: float | None, now: float
+) -> float | None:
+    """When attempt ``attempt + 1`` is due, or None when ``attempt`` was the last."""
+    if attempt >= MAX_ATTEMPTS:
+        return None
+    final = float(delivery["first_at"]) + WINDOW
+    if attempt == MAX_ATTEMPTS - 1:
+        planned = final
+    else:
+        planned = float(delivery["next_at"]) + RETRY_DELAYS[attempt - 1] * rng.uniform(
+            1 - JITTER, 1 + JITTER
+        )
+    if retry_after is not None:
+        planned = max(planned, now + retry_after)
+    return min(planned, final)
+
+
+def record_attempt(
+    world: World, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
+) -> None:
+    with world.store.transaction():
+        world.store.insert(
+            "attempts",
+            {
+                "delivery_id": delivery["delivery_id"],
+                "event_id": delivery["event_id"],
+                "webhook_id": delivery["webhook_id"],
+                "next_at": next_at,
+                **attempt,
+            },
+        )
+        world.store.execute(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
+            (state, attempt["attempt"], next_at, delivery["delivery_id"]),
+        )
+
+
+def resend(world: World, event_id: str, webhook_ids: Sequence[str] | None = None) -> list[str]:
+    """Deliver an event again: same event id, new delivery ids, a fresh schedule."""
+    rows = world.store.all(
+        "SELECT webhook_id, body FROM deliveries WHERE event_id = ? GROUP BY webhook_id",
+        (event_id,),
+    )
+    return [
+        new_delivery(world, event_id, row["webhook_id"], row["body"], world.now())
+        for row in rows
+        if webhook_ids is None or row["webhook_id"] in webhook_ids
+    ]
+
+
+def recover_failed(world: World, since: float) -> list[str]:
+    """Resend every event with a delivery that failed for good since ``since``."""
+    events = world.store.all(
+        "SELECT DISTINCT d.event_id, d.webhook_id FROM deliveries d JOIN attempts a "
+        "USING (delivery_id) WHERE d.state IN ('failed', 'disabled') AND a.sent_at >= ?",
+        (since,),
+    )
+    created: list[str] = []
+    for row in events:
+        created += resend(world, row["event_id"], [row["webhook_id"]])
+    return created

@@ -1,0 +1,388 @@
+"""Webhook delivery end to end: a real receiver on a free port, real signatures, CHeKT's
+status table and retry schedule on a clock the test drives."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Api, live_server
+from receiver import Answer, Receiver, wait_for
+from starlette.testclient import TestClient
+
+from sandbox import Settings, VirtualClock, create_app
+from sandbox.webhooks import verify_signature
+
+START = 1_900_000_000.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    rx = Receiver()
+    with live_server(rx.app) as url:
+        yield rx, url
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(start=START)
+
+
+@pytest.fixture
+def sandbox(clock: VirtualClock) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(webhook_timeout=1.0), clock=clock)) as client:
+        yield client
+
+
+def subscribe(client: TestClient, url: str, **extra: Any) -> dict[str, Any]:
+    response = client.post("/_sandbox/subscriptions", json={"url": url, **extra})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def emit(client: TestClient, **body: Any) -> list[str]:
+    response = client.post("/_sandbox/events", json=body)
+    assert response.status_code == 202, response.text
+    return list(response.json()["event_ids"])
+
+
+def attempts(client: TestClient, **filters: str) -> list[dict[str, Any]]:
+    return list(client.get("/_sandbox/deliveries", params=filters).json())
+
+
+def test_signed_delivery_with_the_five_headers(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    sub = subscribe(sandbox, f"{url}/hook")
+    [event_id] = emit(sandbox, type="alarm.created", data={"priority": "HIGH"})
+    [got] = wait_for(lambda: rx.at("/hook"))
+    headers = got.headers
+    assert headers["x-chekt-event-id"] == event_id
+    assert headers["x-chekt-delivery-id"].startswith("dlv_")
+    assert headers["x-chekt-attempt"] == "1"
+    assert headers["x-chekt-timestamp"] == str(int(START))
+    verify_signature(sub["secret"], headers, got.body, now=clock.now())
+    envelope = json.loads(got.body)
+    assert envelope["id"] == event_id and envelope["type"] == "alarm.created"
+    assert envelope["created_at"].endswith("Z")
+    data = envelope["data"]
+    assert data["priority"] == "HIGH"
+    api = Api(sandbox)
+    site = sandbox.get(
+        f"/partner/v1/dealers/{data['dealer_id']}/sites/{data['site_id']}",
+        headers=api.bearer(api.token()),
+    )
+    if data["dealer_id"] != 1003:  # the seeded partner reaches all dealers but the last
+        assert site.json()["external_site_id"] == data["external_site_id"]
+    [journal] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    assert journal["outcome"] == "delivered" and journal["status_code"] == 200
+    assert journal["request"]["headers"]["X-CHeKT-Signature"] == headers["x-chekt-signature"]
+    assert journal["response"]["body"] == "ok"
+
+
+def test_always_failing_receiver_gets_exactly_eight_attempts_over_24_hours(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    rx.answers["/down"] = Answer(status=500)
+    sub = subscribe(sandbox, f"{url}/down")
+    [event_id] = emit(sandbox, type="device.offline")
+    started = time.monotonic()
+    wait_for(lambda: attempts(sandbox, event_id=event_id))
+    for _ in range(30):  # advance an hour at a time past the whole window
+        clock.advance(3600)
+    clock.advance(3600 * 6)
+    journal = wait_for(lambda: (a := attempts(sandbox, event_id=event_id)) and len(a) >= 8 and a)
+    time.sleep(0.2)
+    journal = attempts(sandbox, event_id=event_id)
+    assert time.monotonic() - started < 5
+    assert [a["attempt"] for a in journal] == list(range(1, 9))
+    scheduled = [a["scheduled_at"] for a in journal]
+    assert scheduled[0] == START
+    assert scheduled[-1] == START + 86400
+    gaps = [b - a for a, b in itertools.pairwise(scheduled[:-1])]
+    for gap, nominal in zip(gaps, (5, 300, 1800, 7200, 18000, 36000), strict=True):
+        assert nominal * 0.9 <= gap <= nominal * 1.1
+    assert all(a["sent_at"] >= a["scheduled_at"] for a in journal)
+    assert [a["outcome"] for a in journal] == ["failed"] * 8
+    assert journal[-1]["next_at"] is None
+    assert len(rx.at("/down")) == 8
+    for got in rx.at("/down"):
+        verify_signature(
+            sub["secret"], got.headers, got.body, now=int(got.headers["x-chekt-timestamp"])
+        )
+    bodies = {got.body for got in rx.at("/down")}
+    assert len(bodies) == 1  # byte-identical across attempts
+    listed = sandbox.get("/_sandbox/subscriptions").json()
+    assert next(s for s in listed if s["webhook_id"] == sub["webhook_id"])["status"] == "disabled"
+
+
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [(400, True), (404, True), (500, True), (502, True), (201, False), (204, False)],
+)
+def test_status_table(
+    sandbox: TestClient,
+    receiver: tuple[Receiver, str],
+    clock: VirtualClock,
+    status: int,
+    retried: bool,
+) -> None:
+    rx, url = receiver
+    rx.answers["/s"] = Answer(status=status)
+    subscribe(sandbox, f"{url}/s")
+    [event_id] = emit(sandbox, type="site.armed")
+    [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    clock.advance(10)
+    if retried:
+        wait_for(lambda: len(attempts(sandbox, event_id=event_id)) == 2)
+        assert first["outcome"] == "failed" and first["next_at"] is not None
+    else:
+        time.sleep(0.2)
+        assert len(attempts(sandbox, event_id=event_id)) == 1
+        assert first["outcome"] == "delivered"
+
+
+def test_redirects_are_failures_and_never_followed(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    rx, url = receiver
+    rx.answers["/moved"] = Answer(status=302, headers={"Location": f"{url}/target"})
+    subscribe(sandbox, f"{url}/moved")
+    [event_id] = emit(sandbox, type="site.disarmed")
+    [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    assert first["outcome"] == "failed" and first["status_code"] == 302
+    time.sleep(0.1)
+    assert rx.at("/target") == []
+
+
+def test_410_disables_the_subscription(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    rx.answers["/gone"] = Answer(status=410)
+    sub = subscribe(sandbox, f"{url}/gone")
+    [event_id] = emit(sandbox, type="site.armed")
+    [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    assert first["outcome"] == "disabled"
+    statuses = {s["webhook_id"]: s["status"] for s in sandbox.get("/_sandbox/subscriptions").json()}
+    assert statuses[sub["webhook_id"]] == "disabled"
+    emit(sandbox, type="site.armed")
+    clock.advance(86400)
+    time.sleep(0.2)
+    assert len(rx.at("/gone")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_delays_the_next_attempt(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock, status: int
+) -> None:
+    rx, url = receiver
+    rx.answers["/busy"] = Answer(status=status, headers={"Retry-After": "900"})
+    subscribe(sandbox, f"{url}/busy")
+    [event_id] = emit(sandbox, type="site.armed")
+    [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    assert first["next_at"] >= first["sent_at"] + 900
+    clock.advance(600)
+    time.sleep(0.2)
+    assert len(attempts(sandbox, event_id=event_id)) == 1
+    clock.advance(301)
+    wait_for(lambda: len(attempts(sandbox, event_id=event_id)) == 2)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_refused_connection_and_timeout_are_retried(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    rx.answers["/slow"] = Answer(delay=3.0)
+    subscribe(sandbox, f"http://127.0.0.1:{_closed_port()}/nobody", events=["site.armed"])
+    subscribe(sandbox, f"{url}/slow", events=["site.armed"])
+    [event_id] = emit(sandbox, type="site.armed")
+    journal = wait_for(lambda: (a := attempts(sandbox, event_id=event_id)) and len(a) == 2 and a)
+    outcomes = sorted(a["outcome"] for a in journal)
+    assert outcomes == ["failed", "timeout"]
+    assert all(a["next_at"] is not None for a in journal)
+    refused = next(a for a in journal if a["outcome"] == "failed")
+    assert "Connect" in refused["error"] or "refused" in refused["error"].lower()
+
+
+def test_destination_policy_at_send_time(sandbox: TestClient) -> None:
+    own = subscribe(sandbox, "http://127.0.0.1:8765/loop")  # the sandbox's own port
+    [event_id] = emit(sandbox, type="site.armed")
+    [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
+    assert first["outcome"] == "blocked_destination" and first["webhook_id"] == own["webhook_id"]
+    refused = sandbox.post(
+        "/_sandbox/subscriptions", json={"url": "http://169.254.169.254/latest/meta-data"}
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "url"
+    with_credentials = sandbox.post(
+        "/_sandbox/subscriptions", json={"url": "http://user:pw@127.0.0.1:9/x"}
+    )
+    assert with_credentials.status_code == 422
+
+
+def test_resend_keeps_the_event_id_with_a_new_delivery_id(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/r")
+    [event_id] = emit(sandbox, type="snapshot.created")
+    wait_for(lambda: rx.at("/r"))
+    resent = sandbox.post(f"/_sandbox/events/{event_id}/resend")
+    assert resent.status_code == 202
+    first, second = wait_for(lambda: len(rx.at("/r")) == 2 and rx.at("/r"))
+    assert first.headers["x-chekt-event-id"] == second.headers["x-chekt-event-id"] == event_id
+    assert first.headers["x-chekt-delivery-id"] != second.headers["x-chekt-delivery-id"]
+    assert first.body == second.body
+    assert sandbox.post("/_sandbox/events/evt_nope/resend").status_code == 404
+
+
+def test_alarm_lifecycle_follows_the_clock(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/life")
+    ids = emit(sandbox, lifecycle="alarm")
+    assert len(ids) == 4
+    wait_for(lambda: rx.at("/life"))
+    clock.advance(39)
+    time.sleep(0.1)
+    assert len(rx.at("/life")) == 1
+    clock.advance(1)
+    wait_for(lambda: len(rx.at("/life")) == 2)
+    clock.advance(320)
+    received = wait_for(lambda: len(rx.at("/life")) == 4 and rx.at("/life"))
+    envelopes = [json.loads(r.body) for r in received]
+    assert [e["type"] for e in envelopes] == [
+        "alarm.created",
+        "alarm.acknowledged",
+        "alarm.dispatched",
+        "alarm.resolved",
+    ]
+    assert len({e["data"]["alarm_id"] for e in envelopes}) == 1
+    assert [e["id"] for e in envelopes] == ids
+
+
+def test_false_positive_lifecycle_skips_dispatch(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/fp")
+    emit(sandbox, lifecycle="alarm", variant="false-positive")
+    clock.advance(400)
+    received = wait_for(lambda: len(rx.at("/fp")) == 3 and rx.at("/fp"))
+    types = [json.loads(r.body)["type"] for r in received]
+    assert "alarm.dispatched" not in types
+    assert json.loads(received[-1].body)["data"]["resolution"] == "false-positive"
+
+
+def test_event_filters_and_profiles(sandbox: TestClient, receiver: tuple[Receiver, str]) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/only-armed", events=["site.armed"])
+    legacy = subscribe(sandbox, f"{url}/legacy", profile="legacy-guide")
+    subscribe(sandbox, f"{url}/dealer", profile="dealer-v1")
+    emit(sandbox, type="alarm.created")
+    emit(sandbox, type="device.firmware_updated")
+    [armed] = emit(sandbox, type="site.armed")
+    wait_for(
+        lambda: rx.at("/only-armed") and len(rx.at("/legacy")) == 2 and len(rx.at("/dealer")) == 2
+    )
+    time.sleep(0.1)
+    assert [r.headers["x-chekt-event-id"] for r in rx.at("/only-armed")] == [armed]
+    legacy_types = [json.loads(r.body)["type"] for r in rx.at("/legacy")]
+    assert legacy_types == ["alarm.triggered", "site.armed"]  # no legacy name for firmware
+    for got in rx.at("/legacy"):
+        verify_signature(legacy["secret"], got.headers, got.body, variant="legacy")
+        assert got.headers["x-webhook-signature"].startswith("sha256=")
+    dealer = [json.loads(r.body) for r in rx.at("/dealer")]
+    assert [d["event_type"] for d in dealer] == ["alarm_event", "arming_status"]
+    assert all(d["api_version"] == "v1" and isinstance(d["event_id"], int) for d in dealer)
+    assert dealer[1]["payload"]["data"]["arming_status"] == "armed"
+
+
+def test_partner_subscriptions_respect_reach_and_scope(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    rx, url = receiver
+    api = Api(sandbox)
+    token = api.bearer(api.token())
+    created = sandbox.post("/partner/v1/webhooks", json={"url": f"{url}/partner"}, headers=token)
+    assert created.status_code == 201
+    emit(sandbox, type="site.armed", data={"site_id": 10011})  # dealer 1003: out of reach
+    [reached] = emit(sandbox, type="site.armed", data={"site_id": 10001})
+    got = wait_for(lambda: rx.at("/partner"))
+    time.sleep(0.2)
+    assert [r.headers["x-chekt-event-id"] for r in rx.at("/partner")] == [reached]
+    assert json.loads(got[0].body)["data"]["external_dealer_id"] == "ext-1001"
+    test = sandbox.post(f"/partner/v1/webhooks/{created.json()['webhook_id']}/test", headers=token)
+    assert test.status_code == 202
+    wait_for(lambda: len(rx.at("/partner")) == 2)
+
+
+def test_emit_errors_are_clear(sandbox: TestClient) -> None:
+    cases = [
+        ({"type": "alarm.exploded"}, "type"),
+        ({"type": "alarm.created", "data": {"site_id": 1}}, "site_id"),
+        ({"lifecycle": "door"}, "lifecycle"),
+        ({"random": 0}, "random"),
+        ({"random": 5, "rate": -1}, "rate"),
+        ({"type": "alarm.created", "lifecycle": "alarm"}, "type"),
+        ({"typo": 1, "type": "site.armed"}, "typo"),
+    ]
+    for body, field in cases:
+        response = sandbox.post("/_sandbox/events", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["error"]["field"] == field
+
+
+def test_random_events_at_a_rate(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/rnd")
+    ids = emit(sandbox, random=20, rate=10, seed=3)
+    assert len(set(ids)) == 20
+    clock.advance(2)
+    wait_for(lambda: len(rx.at("/rnd")) == 20)
+    assert {r.headers["x-chekt-event-id"] for r in rx.at("/rnd")} == set(ids)
+
+
+def test_clock_control(sandbox: TestClient) -> None:
+    assert sandbox.get("/_sandbox/clock").json() == {"now": START, "virtual": True}
+    moved = sandbox.post("/_sandbox/clock/advance", json={"seconds": 90}).json()
+    assert moved["now"] == START + 90
+    assert sandbox.post("/_sandbox/clock/advance", json={"seconds": -1}).status_code == 422
+    back = sandbox.post("/_sandbox/clock/set", json={"now": START})
+    assert back.status_code == 422
+    with TestClient(create_app(Settings())) as system:
+        assert system.get("/_sandbox/clock").json()["virtual"] is False
+        assert system.post("/_sandbox/clock/advance", json={"seconds": 1}).status_code == 400
+
+
+def test_partner_api_writes_emit_what_chekt_would(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/devices", events=["device.online"])
+    api = Api(sandbox)
+    created = sandbox.post(
+        "/partner/v1/dealers/1001/sites/10001/devices",
+        json=[{"external_device_id": "new-cam", "device_type": "camera", "zone_number": "009"}],
+        headers=api.bearer(api.key),
+    ).json()
+    [got] = wait_for(lambda: rx.at("/devices"))
+    data = json.loads(got.body)["data"]
+    assert data["device_id"] == created["results"][0]["device_id"]
+    assert data["external_device_id"] == "new-cam" and data["site_id"] == 10001
