@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 from starlette.applications import Starlette
 
 from sandbox import __version__
@@ -47,6 +49,12 @@ def _banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
+    callback = services.world.store.one("SELECT * FROM webhooks WHERE webhook_id = 'wh_callback'")
+    if callback is not None:
+        lines += [
+            f"  webhooks    {callback['url']}  ({callback['profile']})",
+            f"  signing     {callback['secret']}",
+        ]
     if partner:
         dealer = partner["dealer_ids"][0] if partner["dealer_ids"] else 1001
         lines += [
@@ -86,6 +94,20 @@ def _banner(app: Starlette, url: str) -> None:
 @click.option("--clock", type=click.Choice(["system", "virtual"]), help="[default: system]")
 @click.option("--issuer", help="Pin the token issuer (default: the origin each client used).")
 @click.option("--admin-token", help="Token for /_sandbox/* on a non-loopback bind.")
+@click.option(
+    "--callback", help="A webhook URL that receives every event (a sandbox-wide subscription)."
+)
+@click.option(
+    "--events",
+    "callback_events",
+    help="Comma-separated event types for --callback. [default: all]",
+)
+@click.option(
+    "--profile",
+    "webhook_profile",
+    type=click.Choice(["chekt-apps", "legacy-guide", "dealer-v1"]),
+    help="Webhook format. [default: chekt-apps]",
+)
 @click.option(
     "--tls/--no-tls",
     default=None,
@@ -149,3 +171,139 @@ def new_key(client_id: str, directory: Path, ec: bool) -> None:
         f"Sign assertions with {pair.alg}, header kid={pair.kid}, iss = sub = {client_id}, "
         "aud = the sandbox issuer (with its trailing slash), exp = iat + 300, a fresh jti."
     )
+
+
+def _control(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+    """Call a running sandbox's control API; errors become readable CLI errors."""
+    headers = {"X-Sandbox-Admin-Token": token} if token else {}
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, headers=headers, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the sandbox at {url}: {exc}") from exc
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            detail = f"{error['message']}" + (
+                f" (field {error['field']})" if "field" in error else ""
+            )
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:300]
+        raise click.ClickException(f"{method} {path}: {response.status_code} {detail}")
+    return response.json() if response.content else None
+
+
+_URL = click.option(
+    "--url",
+    default="http://127.0.0.1:8765",
+    show_default=True,
+    envvar="CHEKT_SANDBOX_URL",
+    help="Base URL of a running sandbox.",
+)
+_TOKEN = click.option(
+    "--admin-token",
+    envvar="CHEKT_SANDBOX_ADMIN_TOKEN",
+    help="Admin token, when the sandbox is bound off loopback.",
+)
+
+
+@main.command()
+@click.argument("event_type", required=False)
+@click.option("--data", "data", help='Field overrides as JSON, e.g. \'{"priority": "HIGH"}\'.')
+@click.option("--lifecycle", type=click.Choice(["alarm"]), help="Emit a whole alarm lifecycle.")
+@click.option(
+    "--variant",
+    type=click.Choice(["handled", "false-positive", "escalated"]),
+    help="How the lifecycle ends.",
+)
+@click.option("--random", "count", type=int, help="Emit N random events.")
+@click.option("--rate", type=float, help="Events per second for --random.")
+@click.option("--seed", type=int, help="Seed for generated values.")
+@_URL
+@_TOKEN
+def emit(
+    event_type: str | None,
+    data: str | None,
+    lifecycle: str | None,
+    variant: str | None,
+    count: int | None,
+    rate: float | None,
+    seed: int | None,
+    url: str,
+    admin_token: str | None,
+) -> None:
+    """Emit events on a running sandbox: EVENT_TYPE, --lifecycle alarm, or --random N."""
+    body: dict[str, Any] = {}
+    if event_type:
+        body["type"] = event_type
+    if lifecycle:
+        body["lifecycle"] = lifecycle
+    if count is not None:
+        body["random"] = count
+    if len(body) != 1:
+        raise click.UsageError("give exactly one of EVENT_TYPE, --lifecycle or --random")
+    if data:
+        try:
+            body["data"] = json.loads(data)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--data") from exc
+    for name, value in (("variant", variant), ("rate", rate), ("seed", seed)):
+        if value is not None:
+            body[name] = value
+    result = _control(url, "POST", "/_sandbox/events", body, admin_token)
+    for event_id in result["event_ids"]:
+        click.echo(event_id)
+
+
+@main.command()
+@click.option("--event-id", help="Only attempts for this event.")
+@click.option("--webhook-id", help="Only attempts for this subscription.")
+@click.option(
+    "--outcome",
+    type=click.Choice(["delivered", "failed", "timeout", "blocked_destination", "disabled"]),
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_URL
+@_TOKEN
+def deliveries(
+    event_id: str | None,
+    webhook_id: str | None,
+    outcome: str | None,
+    as_json: bool,
+    url: str,
+    admin_token: str | None,
+) -> None:
+    """Print the webhook delivery journal of a running sandbox."""
+    params = {
+        k: v
+        for k, v in (("event_id", event_id), ("webhook_id", webhook_id), ("outcome", outcome))
+        if v
+    }
+    query = ("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else ""
+    rows = _control(url, "GET", "/_sandbox/deliveries" + query, token=admin_token)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(
+        f"{'seq':>5}  {'event':<20} {'webhook':<20} {'try':>3}  {'outcome':<19} "
+        f"{'status':>6}  {'ms':>8}"
+    )
+    for row in rows:
+        status = row["status_code"] if row["status_code"] is not None else "-"
+        latency = f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else "-"
+        click.echo(
+            f"{row['seq']:>5}  {row['event_id']:<20} {row['webhook_id']:<20} "
+            f"{row['attempt']:>3}  {row['outcome']:<19} {status:>6}  {latency:>8}"
+        )
+
+
+@main.command()
+@click.option("--seconds", type=float, required=True, help="How far to move a virtual clock.")
+@_URL
+@_TOKEN
+def advance(seconds: float, url: str, admin_token: str | None) -> None:
+    """Advance the virtual clock of a running sandbox (serve --clock virtual)."""
+    state = _control(url, "POST", "/_sandbox/clock/advance", {"seconds": seconds}, admin_token)
+    click.echo(f"now {state['now']:.3f}")

@@ -63,10 +63,13 @@ class DestinationPolicy:
             return "must name a host"
         if parts.username is not None or parts.password is not None:
             return "must not carry credentials"
+        host = (
+            "127.0.0.1" if parts.hostname.lower() in ("localhost", "localhost.") else parts.hostname
+        )
         try:
-            literal = ipaddress.ip_address(parts.hostname)
+            literal = ipaddress.ip_address(host)
         except ValueError:
-            return None
+            return None  # a name: judged on its resolved addresses at every attempt
         problem = self.address_problem(literal, port)
         return None if problem is None else f"points at a refused address: {problem}"
 

@@ -262,3 +262,54 @@ def test_serve_tls_uses_the_origin_as_issuer(tmp_path: Path) -> None:
             output, _ = process.communicate(timeout=10)
     assert issuers == [f"https://127.0.0.1:{port}/", f"https://localhost:{port}/"]
     assert "SSL_CERT_FILE" in output and "NODE_EXTRA_CA_CERTS" in output
+
+
+def test_callback_emit_advance_and_deliveries_commands() -> None:
+    from conftest import live_server
+    from receiver import Receiver, wait_for
+
+    from sandbox.webhooks import verify_signature
+
+    rx = Receiver()
+    with (
+        live_server(rx.app) as hook_url,
+        serving(
+            "--db",
+            ":memory:",
+            "--clock",
+            "virtual",
+            "--callback",
+            f"{hook_url}/cb",
+            "--events",
+            "alarm.created,alarm.acknowledged",
+        ) as (url, process),
+    ):
+        assert process.stdout is not None
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            banner += process.stdout.readline()
+        secret = banner.split("signing     ", 1)[1].split()[0]
+        runner = CliRunner()
+        emitted = runner.invoke(main, ["emit", "--lifecycle", "alarm", "--url", url])
+        assert emitted.exit_code == 0, emitted.output
+        assert len(emitted.output.split()) == 4
+        [created] = wait_for(lambda: rx.at("/cb"))
+        start = httpx.get(f"{url}/_sandbox/clock").json()["now"]
+        verify_signature(secret, created.headers, created.body, now=start)
+        advanced = runner.invoke(main, ["advance", "--seconds", "400", "--url", url])
+        assert advanced.exit_code == 0, advanced.output
+        received = wait_for(lambda: len(rx.at("/cb")) == 2 and rx.at("/cb"))
+        now = float(advanced.output.split()[1])
+        assert now == pytest.approx(start + 400, abs=0.001)
+        # only the two subscribed types arrive, signed with the printed secret at clock time
+        verify_signature(secret, received[1].headers, received[1].body, now=now)
+        table = runner.invoke(main, ["deliveries", "--url", url])
+        assert table.exit_code == 0 and table.output.count("delivered") == 2
+        lines = runner.invoke(main, ["deliveries", "--json", "--url", url]).output.splitlines()
+        assert [json.loads(line)["outcome"] for line in lines] == ["delivered", "delivered"]
+        bad = runner.invoke(main, ["emit", "alarm.exploded", "--url", url])
+        assert bad.exit_code == 1 and "unknown event type" in bad.output
+    unreachable = CliRunner().invoke(
+        main, ["emit", "site.armed", "--url", f"http://127.0.0.1:{_free_port()}"]
+    )
+    assert unreachable.exit_code == 1 and "cannot reach the sandbox" in unreachable.output

@@ -125,6 +125,7 @@ def test_site_validation(api: Api, h: dict[str, str]) -> None:
         ({**SITE, "colour": "red"}, "colour"),
         ({**SITE, "site_id": 7}, "site_id"),
         ({**SITE, "name": ""}, "name"),
+        ({**SITE, "external_site_id": "a,b"}, "external_site_id"),
     ]
     for body, field in cases:
         error = _error(

@@ -218,11 +218,26 @@ def test_refused_connection_and_timeout_are_retried(
     assert "Connect" in refused["error"] or "refused" in refused["error"].lower()
 
 
-def test_destination_policy_at_send_time(sandbox: TestClient) -> None:
-    own = subscribe(sandbox, "http://127.0.0.1:8765/loop")  # the sandbox's own port
+def test_destination_policy_at_registration_and_send_time(
+    sandbox: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own_port = sandbox.post("/_sandbox/subscriptions", json={"url": "http://localhost:8765/x"})
+    assert own_port.status_code == 422 and "own port" in own_port.json()["error"]["message"]
+    # DNS rebinding: the name looks harmless when registered and resolves to the cloud
+    # metadata address when the attempt is made (simulated at the system resolver)
+    real = socket.getaddrinfo
+
+    def rebinding(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.partner.test":
+            return real("169.254.169.254", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    sub = subscribe(sandbox, "http://rebind.partner.test:8080/hook")
     [event_id] = emit(sandbox, type="site.armed")
     [first] = wait_for(lambda: attempts(sandbox, event_id=event_id))
-    assert first["outcome"] == "blocked_destination" and first["webhook_id"] == own["webhook_id"]
+    assert first["outcome"] == "blocked_destination" and first["webhook_id"] == sub["webhook_id"]
+    assert "metadata" in first["error"]
     refused = sandbox.post(
         "/_sandbox/subscriptions", json={"url": "http://169.254.169.254/latest/meta-data"}
     )

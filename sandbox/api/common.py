@@ -15,7 +15,13 @@ from starlette.routing import Route
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
-from sandbox.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from sandbox.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
@@ -59,6 +65,15 @@ def issuer_of(request: Request) -> str:
         server_host, server_port = request.scope.get("server") or ("localhost", 80)
         host = f"{server_host}:{server_port}"
     return f"{request.scope.get('scheme', 'http')}://{host}/"
+
+
+def check_destination(request: Request, values: dict[str, Any]) -> None:
+    """Refuse a webhook URL the dispatcher would never deliver to (e.g. our own port)."""
+    url = values.get("url")
+    if url is not None:
+        problem = services(request).dispatcher.policy.url_problem(url)
+        if problem is not None:
+            raise ValidationFailed("url", f"url {problem}")
 
 
 def path_id(request: Request, name: str) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.api.common import no_content, read_json, reply, route, services
+from sandbox.api.common import check_destination, no_content, read_json, reply, route, services
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, ValidationFailed
@@ -72,6 +72,7 @@ async def create_subscription(request: Request) -> Response:
         subscriptions.SUBSCRIPTION_FIELDS,
         read_only=subscriptions.READ_ONLY,
     )
+    check_destination(request, values)
     created = subscriptions.create(
         s.world, None, values, default_profile=s.settings.webhook_profile
     )
@@ -102,6 +103,7 @@ async def change_subscription(request: Request) -> Response:
         partial=True,
         read_only=subscriptions.READ_ONLY,
     )
+    check_destination(request, values)
     return reply(subscriptions.update(s.world, owner, webhook_id, values))
 
 

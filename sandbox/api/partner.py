@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from sandbox.api.common import (
     Handler,
+    check_destination,
     issuer_of,
     no_content,
     path_id,
@@ -297,6 +298,7 @@ async def create_webhook(request: Request, principal: Principal) -> Response:
         subscriptions.SUBSCRIPTION_FIELDS,
         read_only=subscriptions.READ_ONLY,
     )
+    check_destination(request, values)
     return reply(subscriptions.create(_world(request), principal.client_id, values), 201)
 
 
@@ -320,6 +322,7 @@ async def update_webhook(request: Request, principal: Principal) -> Response:
         partial=request.method == "PATCH",
         read_only=subscriptions.READ_ONLY,
     )
+    check_destination(request, values)
     webhook_id = request.path_params["webhook_id"]
     return reply(subscriptions.update(_world(request), principal.client_id, webhook_id, values))
 

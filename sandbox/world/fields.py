@@ -103,7 +103,8 @@ ZONE = re.compile(r"\d{3}")
 ZONES = re.compile(r"\d{3}(,\d{3})*")
 MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 ACCOUNT = re.compile(r"[0-9A-Za-z-]{1,16}")
-EXTERNAL_ID = re.compile(r"[^\s/?#]{1,128}")
+# no commas: bulk device deletes list external ids comma-separated in the query string
+EXTERNAL_ID = re.compile(r"[^\s/?#,]{1,128}")
 
 
 def external_id(name: str) -> Field:
@@ -112,5 +113,5 @@ def external_id(name: str) -> Field:
         required=True,
         max_length=128,
         pattern=EXTERNAL_ID,
-        pattern_hint="1-128 characters with no spaces, '/', '?' or '#'",
+        pattern_hint="1-128 characters with no spaces, '/', '?', '#' or ','",
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.errors import NotFound, ValidationFailed
 from sandbox.net import DestinationPolicy
-from sandbox.settings import Settings
+from sandbox.settings import Settings, SettingsError
 from sandbox.store import Row
 from sandbox.world.context import World
 from sandbox.world.fields import Field
@@ -163,6 +163,11 @@ def ensure_callback(world: World, settings: Settings) -> None:
     """The sandbox-wide subscription of ``serve --callback URL``, with a stable id."""
     if settings.callback is None:
         return
+    problem = _url_problem(settings.callback) or (
+        _events_problem(list(settings.callback_events)) if settings.callback_events else None
+    )
+    if problem is not None:
+        raise SettingsError(f"callback {problem}")
     if world.store.scalar("SELECT 1 FROM webhooks WHERE webhook_id = 'wh_callback'"):
         world.store.execute(
             "UPDATE webhooks SET url = ?, events = ? WHERE webhook_id = 'wh_callback'",
