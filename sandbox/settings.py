@@ -87,6 +87,7 @@ class Settings:
     webhook_timeout: float = 30.0
     webhook_concurrency: int = 4  # attempts in flight per subscription
     duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
+    reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -154,6 +155,8 @@ class Settings:
             )
         if not 0 <= self.duplicate_rate <= 1:
             raise SettingsError("duplicate_rate must be between 0 and 1")
+        if not 0 <= self.reorder_window <= 3600:
+            raise SettingsError("reorder_window must be between 0 and 3600 seconds")
         if self.webhook_timeout <= 0 or self.webhook_concurrency < 1:
             raise SettingsError("webhook_timeout and webhook_concurrency must be positive")
         if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
@@ -221,7 +224,7 @@ _INTS = {
     "code_lifetime",
     "webhook_concurrency",
 }
-_FLOATS = {"webhook_timeout", "duplicate_rate"}
+_FLOATS = {"webhook_timeout", "duplicate_rate", "reorder_window"}
 _BOOLS = {"allow_private_destinations", "tls"}
 
 

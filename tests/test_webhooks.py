@@ -401,3 +401,62 @@ def test_partner_api_writes_emit_what_chekt_would(
     data = json.loads(got.body)["data"]
     assert data["device_id"] == created["results"][0]["device_id"]
     assert data["external_device_id"] == "new-cam" and data["site_id"] == 10001
+
+
+def test_fault_knobs_duplicate_and_reorder(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    subscribe(sandbox, f"{url}/faulty")
+    knobs = sandbox.post("/_sandbox/faults", json={"duplicate_rate": 1.0, "reorder_window": 30})
+    assert knobs.json() == {"duplicate_rate": 1.0, "reorder_window": 30.0}
+    ids = emit(sandbox, random=12, seed=5)
+    clock.advance(31)
+    received = wait_for(lambda: len(rx.at("/faulty")) == 24 and rx.at("/faulty"))
+    seen = [r.headers["x-chekt-event-id"] for r in received]
+    assert sorted(set(seen)) == sorted(ids)
+    assert all(seen.count(event_id) == 2 for event_id in ids)  # every one sent twice
+    first_seen = list(dict.fromkeys(seen))
+    assert first_seen != ids  # held back at random: not in emission order
+    pairs = {}
+    for r in received:
+        pairs.setdefault(r.headers["x-chekt-event-id"], set()).add(
+            (r.headers["x-chekt-delivery-id"], r.headers["x-chekt-attempt"])
+        )
+    assert all(len(p) == 1 for p in pairs.values())  # a duplicate is the very same attempt
+    bad = sandbox.post("/_sandbox/faults", json={"duplicate_rate": 2})
+    assert bad.status_code == 422
+
+
+def test_event_types_need_the_matching_scope(
+    receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    from sandbox.settings import ClientSpec
+
+    rx, url = receiver
+    narrow = ClientSpec(
+        client_id="sites-only",
+        client_secret="sites-only-secret-012345",
+        dealer_ids=(1001,),
+        scopes=("read:sites", "update:sites"),
+    )
+    with TestClient(create_app(Settings(clients=(narrow,)), clock=clock)) as client:
+        token = client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sites-only",
+                "client_secret": "sites-only-secret-012345",
+            },
+        ).json()["access_token"]
+        created = client.post(
+            "/partner/v1/webhooks",
+            json={"url": f"{url}/narrow"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201
+        emit(client, type="device.offline", data={"site_id": 10001})
+        [armed] = emit(client, type="site.armed", data={"site_id": 10001})
+        wait_for(lambda: rx.at("/narrow"))
+        time.sleep(0.2)
+    assert [r.headers["x-chekt-event-id"] for r in rx.at("/narrow")] == [armed]

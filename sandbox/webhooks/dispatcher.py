@@ -19,6 +19,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -43,6 +44,14 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     return float(value) if value.isdigit() else None
 
 
+@dataclass
+class Faults:
+    """What a receiver must survive, on demand: duplicates and out-of-order deliveries."""
+
+    duplicate_rate: float = 0.0  # share of attempts sent twice
+    reorder_window: float = 0.0  # each delivery's first attempt held back up to this many s
+
+
 class Dispatcher:
     def __init__(self, world: World, settings: Settings, policy: DestinationPolicy) -> None:
         self.world = world
@@ -56,6 +65,7 @@ class Dispatcher:
         self._in_flight: dict[str, int] = defaultdict(int)
         self._sends: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []
+        self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -117,7 +127,7 @@ class Dispatcher:
 
     def _step(self) -> bool:
         """Fan out due events and start due attempts; True when it started anything."""
-        outbox.emit_due(self.world)
+        outbox.emit_due(self.world, self.rng, self.faults.reorder_window)
         started = False
         for delivery in outbox.claim_due(self.world, BATCH):
             webhook = delivery["webhook_id"]
@@ -136,9 +146,9 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Row) -> None:
         try:
-            await self._attempt(delivery)
-            if self.settings.duplicate_rate and self.rng.random() < self.settings.duplicate_rate:
-                await self._send(delivery, delivery["attempts"] + 1)  # a duplicate, unrecorded
+            attempt = await self._attempt(delivery)
+            if attempt and self.faults.duplicate_rate > self.rng.random():
+                await self._duplicate(delivery, attempt)
         except Exception as exc:
             log.exception("webhook delivery %s failed unexpectedly", delivery["delivery_id"])
             self.errors.append(exc)
@@ -225,8 +235,25 @@ class Dispatcher:
         result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return result
 
-    async def _attempt(self, delivery: Row) -> None:
-        attempt = delivery["attempts"] + 1
+    async def _duplicate(self, delivery: Row, attempt: int) -> None:
+        """Send the very same attempt again, as a flaky network might (fault injection)."""
+        result = await self._send(delivery, attempt)
+        result.pop("retry_after", None)
+        result["error"] = "duplicate sent on purpose (duplicate_rate)"
+        self.world.store.insert(
+            "attempts",
+            {
+                "delivery_id": delivery["delivery_id"],
+                "event_id": delivery["event_id"],
+                "webhook_id": delivery["webhook_id"],
+                "next_at": None,
+                **result,
+            },
+        )
+
+    async def _attempt(self, delivery: Row) -> int:
+        """Make the delivery's next attempt; returns its number (0 when none was sent)."""
+        attempt = int(delivery["attempts"]) + 1
         if delivery["webhook_status"] != "enabled":
             outbox.record_attempt(
                 self.world,
@@ -242,19 +269,19 @@ class Dispatcher:
                 "disabled",
                 None,
             )
-            return
+            return 0
         result = await self._send(delivery, attempt)
         retry_after = result.pop("retry_after", None)
         status = result["status_code"]
         if result["outcome"] == "delivered":
             self._set_failing(delivery["webhook_id"], None)
             outbox.record_attempt(self.world, delivery, result, "delivered", None)
-            return
+            return attempt
         if status == 410:
             self._disable(delivery["webhook_id"])
             result["outcome"] = "disabled"
             outbox.record_attempt(self.world, delivery, result, "disabled", None)
-            return
+            return attempt
         honoured = retry_after if status in (429, 503) else None
         next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, self.world.now())
         # failure runs are measured on the schedule, so catching up on a virtual clock that
@@ -265,8 +292,9 @@ class Dispatcher:
             outbox.record_attempt(self.world, delivery, result, "failed", None)
             if failing_for >= outbox.WINDOW:
                 self._disable(delivery["webhook_id"])
-            return
+            return attempt
         outbox.record_attempt(self.world, delivery, result, "pending", next_at)
+        return attempt
 
     def _set_failing(self, webhook_id: str, since: float | None) -> float:
         if since is None:

@@ -120,8 +120,11 @@ def _subscriptions(world: World, event: Row) -> list[Row]:
     return chosen
 
 
-def fan_out(world: World, event: Row) -> int:
-    """Turn a due event into deliveries; returns how many."""
+def fan_out(
+    world: World, event: Row, rng: random.Random | None = None, reorder_window: float = 0.0
+) -> int:
+    """Turn a due event into deliveries; returns how many. A ``reorder_window`` holds each
+    delivery back a random part of it, so receivers see events out of order."""
     data = json.loads(event["data"])
     site = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (data.get("site_id"),))
     count = 0
@@ -145,7 +148,9 @@ def fan_out(world: World, event: Row) -> int:
         )
         if body is None:
             continue
-        new_delivery(world, event["event_id"], sub["webhook_id"], body, event["created_at"])
+        hold = rng.uniform(0, reorder_window) if rng is not None and reorder_window else 0.0
+        due = max(event["created_at"], world.now()) + hold
+        new_delivery(world, event["event_id"], sub["webhook_id"], body, due)
         count += 1
     return count
 
@@ -168,7 +173,7 @@ def new_delivery(world: World, event_id: str, webhook_id: str, body: bytes, due:
     return delivery_id
 
 
-def emit_due(world: World) -> int:
+def emit_due(world: World, rng: random.Random | None = None, reorder_window: float = 0.0) -> int:
     """Fan out every event whose time has come."""
     now = world.now()
     with world.store.transaction():
@@ -180,7 +185,7 @@ def emit_due(world: World) -> int:
             world.store.execute(
                 "UPDATE events SET emitted = 1 WHERE event_id = ?", (event["event_id"],)
             )
-            fan_out(world, event)
+            fan_out(world, event, rng, reorder_window)
     return len(due)
 
 
