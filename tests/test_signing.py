@@ -72,3 +72,16 @@ def test_legacy_and_body_only_variants() -> None:
             BODY + b" ",
             variant="legacy",
         )
+
+
+def test_readme_known_answer_vector_is_true() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    match = re.search(
+        r"secret `(\S+)`, timestamp `(\d+)`, body\s+`(.+?)` → signature\s+`([0-9a-f]{64})`", text
+    )
+    assert match, "the README lost its known-answer vector"
+    secret, stamp, body, signature = match.groups()
+    assert sign(secret, body.encode(), int(stamp))["X-CHeKT-Signature"] == signature
