@@ -56,7 +56,7 @@ def main() -> None:
         port=int(sys.argv[1]),
         loop="uvloop",
         http="httptools",
-        lifespan="off",
+        lifespan="on",
         access_log=False,
         log_level="warning",
         timeout_keep_alive=10,

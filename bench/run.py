@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import http.client
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +48,7 @@ CONNECTIONS = 32
 TARGET = 0.50
 READY_TIMEOUT = 30.0
 BUSY_WARNING = 0.10
+SATURATED = 0.90
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
 
@@ -60,6 +63,7 @@ class Target:
     label: str
     port: int
     token: str
+    pid: int  # the server's, to read its CPU time
 
     @property
     def url(self) -> str:
@@ -75,6 +79,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx responses plus socket errors; must be 0 for a valid row
+    server_cpu: float = 0.0  # share of its core the server used: ~1.0 when undisturbed
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def log_tail(log: Path, lines: int = 25) -> str:
+    """The end of a server's output, to show why it failed."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
     tail = text.strip().splitlines()[-lines:]
     return "\n".join("    " + line for line in tail) or "    (no output)"
@@ -194,7 +200,10 @@ def get_json(port: int, path: str, token: str | None = None) -> Any:
     status, raw = request(port, "GET", path, headers=headers)
     if status != 200:
         raise BenchError(f"GET {path} on port {port} answered {status}: {raw[:500]!r}")
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BenchError(f"GET {path} on port {port} answered 200 but not JSON") from None
 
 
 def sandbox_credentials(port: int) -> tuple[str, str, str]:
@@ -247,6 +256,7 @@ def run_wrk(target: Target, seconds: int) -> str:
 
 
 def _ms(report: str, percentile: str) -> float:
+    """A latency percentile in ms (wrk picks its own unit per value)."""
     found = re.search(rf"^\s*{percentile}%\s+([\d.]+)(us|ms|s|m|h)\s*$", report, re.MULTILINE)
     if found is None:
         raise BenchError(f"no {percentile}% latency in wrk's report:\n{report}")
@@ -267,14 +277,29 @@ def parse_wrk(label: str, report: str) -> Result:
     return Result(label, float(rps.group(1)), _ms(report, "50"), _ms(report, "99"), errors)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (0.0 where there is no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(target: Target, expected: Any, seconds: int, warmup: int) -> Result:
-    """Verify, warm up, measure, then verify again (a mid-run breakdown voids the row)."""
+    """Verify, warm up, measure, then verify again (a mid-run breakdown voids the row).
+
+    The server's CPU share while measured tells a saturated, undisturbed server (~100 %)
+    from one that shared its core with other load.
+    """
     verify(target, expected)
     print(f"  {target.label}: warm-up {warmup} s, measuring {seconds} s ...", flush=True)
     run_wrk(target, warmup)
-    result = parse_wrk(target.label, run_wrk(target, seconds))
+    cpu, started = cpu_seconds(target.pid), time.monotonic()
+    report = run_wrk(target, seconds)
+    share = (cpu_seconds(target.pid) - cpu) / (time.monotonic() - started)
     verify(target, expected)
-    return result
+    return dataclasses.replace(parse_wrk(target.label, report), server_cpu=share)
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -291,10 +316,24 @@ def rank(results: Sequence[Result]) -> list[Row]:
     return rows
 
 
-HEADERS = ("Server", "Requests/s", "p50 ms", "p99 ms", "vs bare", "Errors", "Target ≥ 50 %")
+HEADERS = (
+    "Server",
+    "Requests/s",
+    "p50 ms",
+    "p99 ms",
+    "vs bare",
+    "Errors",
+    "Server CPU",
+    "Target ≥ 50 %",
+)
+CPU_NOTE = (
+    "Server CPU: share of core {core} the server used while measured; well under 100 % means "
+    "other load on the machine held it back, and that row is low."
+)
 
 
 def cells(row: Row) -> tuple[str, ...]:
+    """One row's values as shown, shared by the console and Markdown tables."""
     r = row.result
     verdict = row.verdict or "(baseline)"
     return (
@@ -304,6 +343,7 @@ def cells(row: Row) -> tuple[str, ...]:
         f"{r.p99_ms:.2f}",
         f"{row.ratio * 100:.0f} %",
         str(r.errors),
+        f"{r.server_cpu * 100:.0f} %",
         verdict,
     )
 
@@ -328,6 +368,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 
 def load_line(seconds: int, warmup: int) -> str:
+    """How the load was made, so a number is never read without its conditions."""
     return (
         f"GET {SITES_PATH} with `wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency` after a "
         f"{warmup} s warm-up; servers pinned to core {SERVER_CORE}, wrk to core {WRK_CORE} "
@@ -350,6 +391,25 @@ def versions() -> str:
         with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
     return ", ".join(found)
+
+
+def revision() -> str:
+    """The commit measured, flagged when sandbox/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "sandbox"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + (" + uncommitted changes in sandbox/" if dirty.stdout else "")
 
 
 def cpu_times() -> tuple[int, int]:
@@ -377,6 +437,7 @@ def machine(load: float | None) -> list[str]:
         f"- Python: {platform.python_implementation()} {platform.python_version()}",
         f"- Kernel: {platform.system()} {platform.release()}",
         f"- Packages: {versions()}",
+        f"- Sandbox revision: {revision()}",
         f"- Background load just before the run: {busy}",
         f"- Date: {datetime.now().astimezone().isoformat(timespec='seconds')}",
     ]
@@ -397,6 +458,8 @@ def write_results(
             markdown_table(rows),
             "",
             load_line(seconds, warmup),
+            "",
+            CPU_NOTE.format(core=SERVER_CORE),
             "",
             "## Machine",
             "",
@@ -429,19 +492,20 @@ def preflight() -> None:
     if len(os.sched_getaffinity(0)) < 2:
         raise BenchError("needs 2 cores (one for the server, one for wrk)")
     for tool in ("wrk", "taskset"):
-        if subprocess.run(["which", tool], capture_output=True).returncode != 0:
-            raise BenchError(f"{tool} is not installed")
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is not installed (apt-get install wrk util-linux)")
     if not (BIN / "chekt-sandbox").exists():
         raise BenchError(f"{BIN / 'chekt-sandbox'} is missing; run `make install`")
 
 
-def start_sandbox(stack: contextlib.ExitStack, logs: Path) -> int:
+def start_sandbox(stack: contextlib.ExitStack, logs: Path) -> tuple[int, int]:
+    """The sandbox's port and pid, once it serves its JWKS (its readiness signal)."""
     port = free_port()
     argv = [str(BIN / "chekt-sandbox"), "serve", "--port", str(port), "--db", ":memory:"]
     log = logs / "sandbox.log"
     proc = stack.enter_context(spawned(argv, log, child_env()))
     wait_ready(proc, port, "/.well-known/jwks.json", log, "the sandbox")
-    return port
+    return port, proc.pid
 
 
 def measure_bare(sites: Any, token: str, seconds: int, warmup: int, logs: Path) -> Result:
@@ -454,20 +518,25 @@ def measure_bare(sites: Any, token: str, seconds: int, warmup: int, logs: Path) 
     with spawned(argv, log, child_env(BENCH_SITES_JSON=str(sites_file))) as proc:
         wait_ready(proc, port, SITES_PATH, log, "the bare app")
         # same Authorization header as the sandbox rows, so wrk sends identical requests
-        return measure(Target("bare Starlette", port, token), sites, seconds, warmup)
+        target = Target("bare Starlette", port, token, proc.pid)
+        return measure(target, sites, seconds, warmup)
 
 
 def benchmark(seconds: int, warmup: int) -> list[Result]:
+    """Bare app, then the sandbox with each credential; the idle sandbox waits meanwhile."""
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-bench-")))
         print("Starting the sandbox ...", flush=True)
-        port = start_sandbox(stack, logs)
+        port, pid = start_sandbox(stack, logs)
         api_key, client_id, secret = sandbox_credentials(port)
         jwt = access_token(port, client_id, secret)
         sites = get_json(port, SITES_PATH, api_key)
         if not isinstance(sites, list) or not sites:
             raise BenchError(f"GET {SITES_PATH} did not answer a non-empty JSON array")
-        targets = [Target("sandbox, API key", port, api_key), Target("sandbox, JWT", port, jwt)]
+        targets = [
+            Target("sandbox, API key", port, api_key, pid),
+            Target("sandbox, JWT", port, jwt, pid),
+        ]
         for target in targets:  # fail before spending minutes on the baseline
             verify(target, sites)
         print(f"Sandbox ready on port {port}; {len(sites)} sites in the payload.", flush=True)
@@ -506,8 +575,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Target (issue): authenticated endpoint ≥ {TARGET * 100:.0f} % of bare Starlette (req/s)"
     )
     print(load_line(seconds, warmup))
+    print(CPU_NOTE.format(core=SERVER_CORE))
     print()
     print(text_table(rows))
+    disturbed = [row.result.label for row in rows if row.result.server_cpu < SATURATED]
+    if disturbed:
+        print(f"\nwarning: server CPU under {SATURATED * 100:.0f} % in: {', '.join(disturbed)}")
     path = write_results(rows, seconds, warmup, args.quick, load)
     print(f"\nWritten to {path.relative_to(ROOT)}")
     return 0 if all(row.verdict != "FAIL" for row in rows) else 1
