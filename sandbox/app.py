@@ -23,6 +23,7 @@ from sandbox.auth.tokens import KeyRing
 from sandbox.clock import Clock, VirtualClock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
 from sandbox.net import DestinationPolicy
+from sandbox.recorder import Recorder
 from sandbox.settings import Settings
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
@@ -89,6 +90,7 @@ def build_services(
         guard=Guard(world, keys, settings),
         tokens=TokenEndpoint(world, keys, settings, AssertionVerifier(world, policy)),
         dispatcher=dispatcher,
+        recorder=Recorder(settings.journal_entries, settings.journal_bytes),
     )
 
 

@@ -88,6 +88,8 @@ class Settings:
     webhook_concurrency: int = 4  # attempts in flight per subscription
     duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
     reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
+    journal_entries: int = 10_000  # the recorder keeps at most this many requests
+    journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -223,6 +225,8 @@ _INTS = {
     "sites_per_dealer",
     "code_lifetime",
     "webhook_concurrency",
+    "journal_entries",
+    "journal_bytes",
 }
 _FLOATS = {"webhook_timeout", "duplicate_rate", "reorder_window"}
 _BOOLS = {"allow_private_destinations", "tls"}

@@ -58,7 +58,8 @@ def test_reset_restores_the_seeded_world_and_keeps_credentials(api: Api) -> None
     assert (
         api.client.delete(f"/partner/v1/dealers/1001/sites/{first}", headers=h).status_code == 204
     )
-    assert api.client.post("/_sandbox/reset").json() == {"reset": True, "seed": 42}
+    reset = api.client.post("/_sandbox/reset").json()
+    assert reset == {"reset": ["deliveries", "recorder", "world"], "seed": 42}
     assert api.client.get("/partner/v1/dealers/1001/sites", headers=h).json() == before
     token = api.token()
     assert api.client.get("/partner/v1/dealers/1002", headers=api.bearer(token)).status_code == 200

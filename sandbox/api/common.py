@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from sandbox.errors import (
     PayloadTooLarge,
     ValidationFailed,
 )
+from sandbox.recorder import Recorder
 from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
@@ -41,6 +42,8 @@ class Services:
     guard: Guard
     tokens: TokenEndpoint
     dispatcher: Dispatcher
+    recorder: Recorder
+    list_cache: dict[tuple[Any, ...], tuple[bytes, int]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

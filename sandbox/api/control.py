@@ -4,6 +4,7 @@ the admin token."""
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from sandbox.api.common import issuer_of, read_json, reply, route, services
 from sandbox.auth import clients
 from sandbox.auth.clients import credentials, ensure_credentials
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
+from sandbox.recorder import FILTERS, export
 from sandbox.settings import Settings, SettingsError
 from sandbox.world import subscriptions
 from sandbox.world.seed import seed_world
@@ -45,24 +47,42 @@ async def get_credentials(request: Request) -> Response:
     return reply(body, headers={"Cache-Control": "no-store"})
 
 
+RESETTABLE = ("world", "recorder", "deliveries")
+
+
 async def reset(request: Request) -> Response:
-    """Reseed the world (optionally with another seed); credentials are kept."""
+    """Reset everything, or only some of: the world (reseeded, optionally with another seed;
+    subscriptions and events go with it), the recorder, the deliveries. Credentials stay."""
     admin(request)
     s = services(request)
     seed = s.settings.seed
+    only: list[str] = list(RESETTABLE)
     if await request.body():
         body = await read_json(request)
-        if not isinstance(body, dict) or not set(body) <= {"seed"}:
-            raise ValidationFailed("body", 'reset takes an optional {"seed": <integer>}')
+        if not isinstance(body, dict) or not set(body) <= {"seed", "only"}:
+            raise ValidationFailed("body", 'reset takes {"seed"?: <integer>, "only"?: [...]}')
         if "seed" in body:
             if isinstance(body["seed"], bool) or not isinstance(body["seed"], int):
                 raise ValidationFailed("seed", "seed must be an integer")
             seed = body["seed"]
-    seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
-    ensure_credentials(s.world, s.settings)
-    subscriptions.ensure_callback(s.world, s.settings)
-    s.world.credentials_changed()
-    return reply({"reset": True, "seed": seed})
+        if "only" in body:
+            only = body["only"]
+            if not isinstance(only, list) or not only or any(p not in RESETTABLE for p in only):
+                raise ValidationFailed("only", f"only lists some of {', '.join(RESETTABLE)}")
+    if "world" in only:
+        seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
+        ensure_credentials(s.world, s.settings)
+        subscriptions.ensure_callback(s.world, s.settings)
+        s.world.credentials_changed()
+    if "deliveries" in only:
+        with s.world.store.transaction():
+            for table in ("attempts", "deliveries", "events"):
+                s.world.store.execute(f"DELETE FROM {table}")
+    if "recorder" in only:
+        s.recorder.clear()
+    s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate
+    s.dispatcher.faults.reorder_window = s.settings.reorder_window
+    return reply({"reset": sorted(only), "seed": seed})
 
 
 async def rotate_signing_key(request: Request) -> Response:
@@ -119,4 +139,56 @@ routes = [
     route("/_sandbox/keys/rotate", POST=rotate_signing_key),
     route("/_sandbox/api-keys/rotate", POST=rotate_api_key),
     route("/_sandbox/clients", POST=create_client),
+]
+
+
+def _filters(request: Request) -> dict[str, str]:
+    params = dict(request.query_params)
+    for name in params:
+        if name not in FILTERS:
+            raise ValidationFailed(name, f"unknown filter {name!r}; use {', '.join(FILTERS)}")
+    for name in ("since_seq", "limit"):
+        if name in params and not params[name].isdigit():
+            raise ValidationFailed(name, f"{name} must be a non-negative integer")
+    for name in ("since", "until"):
+        if name in params:
+            try:
+                float(params[name])
+            except ValueError:
+                raise ValidationFailed(name, f"{name} must be unix seconds") from None
+    if "path_regex" in params:
+        try:
+            re.compile(params["path_regex"])
+        except re.error as exc:
+            raise ValidationFailed("path_regex", f"not a regular expression: {exc}") from None
+    return params
+
+
+async def list_requests(request: Request) -> Response:
+    """The journal of inbound requests; secrets redacted unless ``reveal=true`` on loopback."""
+    admin(request)
+    s = services(request)
+    params = _filters(request)
+    reveal = params.get("reveal") == "true"
+    if reveal and not s.settings.loopback:
+        raise PermissionDenied("reveal=true is only allowed on a loopback bind")
+    entries = [export(e, reveal=reveal) for e in s.recorder.query(params)]
+    stats = s.recorder.stats()
+    return reply(
+        entries,
+        headers={
+            "X-Journal-Evicted": str(stats["evicted"]),
+            "X-Journal-Last-Seq": str(stats["last_seq"]),
+        },
+    )
+
+
+async def journal_stats(request: Request) -> Response:
+    admin(request)
+    return reply(services(request).recorder.stats())
+
+
+routes += [
+    route("/_sandbox/requests", GET=list_requests),
+    route("/_sandbox/journal", GET=journal_stats),
 ]

@@ -1,17 +1,22 @@
 """Pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs about 3x in throughput):
-gives every request an id, echoes the partner's trace id, and turns any uncaught exception
-into a 500 envelope so a client never sees a bare traceback or a dropped connection."""
+gives every request an id, echoes the partner's trace id, records the exchange in the
+journal, and turns any uncaught exception into a 500 envelope so a client never sees a bare
+traceback or a dropped connection."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.errors import ApiError, ValidationFailed
+from sandbox.recorder import BODY_LIMIT, Entry, pack
 
 log = logging.getLogger("sandbox")
 TRACE_HEADER = b"x-partner-trace-id"
@@ -20,46 +25,102 @@ TRACE_HEADER = b"x-partner-trace-id"
 class RequestContext:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # request ids: a random per-process prefix and a counter (urandom per request costs)
+        self._prefix = "req_" + os.urandom(5).hex()
+        self._counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = "req_" + os.urandom(10).hex()
+        request_id = f"{self._prefix}{next(self._counter):010x}"
         trace_id = next((v for k, v in scope["headers"] if k == TRACE_HEADER), None)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         extra = [(b"x-request-id", request_id.encode())]
         started = False
+        services = scope["app"].state.services
+        recording = not scope["path"].startswith("/_sandbox")
+        clock_started = time.perf_counter()
+        entry = Entry(
+            seq=0,
+            time=services.world.now(),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b""),
+            headers=pack(scope["headers"]),
+            body=b"",
+            request_id=request_id,
+        )
+        request_body: list[bytes] = []
+        response_body: list[bytes] = []
+
+        async def receive_recorded() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and sum(map(len, request_body)) < BODY_LIMIT:
+                request_body.append(message.get("body", b""))
+            return message
 
         async def send_with_ids(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), *extra]
+                entry.status = message["status"]
+                entry.response_headers = pack(message["headers"])
+            elif message["type"] == "http.response.body" and (
+                sum(map(len, response_body)) < BODY_LIMIT
+            ):
+                response_body.append(message.get("body", b""))
             await send(message)
 
-        if trace_id is not None:
-            try:
-                state["trace_id"] = str(uuid.UUID(trace_id.decode("latin-1")))
-            except ValueError:
-                error = ValidationFailed("x-partner-trace-id", "x-partner-trace-id must be a UUID")
-                await _send_error(send_with_ids, error, request_id)
-                return
-            extra.append((TRACE_HEADER, trace_id))
         try:
-            await self.app(scope, receive, send_with_ids)
+            if trace_id is not None:
+                try:
+                    state["trace_id"] = str(uuid.UUID(trace_id.decode("latin-1")))
+                except ValueError:
+                    error = ValidationFailed(
+                        "x-partner-trace-id", "x-partner-trace-id must be a UUID"
+                    )
+                    await _send_error(send_with_ids, error, request_id)
+                    return
+                extra.append((TRACE_HEADER, trace_id))
+            await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
-            app = scope.get("app")
-            if app is not None:
-                app.state.server_errors.append(exc)
+            scope["app"].state.server_errors.append(exc)
             if not started:
                 await _send_error(
                     send_with_ids,
                     ApiError("the sandbox failed to handle this request; this is a bug"),
                     request_id,
                 )
+        finally:
+            if recording:
+                _finish(entry, state, request_body, response_body, clock_started)
+                entry.seq = services.recorder.next_seq()
+                services.recorder.add(entry)
+
+
+def _finish(
+    entry: Entry,
+    state: dict[str, Any],
+    request_body: list[bytes],
+    response_body: list[bytes],
+    started: float,
+) -> None:
+    entry.body = b"".join(request_body)[:BODY_LIMIT]
+    entry.response_body = b"".join(response_body)[:BODY_LIMIT]
+    entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    entry.trace_id = state.get("trace_id")
+    principal = state.get("principal")
+    if principal is not None:
+        entry.client_id = principal.client_id
+        entry.tier = principal.tier
+        entry.dealer_id = principal.dealer_id
+    else:
+        entry.client_id = state.get("client_id")
+        entry.tier = state.get("tier")
 
 
 async def _send_error(send: Send, error: ApiError, request_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -63,6 +64,9 @@ async def token(request: Request) -> Response:
     except OAuthError as exc:
         exc.cors = True
         raise
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    request.state.client_id = claims.get("azp")  # for the journal
+    request.state.tier = "token"
     return reply(body, headers={**_NO_STORE, **_CORS})
 
 

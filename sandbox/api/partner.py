@@ -165,9 +165,25 @@ Parent = Callable[[Request, Principal], int]
 def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
     @endpoint(f"read:{noun}")
     async def list_all(request: Request, principal: Principal) -> Response:
+        """Rendered lists are kept until the next write: polling a list is the hot path."""
         parent_id = parent(request, principal)
-        query = parse_list_query(query_lists(request), resource.columns)
-        return _listed(*resources.list_items(_world(request), resource, parent_id, query))
+        s = services(request)
+        key = (
+            resource.name,
+            parent_id,
+            request.scope["query_string"],
+            s.world.store.data_version(),
+        )
+        rendered = s.list_cache.get(key)
+        if rendered is None:
+            query = parse_list_query(query_lists(request), resource.columns)
+            items, total = resources.list_items(s.world, resource, parent_id, query)
+            rendered = (bytes(reply(items).body), total)
+            if len(s.list_cache) > 1024:
+                s.list_cache.clear()
+            s.list_cache[key] = rendered
+        body, total = rendered
+        return Response(body, media_type="application/json", headers={"X-Total-Count": str(total)})
 
     return list_all
 

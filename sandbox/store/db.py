@@ -33,6 +33,10 @@ class Store:
         self._conn.row_factory = _dict_row
         self._lock = threading.RLock()
         self._depth = 0
+        # read cache: valid while nothing was written, here or (file stores) by another process
+        self._version = 0
+        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._shared = self.path != ":memory:"
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -57,6 +61,7 @@ class Store:
                 self._depth -= 1
                 if outermost:
                     self._conn.execute("ROLLBACK")
+                    self._version += 1  # reads cached inside the transaction are void
                 raise
             self._depth -= 1
             if outermost:
@@ -64,7 +69,34 @@ class Store:
 
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         with self._lock:
+            if not sql.lstrip()[:6].upper().startswith("SELECT"):
+                self._version += 1
             return self._conn.execute(sql, params)
+
+    def data_version(self) -> tuple[int, int]:
+        if not self._shared:
+            return self._version, 0
+        other = self._conn.execute("PRAGMA data_version").fetchone()
+        return self._version, int(next(iter(other.values())))
+
+    def cached_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """``all``, served from memory until the next write. Callers must not mutate rows."""
+        with self._lock:
+            key = (
+                sql,
+                tuple(params) if not isinstance(params, dict) else tuple(sorted(params.items())),
+                self.data_version(),
+            )
+            rows = self._cache.get(key)
+            if rows is None:
+                if len(self._cache) > 4096:
+                    self._cache.clear()
+                rows = self._cache[key] = self._conn.execute(sql, params).fetchall()
+            return list(rows)
+
+    def cached_scalar(self, sql: str, params: Params = ()) -> Any:
+        rows = self.cached_all(sql, params)
+        return None if not rows else next(iter(rows[0].values()))
 
     def insert(self, table: str, values: Row) -> int:
         columns = ", ".join(values)
@@ -95,6 +127,11 @@ class Store:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._version += 1
+            self._conn.executescript(script)
 
     def wipe_world(self) -> None:
         with self.transaction():

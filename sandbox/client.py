@@ -1,0 +1,393 @@
+"""``Sandbox``: the sandbox as a Python object — a real server on a free port in a background
+thread, and a thin client of its ``/_sandbox`` control API.
+
+Everything here goes over HTTP to the same routes any other language would use, so the
+Python API can never do something the control API cannot.
+
+    with Sandbox(clock="virtual") as sandbox:
+        sandbox.subscribe("http://127.0.0.1:9000/webhooks")
+        sandbox.emit("alarm.created")
+        sandbox.wait_for_delivery(outcome="delivered")
+        sandbox.assert_called("GET", "/partner/v1/dealers/*/sites/*")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from sandbox.app import create_app
+from sandbox.server import bind, make_server, tls_files
+from sandbox.settings import Settings
+
+__all__ = ["Sandbox", "SandboxError", "SandboxServerError"]
+
+
+class SandboxError(AssertionError):
+    """A control call was refused, or an expectation about the sandbox was not met."""
+
+
+class SandboxServerError(RuntimeError):
+    """The sandbox itself failed while serving (a bug): raised on the thread that owns it."""
+
+
+class Clock:
+    """The sandbox clock, as seen through ``/_sandbox/clock``."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
+
+    def now(self) -> float:
+        return float(self._sandbox.call("GET", "/_sandbox/clock")["now"])
+
+    @property
+    def virtual(self) -> bool:
+        return bool(self._sandbox.call("GET", "/_sandbox/clock")["virtual"])
+
+    def advance(self, seconds: float) -> float:
+        return float(
+            self._sandbox.call("POST", "/_sandbox/clock/advance", {"seconds": seconds})["now"]
+        )
+
+    def set(self, timestamp: float) -> float:
+        return float(self._sandbox.call("POST", "/_sandbox/clock/set", {"now": timestamp})["now"])
+
+
+class Sandbox:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        base = settings or Settings(db=":memory:")
+        self.settings = dataclasses.replace(base, port=0, **overrides)
+        self.settings.validate()
+        self.app: Starlette | None = None
+        self.url = ""
+        self.clock = Clock(self)
+        self._thread: threading.Thread | None = None
+        self._server: Any = None
+        self._http: httpx.Client | None = None
+        self._reported = 0
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> Sandbox:
+        sock = bind(self.settings.host, 0)
+        port = sock.getsockname()[1]
+        settings = dataclasses.replace(self.settings, port=port)
+        self.app = create_app(settings)
+        tls = tls_files(settings) if settings.tls else None
+        self.app.state.tls = tls
+        self._server = make_server(self.app, tls)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name="chekt-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                sock.close()
+                raise SandboxServerError("the sandbox server did not start")
+            time.sleep(0.005)
+        self._sock = sock
+        scheme = "https" if tls else "http"
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        self.url = f"{scheme}://{host}:{port}"
+        verify: Any = str(tls.ca_cert) if tls else True
+        self._http = httpx.Client(base_url=self.url, timeout=30, verify=verify)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server; re-raise here anything that failed inside it."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._http is not None:
+            self._http.close()
+        if getattr(self, "_sock", None) is not None:
+            self._sock.close()
+        self._thread = None
+        self.raise_errors()
+
+    def __enter__(self) -> Sandbox:
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def server_errors(self) -> list[BaseException]:
+        if self.app is None:
+            return []
+        services = self.app.state.services
+        return [*self.app.state.server_errors, *services.dispatcher.errors]
+
+    def raise_errors(self) -> None:
+        """Raise the first server-side failure not reported yet."""
+        errors = self.server_errors()
+        fresh = errors[self._reported :]
+        self._reported = len(errors)
+        if fresh:
+            raise SandboxServerError(f"the sandbox failed while serving: {fresh[0]!r}") from fresh[
+                0
+            ]
+
+    # ---- control calls ---------------------------------------------------------------------
+
+    def call(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        if self._http is None:
+            raise SandboxError("the sandbox is not running; use it as a context manager")
+        response = self._http.request(method, path, json=body, params=params)
+        if response.status_code >= 400:
+            raise SandboxError(f"{method} {path} answered {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return dict(self.call("GET", "/_sandbox/credentials"))
+
+    @property
+    def api_key(self) -> str:
+        """The seeded dealer app's API key (dealer 1001 in the default world)."""
+        return str(self.credentials["api_keys"][0]["key"])
+
+    @property
+    def partner(self) -> dict[str, Any]:
+        """The seeded platform partner: ``client_id``, ``client_secret``, ``dealer_ids``."""
+        return next(c for c in self.credentials["clients"] if c["kind"] == "platform_partner")
+
+    def token(
+        self, client_id: str | None = None, client_secret: str | None = None, **form: str
+    ) -> str:
+        """A client-credentials access token (the seeded platform partner's by default)."""
+        if client_id is None:
+            client_id, client_secret = self.partner["client_id"], self.partner["client_secret"]
+        assert self._http is not None
+        response = self._http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": client_secret or "",
+                **form,
+            },
+        )
+        if response.status_code != 200:
+            raise SandboxError(f"token request refused: {response.text}")
+        return str(response.json()["access_token"])
+
+    def reset(self, only: list[str] | None = None, seed: int | None = None) -> None:
+        body: dict[str, Any] = {}
+        if only is not None:
+            body["only"] = only
+        if seed is not None:
+            body["seed"] = seed
+        self.call("POST", "/_sandbox/reset", body or None)
+
+    def subscribe(
+        self,
+        url: str,
+        events: list[str] | None = None,
+        secret: str | None = None,
+        profile: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url}
+        for name, value in (("events", events), ("secret", secret), ("profile", profile)):
+            if value is not None:
+                body[name] = value
+        return dict(self.call("POST", "/_sandbox/subscriptions", body))
+
+    def emit(
+        self,
+        event_type: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        lifecycle: str | None = None,
+        variant: str | None = None,
+        random: int | None = None,
+        rate: float | None = None,
+        seed: int | None = None,
+        types: list[str] | None = None,
+    ) -> list[str]:
+        """One event, a lifecycle (``lifecycle="alarm"``) or ``random=N`` events; the ids."""
+        body: dict[str, Any] = {}
+        for name, value in (
+            ("type", event_type),
+            ("data", data),
+            ("lifecycle", lifecycle),
+            ("variant", variant),
+            ("random", random),
+            ("rate", rate),
+            ("seed", seed),
+            ("types", types),
+        ):
+            if value is not None:
+                body[name] = dict(value) if isinstance(value, Mapping) else value
+        return list(self.call("POST", "/_sandbox/events", body)["event_ids"])
+
+    def faults(
+        self, duplicate_rate: float | None = None, reorder_window: float | None = None
+    ) -> dict[str, float]:
+        body = {
+            k: v
+            for k, v in (("duplicate_rate", duplicate_rate), ("reorder_window", reorder_window))
+            if v is not None
+        }
+        return dict(self.call("POST", "/_sandbox/faults", body))
+
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        """Journal entries (see ``GET /_sandbox/requests`` for the filters)."""
+        params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in filters.items()}
+        return list(self.call("GET", "/_sandbox/requests", params=params))
+
+    def deliveries(self, **filters: Any) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/_sandbox/deliveries", params=filters))
+
+    # ---- waiting and asserting -------------------------------------------------------------
+
+    def wait_for_delivery(self, timeout: float = 5.0, **filters: Any) -> dict[str, Any]:
+        """The first webhook attempt matching ``filters`` (event_id, webhook_id, outcome)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.deliveries(**filters)
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                recent = self.deliveries()[-5:]
+                raise SandboxError(
+                    f"no delivery matching {filters} within {timeout} s; latest attempts: "
+                    + "; ".join(
+                        f"{a['event_id']} #{a['attempt']} {a['outcome']} {a['status_code']}"
+                        for a in recent
+                    )
+                )
+            time.sleep(0.02)
+
+    def wait_for_request(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        timeout: float = 5.0,
+        **match: Any,
+    ) -> dict[str, Any]:
+        """The first request matching (see :meth:`assert_called`), waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hits = self._matching(method, path, match)
+            if hits:
+                return hits[0]
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"no {method or 'request'} {path or ''} matching {match or ''} within "
+                    f"{timeout} s\n" + self._nearest(method, path, match)
+                )
+            time.sleep(0.02)
+
+    def assert_called(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        times: int | None = None,
+        **match: Any,
+    ) -> list[dict[str, Any]]:
+        """Assert the partner made such a request (``times`` exactly, if given).
+
+        ``path`` is a glob; ``json`` a subset the request body must contain; ``headers`` and
+        ``query`` dicts that must be present; ``status``, ``client_id``, ``trace_id`` exact."""
+        hits = self._matching(method, path, match)
+        if (times is None and not hits) or (times is not None and len(hits) != times):
+            expected = "at least once" if times is None else f"{times} time(s)"
+            raise SandboxError(
+                f"expected {method or 'a request'} {path or ''} {expected}, saw {len(hits)}\n"
+                + self._nearest(method, path, match)
+            )
+        return hits
+
+    def assert_not_called(
+        self, method: str | None = None, path: str | None = None, **match: Any
+    ) -> None:
+        hits = self._matching(method, path, match)
+        if hits:
+            first = hits[0]
+            raise SandboxError(
+                f"expected no {method or 'request'} {path or ''}, saw {len(hits)}; first: "
+                f"#{first['seq']} {first['method']} {first['path']} -> {first['status']}"
+            )
+
+    def _matching(
+        self, method: str | None, path: str | None, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        return [e for e in self.requests() if not _differences(e, method, path, match)]
+
+    def _nearest(self, method: str | None, path: str | None, match: Mapping[str, Any]) -> str:
+        entries = self.requests()
+        if not entries:
+            return "the journal is empty: nothing was called"
+        ranked = sorted(entries, key=lambda e: len(_differences(e, method, path, match)))[:5]
+        lines = ["nearest recorded requests:"]
+        for entry in ranked:
+            diff = "; ".join(_differences(entry, method, path, match))
+            lines.append(
+                f"  #{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}: {diff}"
+            )
+        return "\n".join(lines)
+
+
+def _subset_problems(expected: Any, actual: Any, where: str) -> list[str]:
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return [f"{where or 'body'} is {actual!r}, not an object"]
+        problems: list[str] = []
+        for key, value in expected.items():
+            path = f"{where}.{key}" if where else key
+            if key not in actual:
+                problems.append(f"{path} missing")
+            else:
+                problems += _subset_problems(value, actual[key], path)
+        return problems
+    return [] if expected == actual else [f"{where} is {actual!r}, expected {expected!r}"]
+
+
+def _differences(
+    entry: Mapping[str, Any], method: str | None, path: str | None, match: Mapping[str, Any]
+) -> list[str]:
+    problems: list[str] = []
+    if method is not None and entry["method"] != method.upper():
+        problems.append(f"method {entry['method']} != {method.upper()}")
+    if path is not None and not fnmatch.fnmatchcase(entry["path"], path):
+        problems.append(f"path {entry['path']} does not match {path}")
+    for name, wanted in match.items():
+        if name == "json":
+            problems += _subset_problems(wanted, entry["body"], "")
+        elif name == "headers":
+            have = {k.lower(): v for k, v in entry["headers"].items()}
+            for key, value in wanted.items():
+                if have.get(key.lower()) != value:
+                    problems.append(f"header {key} is {have.get(key.lower())!r}, not {value!r}")
+        elif name == "query":
+            from urllib.parse import parse_qs
+
+            have_query = {k: v[-1] for k, v in parse_qs(entry["query"]).items()}
+            for key, value in wanted.items():
+                if have_query.get(key) != str(value):
+                    problems.append(f"query {key} is {have_query.get(key)!r}, not {value!r}")
+        elif name in ("status", "client_id", "trace_id", "tier", "dealer_id"):
+            if entry.get(name) != wanted:
+                problems.append(f"{name} is {entry.get(name)!r}, not {wanted!r}")
+        else:
+            raise TypeError(
+                f"unknown match {name!r}: use json, headers, query, status, "
+                "client_id, trace_id, tier or dealer_id"
+            )
+    return problems

@@ -1,0 +1,124 @@
+"""The journal: what partners sent, with who sent it and what they got back; filtered,
+bounded, redacted by default, and exact under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+
+import aiohttp
+from conftest import Api, live_server
+from starlette.testclient import TestClient
+
+from sandbox import Settings, create_app
+
+SITES = "/partner/v1/dealers/1001/sites"
+
+
+def test_entries_say_who_called_what_and_what_they_got(api: Api) -> None:
+    trace = str(uuid.uuid4())
+    api.client.post(
+        SITES,
+        json={"external_site_id": "j-1", "name": "Journal", "timezone": "UTC"},
+        headers={**api.bearer(api.key), "x-partner-trace-id": trace},
+    )
+    [entry] = api.client.get("/_sandbox/requests", params={"method": "POST"}).json()
+    assert entry["path"] == SITES and entry["status"] == 201
+    assert entry["client_id"] == "sandbox-dealer-app-1001" and entry["tier"] == "api_key"
+    assert entry["dealer_id"] == 1001 and entry["trace_id"] == trace
+    assert entry["body"] == {"external_site_id": "j-1", "name": "Journal", "timezone": "UTC"}
+    assert entry["response_body"]["name"] == "Journal"
+    assert entry["headers"]["authorization"] == "Bearer [redacted]"
+    assert api.key not in str(entry)
+    assert entry["duration_ms"] > 0 and entry["request_id"].startswith("req_")
+    assert entry["response_headers"]["x-request-id"] == entry["request_id"]
+
+
+def test_secrets_are_redacted_unless_revealed_on_loopback(api: Api) -> None:
+    token = api.token()
+    entries = api.client.get("/_sandbox/requests", params={"path": "/oauth/token"}).json()
+    [entry] = entries
+    assert entry["body"]["client_secret"] == "[redacted]"
+    assert entry["response_body"]["access_token"] == "[redacted]"
+    assert token not in str(entries) and api.partner["client_secret"] not in str(entries)
+    assert entry["client_id"] == api.partner["client_id"]
+    [raw] = api.client.get(
+        "/_sandbox/requests", params={"path": "/oauth/token", "reveal": "true"}
+    ).json()
+    assert raw["body"]["client_secret"] == api.partner["client_secret"]
+    assert raw["response_body"]["access_token"] == token
+
+
+def test_filters(api: Api) -> None:
+    h = api.bearer(api.key)
+    api.client.get(SITES, headers=h)
+    api.client.get("/partner/v1/dealers/1003/sites", headers=h)  # 404
+    api.client.get("/partner/v1/dealers/1001", headers=h)
+    journal = "/_sandbox/requests"
+
+    def paths(**params: str) -> list[str]:
+        return [e["path"] for e in api.client.get(journal, params=params).json()]
+
+    assert paths(path="/partner/v1/dealers/*/sites") == [SITES, "/partner/v1/dealers/1003/sites"]
+    assert paths(path_regex=r"/dealers/\d+$") == ["/partner/v1/dealers/1001"]
+    assert paths(status="4xx") == ["/partner/v1/dealers/1003/sites"]
+    assert paths(status="200", method="get") == [SITES, "/partner/v1/dealers/1001"]
+    first = api.client.get(journal).json()[0]["seq"]
+    assert len(paths(since_seq=str(first))) == 2
+    assert paths(client_id="nobody") == []
+    bad = api.client.get(journal, params={"path_regex": "("})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "path_regex"
+    assert api.client.get(journal, params={"colour": "red"}).status_code == 422
+
+
+def test_the_journal_is_bounded_and_counts_evictions() -> None:
+    with TestClient(create_app(Settings(journal_entries=50))) as client:
+        for _ in range(60):
+            client.get("/.well-known/jwks.json")
+        entries = client.get("/_sandbox/requests").json()
+        stats = client.get("/_sandbox/journal").json()
+    assert len(entries) == 50
+    assert stats["evicted"] == 10 and stats["entries"] == 50
+    assert entries[0]["seq"] == 11 and entries[-1]["seq"] == 60
+
+
+def test_reset_parts(api: Api) -> None:
+    h = api.bearer(api.key)
+    api.client.post(
+        SITES, json={"external_site_id": "r-1", "name": "R", "timezone": "UTC"}, headers=h
+    )
+    assert api.client.post("/_sandbox/reset", json={"only": ["recorder"]}).status_code == 200
+    assert api.client.get("/_sandbox/requests").json() == []
+    assert api.client.get(SITES, headers=h).headers["x-total-count"] == "6"  # world kept
+    bad = api.client.post("/_sandbox/reset", json={"only": ["everything"]})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "only"
+
+
+def test_concurrent_clients_get_an_exact_ordered_journal(api: Api) -> None:
+    key = api.key
+
+    async def hammer(url: str) -> list[int]:
+        statuses: list[int] = []
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def client() -> None:
+                for _ in range(50):
+                    async with session.get(
+                        url + SITES, headers={"Authorization": f"Bearer {key}"}
+                    ) as r:
+                        await r.read()
+                        statuses.append(r.status)
+
+            await asyncio.gather(*(client() for _ in range(200)))
+        return statuses
+
+    app = api.client.app
+    with live_server(app) as url:
+        statuses = asyncio.run(hammer(url))
+        entries = api.client.get("/_sandbox/requests", params={"path": SITES}).json()
+    assert len(statuses) == 10_000 and set(statuses) == {200}
+    assert len(entries) == 10_000
+    seqs = [e["seq"] for e in entries]
+    assert all(a < b for a, b in itertools.pairwise(seqs))
