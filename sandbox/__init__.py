@@ -1,8 +1,19 @@
 """chekt-sandbox: a local, offline CHeKT for partner integration tests."""
 
 from sandbox.app import create_app
+from sandbox.client import Sandbox, SandboxError, SandboxServerError
 from sandbox.clock import SystemClock, VirtualClock
 from sandbox.settings import Settings, SettingsError
 
 __version__ = "0.1.0"
-__all__ = ["Settings", "SettingsError", "SystemClock", "VirtualClock", "__version__", "create_app"]
+__all__ = [
+    "Sandbox",
+    "SandboxError",
+    "SandboxServerError",
+    "Settings",
+    "SettingsError",
+    "SystemClock",
+    "VirtualClock",
+    "__version__",
+    "create_app",
+]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 import httpx
@@ -280,8 +282,7 @@ def deliveries(
         for k, v in (("event_id", event_id), ("webhook_id", webhook_id), ("outcome", outcome))
         if v
     }
-    query = ("?" + "&".join(f"{k}={v}" for k, v in params.items())) if params else ""
-    rows = _control(url, "GET", "/_sandbox/deliveries" + query, token=admin_token)
+    rows = _control(url, "GET", f"/_sandbox/deliveries?{urlencode(params)}", token=admin_token)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
@@ -307,3 +308,59 @@ def advance(seconds: float, url: str, admin_token: str | None) -> None:
     """Advance the virtual clock of a running sandbox (serve --clock virtual)."""
     state = _control(url, "POST", "/_sandbox/clock/advance", {"seconds": seconds}, admin_token)
     click.echo(f"now {state['now']:.3f}")
+
+
+@main.command("requests")
+@click.option("--method", help="Only this HTTP method.")
+@click.option("--path", help="Only paths matching this glob, e.g. '/partner/v1/*'.")
+@click.option("--client-id", help="Only requests by this client.")
+@click.option("--status", help="Only this status, or a class such as 4xx.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new requests until Ctrl-C.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@_URL
+@_TOKEN
+def list_requests(
+    method: str | None,
+    path: str | None,
+    client_id: str | None,
+    status: str | None,
+    follow: bool,
+    as_json: bool,
+    url: str,
+    admin_token: str | None,
+) -> None:
+    """Print the journal of requests a running sandbox received (secrets redacted)."""
+    filters = {
+        k: v
+        for k, v in (
+            ("method", method),
+            ("path", path),
+            ("client_id", client_id),
+            ("status", status),
+        )
+        if v
+    }
+    if not as_json:
+        click.echo(f"{'seq':>6}  {'method':<7} {'status':>6} {'ms':>8}  {'client':<28} path")
+    last = 0
+    while True:
+        query = urlencode({**filters, "since_seq": last})
+        for entry in _control(url, "GET", f"/_sandbox/requests?{query}", token=admin_token):
+            last = entry["seq"]
+            if as_json:
+                click.echo(json.dumps(entry))
+                continue
+            target = entry["path"] + (f"?{entry['query']}" if entry["query"] else "")
+            click.echo(
+                f"{entry['seq']:>6}  {entry['method']:<7} {entry['status']:>6} "
+                f"{entry['duration_ms']:>8.1f}  {entry['client_id'] or '-':<28} "
+                f"{_printable(target)}"
+            )
+        if not follow:
+            return
+        time.sleep(0.5)
+
+
+def _printable(text: str) -> str:
+    """Never let a client's control characters reach the terminal raw."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)

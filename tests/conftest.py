@@ -18,6 +18,8 @@ from sandbox import Settings, create_app
 from sandbox.auth.keys import new_api_key
 from sandbox.settings import ApiKeySpec, ClientSpec
 
+pytest_plugins = ["pytester"]
+
 READ_ONLY_KEY = new_api_key()
 OTHER_DEALER_KEY = new_api_key()
 

@@ -313,3 +313,22 @@ def test_callback_emit_advance_and_deliveries_commands() -> None:
         main, ["emit", "site.armed", "--url", f"http://127.0.0.1:{_free_port()}"]
     )
     assert unreachable.exit_code == 1 and "cannot reach the sandbox" in unreachable.output
+
+
+def test_requests_command_prints_the_journal() -> None:
+    with serving("--db", ":memory:") as (url, _):
+        key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
+        httpx.get(
+            f"{url}/partner/v1/dealers/1001/sites", headers={"Authorization": f"Bearer {key}"}
+        )
+        httpx.get(f"{url}/partner/v1/%1b[31mred")  # a control character in the path
+        runner = CliRunner()
+        table = runner.invoke(main, ["requests", "--url", url])
+        assert table.exit_code == 0, table.output
+        assert "/partner/v1/dealers/1001/sites" in table.output
+        assert "sandbox-dealer-app-1001" in table.output
+        assert "\x1b" not in table.output and "\\x1b[31mred" in table.output
+        lines = runner.invoke(main, ["requests", "--json", "--status", "4xx", "--url", url])
+        entries = [json.loads(line) for line in lines.output.splitlines()]
+        assert [e["status"] for e in entries] == [404]
+        assert key not in table.output + lines.output

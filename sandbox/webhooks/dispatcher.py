@@ -111,7 +111,8 @@ class Dispatcher:
             except Exception as exc:  # a bug: keep it for the test thread, keep serving
                 log.exception("webhook dispatcher step failed")
                 self.errors.append(exc)
-                busy = False
+                await asyncio.sleep(1.0)  # don't spin on a failure that will repeat
+                continue
             if busy:
                 await asyncio.sleep(0)
                 continue

@@ -1,0 +1,115 @@
+"""The pytest plugin, tested as a plugin: pytester runs small test suites that use it."""
+
+from __future__ import annotations
+
+import pytest
+
+ISOLATION = """
+import httpx
+
+def _sites(sandbox):
+    headers = {"Authorization": f"Bearer {sandbox.api_key}"}
+    return httpx.get(f"{sandbox.url}/partner/v1/dealers/1001/sites", headers=headers).json()
+
+def test_writes(chekt_sandbox):
+    headers = {"Authorization": f"Bearer {chekt_sandbox.api_key}"}
+    created = httpx.post(f"{chekt_sandbox.url}/partner/v1/dealers/1001/sites", headers=headers,
+                         json={"external_site_id": "leak", "name": "Leak", "timezone": "UTC"})
+    assert created.status_code == 201
+    assert any(s["external_site_id"] == "leak" for s in _sites(chekt_sandbox))
+
+def test_sees_a_fresh_world(chekt_sandbox):
+    assert not any(s["external_site_id"] == "leak" for s in _sites(chekt_sandbox))
+    assert chekt_sandbox.requests(method="POST") == []
+"""
+
+
+def test_each_test_gets_a_reset_sandbox(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ISOLATION)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_marker_and_ini_settings(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nchekt_sandbox_seed = 11\n")
+    pytester.makepyfile("""
+import pytest
+
+def names(sandbox):
+    import httpx
+    headers = {"Authorization": f"Bearer {sandbox.api_key}"}
+    sites = httpx.get(f"{sandbox.url}/partner/v1/dealers/1001/sites", headers=headers).json()
+    return [s["name"] for s in sites]
+
+def test_ini_seed(chekt_sandbox, chekt_sandbox_factory):
+    assert names(chekt_sandbox) == names(chekt_sandbox_factory(seed=11))
+    assert names(chekt_sandbox) != names(chekt_sandbox_factory(seed=12))
+    assert chekt_sandbox.clock.virtual is False
+
+@pytest.mark.chekt_sandbox(clock="virtual", webhook_profile="legacy-guide")
+def test_marker(chekt_sandbox):
+    assert chekt_sandbox.clock.virtual is True
+    assert chekt_sandbox.subscribe("http://127.0.0.1:9/x")["profile"] == "legacy-guide"
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_server_failures_fail_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+import time
+
+def test_breaks_the_server(chekt_sandbox):
+    store = chekt_sandbox.app.state.services.world.store
+    store.execute(
+        "INSERT INTO webhooks (webhook_id, client_id, url, events, secret, status, profile, "
+        "created_at) VALUES ('wh_broken', NULL, 'http://127.0.0.1:9/x', '[\\"site.armed\\"]', "
+        "'whsec_0123456789abcdef', 'enabled', 'no-such-profile', 0)")
+    chekt_sandbox.emit("site.armed")
+    deadline = time.monotonic() + 5
+    while not chekt_sandbox.server_errors() and time.monotonic() < deadline:
+        time.sleep(0.02)
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*SandboxServerError*no-such-profile*"])
+
+
+def test_xdist_workers_each_get_their_own_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        ISOLATION
+        + """
+
+import os, pathlib
+
+def test_port_a(chekt_sandbox):
+    pathlib.Path(os.environ["PORTS_DIR"], os.environ["PYTEST_XDIST_WORKER"] + "-a").write_text(
+        chekt_sandbox.url)
+
+def test_port_b(chekt_sandbox):
+    pathlib.Path(os.environ["PORTS_DIR"], os.environ["PYTEST_XDIST_WORKER"] + "-b").write_text(
+        chekt_sandbox.url)
+"""
+    )
+    ports = pytester.mkdir("ports")
+    monkeypatch.setenv("PORTS_DIR", str(ports))
+    # loadfile keeps the isolation pair on one worker: resets hold under xdist too
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"
+    )
+    result.assert_outcomes(passed=4)
+    for path in ports.iterdir():
+        path.unlink()
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "load", "-k", "port"
+    )
+    result.assert_outcomes(passed=2)
+    by_worker: dict[str, set[str]] = {}
+    for path in ports.iterdir():
+        by_worker.setdefault(path.name.split("-")[0], set()).add(path.read_text())
+    assert all(len(urls) == 1 for urls in by_worker.values())  # a session server per worker
+    if len(by_worker) == 2:
+        first, second = by_worker.values()
+        assert first != second  # two workers never share a server
