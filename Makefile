@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/chekt-sandbox serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sandbox tests bench
-	$(BIN)/ruff format --check sandbox tests bench
+	$(BIN)/ruff check sandbox tests bench examples
+	$(BIN)/ruff format --check sandbox tests bench examples
 	$(BIN)/mypy
 
 test: lint

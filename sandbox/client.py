@@ -185,6 +185,11 @@ class Sandbox:
             raise SandboxError(f"token request refused: {response.text}")
         return str(response.json()["access_token"])
 
+    def register_client(self, **fields: Any) -> dict[str, Any]:
+        """Register an application (``POST /_sandbox/clients``): e.g. ``client_id``,
+        ``kind``, ``dealer_ids``, ``scopes``, ``public_key`` (PEM) and ``key_id``."""
+        return dict(self.call("POST", "/_sandbox/clients", fields))
+
     def reset(self, only: list[str] | None = None, seed: int | None = None) -> None:
         body: dict[str, Any] = {}
         if only is not None:

@@ -19,8 +19,11 @@ from subprocess import PIPE, STDOUT, Popen
 import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import live_server
+from receiver import Receiver, wait_for
 
 from sandbox.cli import main
+from sandbox.webhooks import verify_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("chekt-sandbox"))
@@ -265,11 +268,6 @@ def test_serve_tls_uses_the_origin_as_issuer(tmp_path: Path) -> None:
 
 
 def test_callback_emit_advance_and_deliveries_commands() -> None:
-    from conftest import live_server
-    from receiver import Receiver, wait_for
-
-    from sandbox.webhooks import verify_signature
-
     rx = Receiver()
     with (
         live_server(rx.app) as hook_url,

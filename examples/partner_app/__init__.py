@@ -1,0 +1,1 @@
+"""A small partner service that integrates with CHeKT, used as the sandbox's showcase."""
