@@ -26,7 +26,8 @@ async def _form(request: Request) -> dict[str, str]:
             pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise OAuthError("invalid_request", "the form body is not valid UTF-8") from None
-    elif content_type == "application/json":
+    elif content_type == "application/json" and services(request).settings.error_style == "auth0":
+        # Auth0 (CHeKT's real token server) also takes JSON; RFC 6749 says forms only
         try:
             data = parse_json(raw)
         except BadRequest as exc:
@@ -35,7 +36,7 @@ async def _form(request: Request) -> dict[str, str]:
             raise OAuthError("invalid_request", "a JSON token request must be an object of strings")
         pairs = list(data.items())
     else:
-        raise OAuthError("invalid_request", f"send the token request as {FORM}")
+        raise OAuthError("invalid_request", f"send the token request as {FORM} (RFC 6749 §4.4.2)")
     form: dict[str, str] = {}
     for key, value in pairs:
         if key in form:

@@ -29,7 +29,7 @@ from sandbox.api.common import (
     services,
 )
 from sandbox.auth.guard import Principal
-from sandbox.errors import PermissionDenied
+from sandbox.errors import BadRequest, PermissionDenied
 from sandbox.webhooks import catalog, outbox
 from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
 from sandbox.world.fields import Field, external_id, validate
@@ -43,6 +43,13 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def endpoint(scope: str | None) -> Callable[[Impl], Handler]:
     def wrap(impl: Impl) -> Handler:
         async def handler(request: Request) -> Response:
+            if b"access_token=" in request.scope["query_string"]:
+                raise BadRequest(
+                    "send the token only in the Authorization header, never in the query string "
+                    "(RFC 6750 §2.3 is not supported)",
+                    code="invalid_request",
+                    headers={"WWW-Authenticate": 'Bearer realm="chekt", error="invalid_request"'},
+                )
             principal = services(request).guard.authenticate(
                 request.headers.get("authorization"), lambda: issuer_of(request)
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sandbox.store import Row
 from sandbox.world import World
 
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 §4.1
 
 
 def _hash(value: str) -> str:
@@ -111,6 +113,10 @@ def exchange_code(
     if row["code_challenge"] is not None:
         if not verifier:
             raise OAuthError("invalid_grant", "code_verifier is required (PKCE was used)")
+        if not _VERIFIER.fullmatch(verifier):
+            raise OAuthError(
+                "invalid_grant", "code_verifier must be 43-128 characters of [A-Za-z0-9-._~]"
+            )
         if not secrets.compare_digest(pkce_s256(verifier), row["code_challenge"]):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     elif verifier:

@@ -93,8 +93,13 @@ class TokenEndpoint:
         if not client_id:
             raise self._invalid_client("client authentication is required", basic is not None)
         client = get_client(self.world, client_id)
-        if allow_public and not secret and client is not None and client.public:
-            return client
+        if not secret and client is not None and client.public:
+            if allow_public:
+                return client
+            raise OAuthError(
+                "unauthorized_client",
+                f"{client_id} is a public client: it may only use authorization_code with PKCE",
+            )
         if not secret:
             raise self._invalid_client("client_secret is required", basic is not None)
         if (
@@ -181,6 +186,15 @@ class TokenEndpoint:
         if grant_type == "client_credentials":
             client = await self.authenticate_client(form, basic, issuer)
             return self._machine_token(client, form, issuer)
+        if grant_type in ("authorization_code", "refresh_token"):
+            client = await self.authenticate_client(form, basic, issuer, allow_public=True)
+            if not client.redirect_uris:
+                raise OAuthError(
+                    "unauthorized_client",
+                    f"client {client.client_id} has no redirect_uris, so it cannot use "
+                    f"{grant_type}",
+                )
+            return self._user_grant(client, grant_type, form, issuer)
         if grant_type == JWT_BEARER_GRANT:
             if not form.get("assertion"):
                 raise OAuthError("invalid_request", "assertion is required")
@@ -189,8 +203,12 @@ class TokenEndpoint:
             if bearer is None:
                 raise OAuthError("invalid_grant", "the assertion names an unknown client")
             return self._machine_token(bearer, form, issuer)
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+
+    def _user_grant(
+        self, client: Client, grant_type: str, form: Mapping[str, str], issuer: str
+    ) -> dict[str, Any]:
         if grant_type == "authorization_code":
-            client = await self.authenticate_client(form, basic, issuer, allow_public=True)
             if not form.get("code"):
                 raise OAuthError("invalid_request", "code is required")
             family = codes.exchange_code(
@@ -201,15 +219,12 @@ class TokenEndpoint:
                 verifier=form.get("code_verifier"),
             )
             return self._user_tokens(client, family, issuer)
-        if grant_type == "refresh_token":
-            client = await self.authenticate_client(form, basic, issuer, allow_public=True)
-            if not form.get("refresh_token"):
-                raise OAuthError("invalid_request", "refresh_token is required")
-            family = codes.use_refresh(
-                self.world, client_id=client.client_id, token=form["refresh_token"]
-            )
-            return self._user_tokens(client, family, issuer)
-        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        if not form.get("refresh_token"):
+            raise OAuthError("invalid_request", "refresh_token is required")
+        family = codes.use_refresh(
+            self.world, client_id=client.client_id, token=form["refresh_token"]
+        )
+        return self._user_tokens(client, family, issuer)
 
     def _machine_token(
         self, client: Client, form: Mapping[str, str], issuer: str
