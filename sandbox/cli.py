@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -364,3 +365,157 @@ def list_requests(
 def _printable(text: str) -> str:
     """Never let a client's control characters reach the terminal raw."""
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+@main.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--callback", help="The partner's webhook URL the scenario drives.")
+@click.option("--secret", help="The signing secret the partner's receiver expects.")
+@click.option("--seed", type=int, help="Override the scenario's world seed.")
+@click.option(
+    "--profile",
+    type=click.Choice(["chekt-apps", "legacy-guide", "dealer-v1"]),
+    help="Override the scenario's webhook profile.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JUnit XML report here (a test case per step).",
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Divide real-time waits by this factor.",
+)
+@click.option("--url", help="Drive a running sandbox instead of starting one (--serve).")
+@click.option("--admin-token", envvar="CHEKT_SANDBOX_ADMIN_TOKEN", help="For --url off loopback.")
+@click.option("--client-id", help="Partner client that 'call' steps act as. [default: seeded]")
+@click.option("--client-secret", help="Its secret.")
+def replay(
+    files: tuple[Path, ...],
+    callback: str | None,
+    secret: str | None,
+    seed: int | None,
+    profile: str | None,
+    junit_path: Path | None,
+    speed: float,
+    url: str | None,
+    admin_token: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+) -> None:
+    """Replay scenario FILES against a partner's service; exit 1 unless every step passed."""
+    from sandbox import scenario as scenarios
+    from sandbox.client import Sandbox
+
+    overrides: dict[str, Any] = {}
+    if seed is not None:
+        overrides["seed"] = seed
+    if profile is not None:
+        overrides["webhook_profile"] = profile
+    reports = []
+    interactive = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        if interactive:
+            click.echo(f"\r\x1b[2K{line}", nl=False, err=True)
+
+    options: dict[str, Any] = {
+        "callback": callback,
+        "secret": secret,
+        "speed": speed,
+        "progress": progress,
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    for path in files:
+        try:
+            loaded = scenarios.load(path)
+        except scenarios.ScenarioError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if url:
+            sandbox = Sandbox.connect(url, admin_token=admin_token)
+            try:
+                report = scenarios.Runner(sandbox, **options).run(loaded)
+            finally:
+                sandbox.stop()
+        else:
+            with scenarios.sandbox_for(loaded, **overrides) as sandbox:
+                report = scenarios.Runner(sandbox, **options).run(loaded)
+        if interactive:
+            click.echo("\r\x1b[2K", nl=False, err=True)
+        click.echo(scenarios.summary(report))
+        reports.append(report)
+    if junit_path is not None:
+        scenarios.junit(reports, junit_path)
+        click.echo(f"JUnit report written to {junit_path}")
+    failed = [r.scenario.name for r in reports if not r.passed]
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(reports)} scenario(s) failed: {', '.join(failed)}"
+        )
+
+
+@main.group()
+def scenario() -> None:
+    """Scenario files: start a new one, or print their JSON Schema."""
+
+
+STARTER = """\
+# A chekt-sandbox scenario: what CHeKT does, and what your service must do in answer.
+# Run it:  chekt-sandbox replay {file} --callback http://127.0.0.1:3000/chekt/webhooks \\
+#              --secret <the webhook secret your service expects>
+name: {name}
+description: An alarm arrives; the service accepts it and looks up the site.
+seed: 42                      # the fake world (same seed, same dealers/sites/devices)
+# profile: chekt-apps         # webhook format: chekt-apps | legacy-guide | dealer-v1
+# settings: {{token_lifetime: 3600}}   # any sandbox setting
+steps:
+  - name: an alarm at the first site
+    emit: {{type: alarm.created, data: {{site_id: 10001, priority: HIGH}}}}
+  - name: the service answers 2xx
+    expect_delivery: {{status: 200, within: 5s}}
+  - name: the service fetches the site
+    expect_request: {{method: GET, path: /partner/v1/dealers/*/sites/10001, within: 5s}}
+  - name: the rest of the lifecycle, on the virtual clock
+    emit: {{lifecycle: alarm}}
+  - advance: 6m
+  - expect_delivery: {{status: 200}}
+  - name: a forged delivery is refused
+    adversarial: {{kind: tampered_signature, expect: reject}}
+  - check:
+      deliveries: {{outcome: delivered, every_event: true}}
+"""
+
+
+@scenario.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("scenarios"),
+    show_default=True,
+)
+def new_scenario(name: str, directory: Path) -> None:
+    """Write a commented starter scenario NAME.yaml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.lower()).strip("-")
+    path = directory / f"{slug or 'scenario'}.yaml"
+    if path.exists():
+        raise click.ClickException(f"{path} already exists")
+    path.write_text(STARTER.format(name=name, file=path))
+    click.echo(f"wrote {path}")
+
+
+@scenario.command("schema")
+def scenario_schema() -> None:
+    """Print the JSON Schema of scenario files."""
+    from sandbox.scenario.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))

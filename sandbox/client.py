@@ -75,6 +75,16 @@ class Sandbox:
 
     # ---- life cycle ------------------------------------------------------------------------
 
+    @classmethod
+    def connect(cls, url: str, admin_token: str | None = None) -> Sandbox:
+        """A client of a sandbox that is already running elsewhere (not started or stopped
+        by this object)."""
+        sandbox = cls()
+        sandbox.url = url.rstrip("/")
+        headers = {"X-Sandbox-Admin-Token": admin_token} if admin_token else {}
+        sandbox._http = httpx.Client(base_url=sandbox.url, timeout=30, headers=headers)
+        return sandbox
+
     def start(self, timeout: float = 10.0) -> Sandbox:
         sock = bind(self.settings.host, 0)
         port = sock.getsockname()[1]
@@ -333,16 +343,16 @@ class Sandbox:
     def _matching(
         self, method: str | None, path: str | None, match: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        return [e for e in self.requests() if not _differences(e, method, path, match)]
+        return [e for e in self.requests() if not request_differences(e, method, path, match)]
 
     def _nearest(self, method: str | None, path: str | None, match: Mapping[str, Any]) -> str:
         entries = self.requests()
         if not entries:
             return "the journal is empty: nothing was called"
-        ranked = sorted(entries, key=lambda e: len(_differences(e, method, path, match)))[:5]
+        ranked = sorted(entries, key=lambda e: len(request_differences(e, method, path, match)))[:5]
         lines = ["nearest recorded requests:"]
         for entry in ranked:
-            diff = "; ".join(_differences(entry, method, path, match))
+            diff = "; ".join(request_differences(entry, method, path, match))
             lines.append(
                 f"  #{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}: {diff}"
             )
@@ -364,7 +374,7 @@ def _subset_problems(expected: Any, actual: Any, where: str) -> list[str]:
     return [] if expected == actual else [f"{where} is {actual!r}, expected {expected!r}"]
 
 
-def _differences(
+def request_differences(
     entry: Mapping[str, Any], method: str | None, path: str | None, match: Mapping[str, Any]
 ) -> list[str]:
     problems: list[str] = []

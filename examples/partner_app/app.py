@@ -12,9 +12,11 @@ What a real integration has to get right, in about a hundred lines:
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,8 @@ class Switches:
     """Ways to break the service on purpose."""
 
     down: bool = False  # answer 503 to every delivery
+    outage_until: float = 0.0  # ... or only until this time (on the service's clock)
+    slow: float = 0.0  # seconds spent on every delivery (a service that can't keep up)
     check_signatures: bool = True
     dedupe: bool = True
     enrich: bool = True
@@ -64,6 +68,7 @@ class ChektClient:
     def __init__(self, config: PartnerConfig) -> None:
         self.config = config
         self._token: tuple[str, float] | None = None
+        self._http: httpx.AsyncClient | None = None  # one pooled client, made in the app's loop
 
     def _assertion(self) -> str:
         now = int(self.config.clock())
@@ -99,17 +104,19 @@ class ChektClient:
         return self._token[0]
 
     async def site(self, dealer_id: int, site_id: int) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=10) as client:
-            token = await self.token(client)
-            response = await client.get(
-                f"{self.config.chekt_url}/partner/v1/dealers/{dealer_id}/sites/{site_id}",
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "x-partner-trace-id": str(uuid.uuid4()),
-                },
-            )
-            response.raise_for_status()
-            return dict(response.json())
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        token = await self.token(self._http)
+        response = await self._http.get(
+            f"{self.config.chekt_url}/partner/v1/dealers/{dealer_id}/sites/{site_id}",
+            headers={"Authorization": f"Bearer {token}", "x-partner-trace-id": str(uuid.uuid4())},
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
 
 
 def create_partner_app(config: PartnerConfig, switches: Switches | None = None) -> Starlette:
@@ -118,9 +125,11 @@ def create_partner_app(config: PartnerConfig, switches: Switches | None = None) 
     chekt = ChektClient(config)
 
     async def webhook(request: Request) -> Response:
-        if switches.down:
+        if switches.down or config.clock() < switches.outage_until:
             return JSONResponse({"error": "maintenance"}, 503)
         body = await request.body()
+        if switches.slow:
+            await asyncio.sleep(switches.slow)
         if switches.check_signatures:
             try:
                 verify_signature(config.webhook_secret, request.headers, body, now=config.clock())
@@ -134,11 +143,22 @@ def create_partner_app(config: PartnerConfig, switches: Switches | None = None) 
         state.processed.append(event)
         data = event["data"]
         if event["type"] == "alarm.created" and switches.enrich:
-            site = await chekt.site(data["dealer_id"], data["site_id"])
+            try:
+                site = await chekt.site(data["dealer_id"], data["site_id"])
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 404:
+                    state.seen.discard(event["id"])  # let CHeKT retry it later
+                    return JSONResponse({"error": "enrichment failed, retry"}, 503)
+                site = {"name": None}  # a dealer we are not connected to: keep the alarm
             state.alarms[data["alarm_id"]] = {"site_name": site["name"], **data}
         return JSONResponse({"status": "accepted"})
 
-    app = Starlette(routes=[Route("/chekt/webhooks", webhook, methods=["POST"])])
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await chekt.close()
+
+    app = Starlette(routes=[Route("/chekt/webhooks", webhook, methods=["POST"])], lifespan=lifespan)
     app.state.partner = state
     app.state.switches = switches
     return app

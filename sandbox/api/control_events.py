@@ -124,7 +124,7 @@ async def emit_events(request: Request) -> Response:
     modes = [key for key in ("type", "lifecycle", "random") if key in body]
     if len(modes) != 1:
         raise ValidationFailed("type", 'send exactly one of "type", "lifecycle" or "random"')
-    known = {"type", "data", "lifecycle", "variant", "random", "rate", "seed", "types"}
+    known = {"type", "data", "lifecycle", "variant", "random", "rate", "seed", "types", "repeat"}
     for key in body:
         if key not in known:
             raise ValidationFailed(key, f"unknown field {key!r}")
@@ -137,7 +137,7 @@ async def emit_events(request: Request) -> Response:
         if "type" in body:
             if not isinstance(body["type"], str):
                 raise ValidationFailed("type", "type must be an event type name")
-            event_ids = [outbox.emit(world, rng, body["type"], data, base)]
+            event_ids = _repeat(body, rng, world, base, data)
         elif "lifecycle" in body:
             if body["lifecycle"] != "alarm":
                 raise ValidationFailed("lifecycle", 'the only lifecycle is "alarm"')
@@ -148,18 +148,46 @@ async def emit_events(request: Request) -> Response:
         else:
             event_ids = _random(body, rng, world, base)
     s.dispatcher.wake()
-    return reply({"event_ids": event_ids}, 202)
+    marks = ",".join("?" * len(event_ids))
+    rows = world.store.all(
+        f"SELECT event_id, type, created_at FROM events WHERE event_id IN ({marks})", event_ids
+    )
+    due = {
+        r["event_id"]: {"event_id": r["event_id"], "type": r["type"], "at": r["created_at"]}
+        for r in rows
+    }
+    return reply({"event_ids": event_ids, "events": [due[e] for e in event_ids]}, 202)
+
+
+def _rate(body: dict[str, Any]) -> float | None:
+    rate = body.get("rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+    ):
+        raise ValidationFailed("rate", "rate must be a positive number of events per second")
+    return None if rate is None else float(rate)
+
+
+def _repeat(
+    body: dict[str, Any], rng: random.Random, world: Any, base: str, data: dict[str, Any]
+) -> list[str]:
+    """One event type, ``repeat`` times, ``rate`` per second on the clock."""
+    count = body.get("repeat", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RANDOM:
+        raise ValidationFailed("repeat", f"repeat must be an integer from 1 to {MAX_RANDOM}")
+    rate = _rate(body)
+    start = world.now()
+    return [
+        outbox.emit(world, rng, body["type"], data, base, at=start + (i / rate if rate else 0))
+        for i in range(count)
+    ]
 
 
 def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> list[str]:
     count = body["random"]
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RANDOM:
         raise ValidationFailed("random", f"random must be an integer from 1 to {MAX_RANDOM}")
-    rate = body.get("rate")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
-    ):
-        raise ValidationFailed("rate", "rate must be a positive number of events per second")
+    rate = _rate(body)
     types = body.get("types") or list(EVENT_TYPES)
     if not isinstance(types, list) or any(t not in EVENT_TYPES for t in types):
         raise ValidationFailed("types", f"types must be a list drawn from {', '.join(EVENT_TYPES)}")

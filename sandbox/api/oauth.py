@@ -59,8 +59,8 @@ _CORS = {
 
 async def token(request: Request) -> Response:
     s = services(request)
-    form, basic = await basic_form_client(request)
     try:
+        form, basic = await basic_form_client(request)
         body = await s.tokens.grant(form, basic, issuer_of(request))
     except OAuthError as exc:
         exc.cors = True

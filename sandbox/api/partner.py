@@ -43,7 +43,7 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def endpoint(scope: str | None) -> Callable[[Impl], Handler]:
     def wrap(impl: Impl) -> Handler:
         async def handler(request: Request) -> Response:
-            if b"access_token=" in request.scope["query_string"]:
+            if "access_token" in request.query_params:
                 raise BadRequest(
                     "send the token only in the Authorization header, never in the query string "
                     "(RFC 6750 §2.3 is not supported)",

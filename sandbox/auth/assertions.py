@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -112,6 +113,10 @@ class _JwksCache:
     refetched_at: float = float("-inf")
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _pick(keys: dict[str, tuple[PublicKey, str]], kid: str | None) -> tuple[PublicKey, str] | None:
     if kid is not None:
         return keys.get(kid)
@@ -203,17 +208,18 @@ class AssertionVerifier:
         aud = claims.get("aud")
         if not (aud == issuer or aud == [issuer]):
             raise AssertionRejected(f"the assertion's aud must be exactly {issuer!r}")
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise AssertionRejected("the assertion needs a numeric exp")
+        raw_exp = claims.get("exp")
+        if not _finite(raw_exp):
+            raise AssertionRejected("the assertion needs a finite numeric exp")
+        exp = float(cast(float, raw_exp))
         if exp <= now - SKEW:
             raise AssertionRejected("the assertion has expired")
         for name in ("iat", "nbf"):
             value = claims.get(name)
             if value is None:
                 continue
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise AssertionRejected(f"the assertion's {name} must be numeric")
+            if not _finite(value):
+                raise AssertionRejected(f"the assertion's {name} must be a finite number")
             if value > now + SKEW:
                 raise AssertionRejected(f"the assertion's {name} is in the future")
         start = claims.get("iat", now)

@@ -181,32 +181,9 @@ def ensure_credentials(world: World, settings: Settings) -> None:
     """Make the seeded and configured credentials and their dealer connections exist."""
     with world.store.transaction():
         _seed(world)
-        dealer_ids = [
-            r["dealer_id"]
-            for r in world.store.all("SELECT dealer_id FROM dealers ORDER BY dealer_id")
-        ]
-        for dealer_id in dealer_ids[:-1] or dealer_ids:
-            dealers.connect(world, dealer_id, SEEDED_PARTNER, f"ext-{dealer_id}")
         for spec in settings.clients:
-            where = f"clients[{spec.client_id}]"
-            for dealer_id in spec.dealer_ids:
-                _check_dealer(world, dealer_id, where)
-            client = Client(
-                spec.client_id,
-                spec.client_secret,
-                spec.kind,
-                spec.name or spec.client_id,
-                _check_scopes(spec.scopes, where),
-                spec.dealer_ids[0] if spec.kind == "dealer_app" else None,
-                redirect_uris=spec.redirect_uris,
-                logout_urls=spec.logout_urls,
-                public=spec.public,
-            )
-            _save_client(world, client, "config")
-            _register_spec_key(world, spec, where, "config")
-            if spec.kind == "platform_partner":
-                for dealer_id in spec.dealer_ids:
-                    dealers.connect(world, dealer_id, spec.client_id, f"ext-{dealer_id}")
+            _save_spec(world, spec, "config")
+        _restore_connections(world)
         for number, key_spec in enumerate(settings.api_keys):
             where = f"api_keys[{key_spec.name or number}]"
             if not is_well_formed(key_spec.key):
@@ -329,15 +306,14 @@ def rotate_api_key(world: World, key: str) -> dict[str, Any]:
     return {"key": new, "previous_key_expires_at": expires_at, "dealer_id": row["dealer_id"]}
 
 
-def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
-    """A client created over /_sandbox/clients."""
-    where = f"client {spec.client_id!r}"
+def _save_spec(world: World, spec: ClientSpec, origin: str) -> Client:
+    """Save a configured or registered client, its assertion key and its dealer reach."""
+    where = f"clients[{spec.client_id}]"
     for dealer_id in spec.dealer_ids:
         _check_dealer(world, dealer_id, where)
-    secret = spec.client_secret
     client = Client(
         spec.client_id,
-        secret,
+        spec.client_secret,
         spec.kind,
         spec.name or spec.client_id,
         _check_scopes(spec.scopes, where),
@@ -346,12 +322,39 @@ def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
         logout_urls=spec.logout_urls,
         public=spec.public,
     )
+    _save_client(world, client, origin)
+    _register_spec_key(world, spec, where, origin)
+    if spec.kind == "platform_partner":
+        world.store.execute(
+            "UPDATE clients SET home_dealers = ? WHERE client_id = ?",
+            (json.dumps(list(spec.dealer_ids)), spec.client_id),
+        )
+    return client
+
+
+def _restore_connections(world: World, only: str | None = None) -> None:
+    """Connect platform partners to their home dealers (after a reseed wiped them)."""
+    existing = {r["dealer_id"] for r in world.store.all("SELECT dealer_id FROM dealers")}
+    ordered = sorted(existing)
+    for row in world.store.all(
+        "SELECT client_id, home_dealers FROM clients WHERE kind = 'platform_partner' "
+        "AND client_id = COALESCE(?, client_id)",
+        (only,),
+    ):
+        home = json.loads(row["home_dealers"])
+        if row["client_id"] == SEEDED_PARTNER:
+            home = ordered[:-1] or ordered  # every dealer but the last
+        for dealer_id in home:
+            if dealer_id in existing:
+                dealers.connect(world, dealer_id, row["client_id"], f"ext-{dealer_id}")
+
+
+def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
+    """A client created over /_sandbox/clients."""
     with world.store.transaction():
-        _save_client(world, client, "control")
-        _register_spec_key(world, spec, where, "control")
-        if spec.kind == "platform_partner":
-            for dealer_id in spec.dealer_ids:
-                dealers.connect(world, dealer_id, spec.client_id, f"ext-{dealer_id}")
+        client = _save_spec(world, spec, "control")
+        _restore_connections(world, only=spec.client_id)
+    secret = spec.client_secret
     return {
         "client_id": client.client_id,
         "client_secret": secret,

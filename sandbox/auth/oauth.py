@@ -16,7 +16,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 import jwt
 
@@ -48,7 +48,7 @@ def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     client_id, sep, secret = decoded.partition(":")
     if not sep:
         raise OAuthError("invalid_request", "the Basic credentials must be client_id:client_secret")
-    return unquote(client_id), unquote(secret)
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 class TokenEndpoint:
@@ -89,6 +89,7 @@ class TokenEndpoint:
                 "live_credentials_not_accepted",
                 "production (chekt_live_) credentials are never accepted by the sandbox",
                 status=401,
+                basic_challenge=basic is not None,
             )
         if not client_id:
             raise self._invalid_client("client authentication is required", basic is not None)
@@ -130,7 +131,7 @@ class TokenEndpoint:
         return client
 
     async def _verify(self, assertion: str, issuer: str, error: str) -> str:
-        if assertion.count(".") == 2 and LIVE_PREFIX in _unverified_iss(assertion):
+        if assertion.count(".") == 2 and LIVE_PREFIX in _unverified_issuers(assertion):
             raise OAuthError(
                 "live_credentials_not_accepted",
                 "production (chekt_live_) credentials are never accepted by the sandbox",
@@ -289,8 +290,10 @@ class TokenEndpoint:
         return body
 
 
-def _unverified_iss(assertion: str) -> str:
+def _unverified_issuers(assertion: str) -> str:
+    """The assertion's iss and sub, unverified: enough to spot a production credential."""
     try:
-        return str(jwt.decode(assertion, options={"verify_signature": False}).get("iss", ""))
+        claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.PyJWTError:
         return ""
+    return f"{claims.get('iss', '')} {claims.get('sub', '')}"

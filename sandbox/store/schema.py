@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS clients (
     redirect_uris TEXT NOT NULL DEFAULT '[]',   -- JSON array, exact match
     logout_urls TEXT NOT NULL DEFAULT '[]',     -- JSON array of allowed returnTo
     public INTEGER NOT NULL DEFAULT 0,          -- 1: no secret, PKCE required
+    home_dealers TEXT NOT NULL DEFAULT '[]',    -- reconnected whenever the world is reseeded
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS client_keys (

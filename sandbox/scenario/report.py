@@ -1,0 +1,77 @@
+"""What a run says: a summary table for people and JUnit XML for CI."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from sandbox.scenario.runner import Report
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary(report: Report) -> str:
+    scenario = report.scenario
+    lines = [f"{scenario.name} ({scenario.path})"]
+    lines.append(f"  {'#':>3}  {'step':<34} {'result':<7} {'time':>8}  detail")
+    ran = {r.step.index: r for r in report.results}
+    for step in scenario.steps:
+        result = ran.get(step.index)
+        verdict = "skipped" if result is None else ("PASS" if result.passed else "FAIL")
+        seconds = "" if result is None else f"{result.seconds:.2f}s"
+        detail = "" if result is None else _clip(result.detail, 70)
+        label = _clip(step.name or step.keyword, 34)
+        lines.append(f"  {step.index:>3}  {label:<34} {verdict:<7} {seconds:>8}  {detail}")
+    for name, value in report.metrics.items():
+        lines.append(f"  {name}: {value}")
+    state = "PASSED" if report.passed else "FAILED"
+    lines.append(f"  {state} in {report.seconds:.2f} s")
+    return "\n".join(lines)
+
+
+def junit(reports: Sequence[Report], path: str | Path) -> None:
+    """JUnit XML: a test suite per scenario, a test case per step."""
+    suites = ET.Element("testsuites")
+    for report in reports:
+        ran = {r.step.index: r for r in report.results}
+        failures = sum(1 for r in report.results if not r.passed)
+        skipped = len(report.scenario.steps) - len(report.results)
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            {
+                "name": report.scenario.name,
+                "tests": str(len(report.scenario.steps)),
+                "failures": str(failures),
+                "errors": "0",
+                "skipped": str(skipped),
+                "time": f"{report.seconds:.3f}",
+                "file": report.scenario.path,
+            },
+        )
+        for step in report.scenario.steps:
+            result = ran.get(step.index)
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                {
+                    "classname": report.scenario.name,
+                    "name": f"{step.index:02d} {step.name or step.keyword}",
+                    "time": f"{result.seconds:.3f}" if result else "0",
+                    "file": report.scenario.path,
+                    "line": str(step.line),
+                },
+            )
+            if result is None:
+                ET.SubElement(case, "skipped", {"message": "an earlier step failed"})
+            elif not result.passed:
+                failure = ET.SubElement(case, "failure", {"message": _clip(result.detail, 200)})
+                failure.text = result.detail
+            elif result.detail:
+                ET.SubElement(case, "system-out").text = result.detail
+    ET.indent(suites)
+    Path(path).write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))
