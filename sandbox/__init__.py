@@ -3,6 +3,7 @@
 from sandbox.app import create_app
 from sandbox.client import Sandbox, SandboxError, SandboxServerError
 from sandbox.clock import SystemClock, VirtualClock
+from sandbox.scenario import play
 from sandbox.settings import Settings, SettingsError
 
 __version__ = "0.1.0"
@@ -16,4 +17,5 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "create_app",
+    "play",
 ]

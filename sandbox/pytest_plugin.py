@@ -6,6 +6,8 @@ reset, plus a factory for tests that need one of their own.
   sandbox with those settings instead, stopped after the test.
 - ``chekt_sandbox_factory``: ``factory(**settings)`` starts more sandboxes, all stopped at
   the end of the test.
+- ``chekt_play``: ``chekt_play("scenarios/x.yaml", callback=url, secret=s)`` replays a
+  scenario file and fails the test with the runner's report.
 - Settings come from ``[tool.pytest.ini_options]`` (``chekt_sandbox_seed``,
   ``chekt_sandbox_clock``, ``chekt_sandbox_profile``, ``chekt_sandbox_config``), then the
   ``CHEKT_SANDBOX_*`` environment, then the marker.
@@ -82,6 +84,24 @@ def chekt_sandbox_factory(pytestconfig: pytest.Config) -> Iterator[Callable[...,
     yield factory
     for sandbox in started:
         sandbox.stop()
+
+
+@pytest.fixture
+def chekt_play() -> Callable[..., Any]:
+    """``chekt_play(path, callback=..., secret=..., **options)`` replays a scenario file on a
+    sandbox of its own and fails the test with the runner's report unless every step passed
+    (options as for :func:`sandbox.play`)."""
+
+    def play(path: str, **options: Any) -> Any:
+        from sandbox.scenario import play as run_scenario
+        from sandbox.scenario import summary
+
+        report = run_scenario(path, **options)
+        if not report.passed:
+            pytest.fail(summary(report), pytrace=False)
+        return report
+
+    return play
 
 
 @pytest.fixture

@@ -113,3 +113,29 @@ def test_port_b(chekt_sandbox):
     if len(by_worker) == 2:
         first, second = by_worker.values()
         assert first != second  # two workers never share a server
+
+
+def test_chekt_play_fails_the_test_with_the_runners_report(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        passing="name: passing\nsteps:\n  - emit: {type: site.armed}\n"
+        "  - check: {deliveries: {max: 0}}\n",
+    )
+    pytester.makefile(
+        ".yaml",
+        failing="name: failing\nsteps:\n  - name: nobody calls\n"
+        "    expect_request: {method: GET, path: /partner/v1/*, within: 0.2s}\n",
+    )
+    pytester.makepyfile("""
+def test_passing(chekt_play):
+    report = chekt_play("passing.yaml")
+    assert report.passed
+
+def test_failing(chekt_play):
+    chekt_play("failing.yaml")
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*nobody calls*FAIL*", "*expected GET /partner/v1/* at least once*"]
+    )
