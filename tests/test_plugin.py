@@ -136,6 +136,4 @@ def test_failing(chekt_play):
 """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
-        ["*nobody calls*FAIL*", "*expected GET /partner/v1/* at least once*"]
-    )
+    result.stdout.fnmatch_lines(["*nobody calls*FAIL*expected GET /partner/v1/* at least once*"])
