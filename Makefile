@@ -28,7 +28,9 @@ test: lint
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "make bench needs wrk (apt-get install wrk)"; exit 1)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py; status=$$?; \
+	$(BIN)/python bench/tokens.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache
