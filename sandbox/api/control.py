@@ -129,6 +129,7 @@ async def create_client(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    admin(request)
     return reply({"status": "ok"})
 
 
