@@ -85,7 +85,7 @@ class Settings:
     webhook_profile: str = "chekt-apps"
     signature_variant: str = "timestamped-hex"
     webhook_timeout: float = 30.0
-    webhook_concurrency: int = 4  # attempts in flight per subscription
+    webhook_concurrency: int = 10  # attempts in flight per subscription
     duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
     reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
     journal_entries: int = 10_000  # the recorder keeps at most this many requests

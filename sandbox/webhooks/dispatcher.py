@@ -66,6 +66,7 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []
         self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
+        self._outcomes: list[outbox.Outcome] = []  # written together at the next step
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -88,6 +89,7 @@ class Dispatcher:
             await asyncio.gather(*self._sends, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        self._flush()
         outbox.recover(self.world)
 
     def wake(self) -> None:
@@ -118,27 +120,35 @@ class Dispatcher:
                 continue
             timeout = None
             due = outbox.next_due(self.world)
-            if due is not None and not self.world.clock.virtual:
-                timeout = max(0.0, due - self.world.now())
-            elif due is not None and due <= self.world.now():
-                timeout = 0.01  # due but capped by the concurrency limit: look again soon
+            now = self.world.now()
+            if due is not None and due <= now:
+                # due but every subscription with work is at its concurrency cap: a finishing
+                # attempt wakes us; the timeout only guards against a missed wake
+                timeout = 1.0 if any(self._in_flight.values()) else 0.05
+            elif due is not None and not self.world.clock.virtual:
+                timeout = due - now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
 
+    def _record(
+        self, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
+    ) -> None:
+        self._outcomes.append((delivery, attempt, state, next_at))
+
+    def _flush(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if outcomes:
+            outbox.record_attempts(self.world, outcomes)
+
     def _step(self) -> bool:
         """Fan out due events and start due attempts; True when it started anything."""
+        self._flush()
         outbox.emit_due(self.world, self.rng, self.faults.reorder_window)
         started = False
-        for delivery in outbox.claim_due(self.world, BATCH):
-            webhook = delivery["webhook_id"]
-            if self._in_flight[webhook] >= self.settings.webhook_concurrency:
-                self.world.store.execute(
-                    "UPDATE deliveries SET state = 'pending' WHERE delivery_id = ?",
-                    (delivery["delivery_id"],),
-                )
-                continue
-            self._in_flight[webhook] += 1
+        cap = self.settings.webhook_concurrency
+        for delivery in outbox.claim_due(self.world, lambda w: cap - self._in_flight[w], BATCH):
+            self._in_flight[delivery["webhook_id"]] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
@@ -153,7 +163,10 @@ class Dispatcher:
         except Exception as exc:
             log.exception("webhook delivery %s failed unexpectedly", delivery["delivery_id"])
             self.errors.append(exc)
-            outbox.recover(self.world)
+            self.world.store.execute(  # due again; the others in flight are untouched
+                "UPDATE deliveries SET state = 'pending' WHERE delivery_id = ?",
+                (delivery["delivery_id"],),
+            )
         finally:
             self._in_flight[delivery["webhook_id"]] -= 1
             self._wake.set()
@@ -256,8 +269,7 @@ class Dispatcher:
         """Make the delivery's next attempt; returns its number (0 when none was sent)."""
         attempt = int(delivery["attempts"]) + 1
         if delivery["webhook_status"] != "enabled":
-            outbox.record_attempt(
-                self.world,
+            self._record(
                 delivery,
                 {
                     "attempt": attempt,
@@ -276,12 +288,12 @@ class Dispatcher:
         status = result["status_code"]
         if result["outcome"] == "delivered":
             self._set_failing(delivery["webhook_id"], None)
-            outbox.record_attempt(self.world, delivery, result, "delivered", None)
+            self._record(delivery, result, "delivered", None)
             return attempt
         if status == 410:
             self._disable(delivery["webhook_id"])
             result["outcome"] = "disabled"
-            outbox.record_attempt(self.world, delivery, result, "disabled", None)
+            self._record(delivery, result, "disabled", None)
             return attempt
         honoured = retry_after if status in (429, 503) else None
         next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, self.world.now())
@@ -290,11 +302,11 @@ class Dispatcher:
         scheduled = float(delivery["next_at"])
         failing_for = scheduled - self._set_failing(delivery["webhook_id"], scheduled)
         if next_at is None or failing_for >= outbox.WINDOW:
-            outbox.record_attempt(self.world, delivery, result, "failed", None)
+            self._record(delivery, result, "failed", None)
             if failing_for >= outbox.WINDOW:
                 self._disable(delivery["webhook_id"])
             return attempt
-        outbox.record_attempt(self.world, delivery, result, "pending", next_at)
+        self._record(delivery, result, "pending", next_at)
         return attempt
 
     def _set_failing(self, webhook_id: str, since: float | None) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sandbox.store import Row
@@ -176,6 +176,13 @@ def new_delivery(world: World, event_id: str, webhook_id: str, body: bytes, due:
 def emit_due(world: World, rng: random.Random | None = None, reorder_window: float = 0.0) -> int:
     """Fan out every event whose time has come."""
     now = world.now()
+    if (
+        world.store.scalar(
+            "SELECT 1 FROM events WHERE emitted = 0 AND created_at <= ? LIMIT 1", (now,)
+        )
+        is None
+    ):
+        return 0  # the common case, without opening a write transaction
     with world.store.transaction():
         due = world.store.all(
             "SELECT * FROM events WHERE emitted = 0 AND created_at <= ? ORDER BY created_at, rowid",
@@ -189,8 +196,9 @@ def emit_due(world: World, rng: random.Random | None = None, reorder_window: flo
     return len(due)
 
 
-def claim_due(world: World, limit: int) -> list[Row]:
-    """Deliveries whose next attempt is due, marked ``sending`` so no one else takes them."""
+def claim_due(world: World, room: Callable[[str], int], limit: int) -> list[Row]:
+    """Due deliveries, oldest first, at most ``room(webhook_id)`` per subscription, marked
+    ``sending`` (in one statement) so nothing claims them twice."""
     with world.store.transaction():
         rows = world.store.all(
             "SELECT d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
@@ -198,12 +206,20 @@ def claim_due(world: World, limit: int) -> list[Row]:
             "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.rowid LIMIT ?",
             (world.now(), limit),
         )
+        taken: dict[str, int] = {}
+        chosen = []
         for row in rows:
+            webhook = row["webhook_id"]
+            if taken.get(webhook, 0) < room(webhook):
+                taken[webhook] = taken.get(webhook, 0) + 1
+                chosen.append(row)
+        if chosen:
+            marks = ",".join("?" * len(chosen))
             world.store.execute(
-                "UPDATE deliveries SET state = 'sending' WHERE delivery_id = ?",
-                (row["delivery_id"],),
+                f"UPDATE deliveries SET state = 'sending' WHERE delivery_id IN ({marks})",
+                [row["delivery_id"] for row in chosen],
             )
-    return rows
+    return chosen
 
 
 def next_due(world: World) -> float | None:
@@ -239,24 +255,28 @@ def next_attempt_at(
     return min(planned, final)
 
 
-def record_attempt(
-    world: World, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
-) -> None:
+Outcome = tuple[Row, dict[str, Any], str, float | None]  # delivery, attempt, state, next_at
+
+
+def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
+    """Journal attempts and move their deliveries on, all in one transaction (one commit
+    for a whole batch of concurrent attempts is what lets delivery keep up)."""
     with world.store.transaction():
-        world.store.insert(
-            "attempts",
-            {
-                "delivery_id": delivery["delivery_id"],
-                "event_id": delivery["event_id"],
-                "webhook_id": delivery["webhook_id"],
-                "next_at": next_at,
-                **attempt,
-            },
-        )
-        world.store.execute(
-            "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
-            (state, attempt["attempt"], next_at, delivery["delivery_id"]),
-        )
+        for delivery, attempt, state, next_at in outcomes:
+            world.store.insert(
+                "attempts",
+                {
+                    "delivery_id": delivery["delivery_id"],
+                    "event_id": delivery["event_id"],
+                    "webhook_id": delivery["webhook_id"],
+                    "next_at": next_at,
+                    **attempt,
+                },
+            )
+            world.store.execute(
+                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
+                (state, attempt["attempt"], next_at, delivery["delivery_id"]),
+            )
 
 
 def resend(world: World, event_id: str, webhook_ids: Sequence[str] | None = None) -> list[str]:
