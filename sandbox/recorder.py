@@ -10,11 +10,14 @@ Secrets are redacted when entries are exported, unless the caller explicitly ask
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import tempfile
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -70,9 +73,13 @@ class Entry:
     dealer_id: int | None = None
     trace_id: str | None = None
     request_id: str | None = None
+    spilled: tuple[int, int, int, int, int, int] | None = None  # file, offset, four lengths
 
     @property
     def size(self) -> int:
+        """What the byte bound counts: the bodies, plus a flat allowance for the rest."""
+        if self.spilled is not None:
+            return self.spilled[3] + self.spilled[5] + 512
         return len(self.body) + len(self.response_body) + 512
 
 
@@ -151,6 +158,47 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
     }
 
 
+def _close_all(files: dict[int, tuple[int, int]]) -> None:
+    for fd, _ in files.values():
+        os.close(fd)
+    files.clear()
+
+
+class _Spill:
+    """Append-only temporary files for the bulky part of entries (headers and bodies), so
+    memory holds only the small fields: 100,000 journaled 1 KiB requests cost megabytes, not
+    hundreds. A new file starts every ``segment`` bytes; a file whose entries were all
+    evicted is closed. The files are unlinked at once, so nothing is left on disk."""
+
+    def __init__(self, segment: int) -> None:
+        self.segment = segment
+        self.files: dict[int, tuple[int, int]] = {}  # index -> (file descriptor, size)
+        self.current = -1
+        weakref.finalize(self, _close_all, self.files)
+
+    def write(self, data: bytes) -> tuple[int, int]:
+        fd, size = self.files.get(self.current, (-1, self.segment))
+        if size >= self.segment:
+            fd, path = tempfile.mkstemp(prefix="chekt-journal-")
+            os.unlink(path)
+            self.current += 1
+            size = 0
+        os.pwrite(fd, data, size)
+        self.files[self.current] = (fd, size + len(data))
+        return self.current, size
+
+    def read(self, index: int, offset: int, length: int) -> bytes:
+        return os.pread(self.files[index][0], length, offset)
+
+    def release_before(self, index: int) -> None:
+        for old in [i for i in self.files if i < index]:
+            os.close(self.files.pop(old)[0])
+
+    def close(self) -> None:
+        _close_all(self.files)
+        self.current = -1
+
+
 class Recorder:
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 50 * 1024 * 1024) -> None:
         self.max_entries = max_entries
@@ -161,6 +209,31 @@ class Recorder:
         self.evicted = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._spill = _Spill(segment=max(1 << 20, max_bytes // 4))
+
+    def _store(self, entry: Entry) -> None:
+        parts = (entry.headers, entry.body, entry.response_headers, entry.response_body)
+        index, offset = self._spill.write(b"".join(parts))
+        entry.spilled = (index, offset, *(len(p) for p in parts))  # type: ignore[assignment]
+        entry.headers = entry.body = entry.response_headers = entry.response_body = b""
+
+    def _load(self, entry: Entry) -> Entry:
+        if entry.spilled is None:
+            return entry
+        index, offset, *lengths = entry.spilled
+        data = self._spill.read(index, offset, sum(lengths))
+        cuts = [sum(lengths[:i]) for i in range(5)]
+        headers, body, response_headers, response_body = (
+            data[cuts[i] : cuts[i + 1]] for i in range(4)
+        )
+        return replace(
+            entry,
+            headers=headers,
+            body=body,
+            response_headers=response_headers,
+            response_body=response_body,
+            spilled=None,
+        )
 
     def next_seq(self) -> int:
         with self._lock:
@@ -169,6 +242,7 @@ class Recorder:
 
     def add(self, entry: Entry) -> None:
         with self._lock:
+            self._store(entry)
             self._entries.append(entry)
             self._bytes += entry.size
             while self._entries and (
@@ -176,6 +250,8 @@ class Recorder:
             ):
                 self._bytes -= self._entries.popleft().size
                 self.evicted += 1
+            if self._entries and self._entries[0].spilled is not None:
+                self._spill.release_before(self._entries[0].spilled[0])
             self._changed.notify_all()
 
     def clear(self) -> None:
@@ -183,6 +259,7 @@ class Recorder:
             self._entries.clear()
             self._bytes = 0
             self.evicted = 0
+            self._spill.close()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -198,8 +275,8 @@ class Recorder:
         test = matcher(filters)
         with self._lock:
             entries = list(self._entries)
-        limit = int(filters.get("limit", "10000"))
-        return [e for e in entries if test(e)][:limit]
+            limit = int(filters.get("limit", "10000"))
+            return [self._load(e) for e in [e for e in entries if test(e)][:limit]]
 
 
 FILTERS = (
