@@ -30,6 +30,7 @@ bench: $(STAMP)
 		|| (echo "make bench needs wrk (apt-get install wrk)"; exit 1)
 	$(BIN)/python bench/run.py; status=$$?; \
 	$(BIN)/python bench/tokens.py || status=1; \
+	$(BIN)/python bench/figures.py || status=1; \
 	$(BIN)/python bench/storm.py || status=1; \
 	exit $$status
 
