@@ -121,3 +121,36 @@ def test_concurrent_clients_get_an_exact_ordered_journal() -> None:
     assert len(entries) == 10_000
     seqs = [e["seq"] for e in entries]
     assert all(a < b for a, b in itertools.pairwise(seqs))
+
+
+def test_spilled_bodies_read_back_exactly_across_files_and_old_files_are_released() -> None:
+    from sandbox.recorder import Entry, Recorder, pack
+
+    recorder = Recorder(max_entries=500, max_bytes=1 << 20)
+    for n in range(3000):
+        body = (f'{{"n": {n}, "pad": "' + "x" * 1000 + '"}').encode()
+        recorder.add(
+            Entry(
+                seq=recorder.next_seq(),
+                time=0.0,
+                method="POST",
+                path=f"/p/{n}",
+                query=b"",
+                headers=pack([(b"content-type", b"application/json")]),
+                body=body,
+                status=201,
+                response_body=b'{"ok": true}',
+            )
+        )
+    kept = recorder.query({})
+    assert len(kept) == 500 and recorder.stats()["evicted"] == 2500
+    for entry in kept:
+        n = int(entry.path.rsplit("/", 1)[1])
+        assert (
+            entry.body.startswith(f'{{"n": {n},'.encode())
+            and len(entry.body) == len(f'{{"n": {n}, "pad": "'.encode()) + 1002
+        )
+        assert entry.response_body == b'{"ok": true}'
+    assert len(recorder._spill.files) <= 3  # files of evicted entries were closed
+    recorder.clear()
+    assert recorder._spill.files == {}
