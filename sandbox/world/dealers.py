@@ -27,7 +27,7 @@ def reachable(world: World, dealer_id: int, *, client_id: str, own_dealer: int |
     if own_dealer is not None:
         return dealer_id == own_dealer
     return (
-        world.store.scalar(
+        world.store.cached_scalar(  # asked on every platform-partner request
             "SELECT 1 FROM connections WHERE client_id = ? AND dealer_id = ?",
             (client_id, dealer_id),
         )
