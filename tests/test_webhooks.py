@@ -460,3 +460,26 @@ def test_event_types_need_the_matching_scope(
         wait_for(lambda: rx.at("/narrow"))
         time.sleep(0.2)
     assert [r.headers["x-chekt-event-id"] for r in rx.at("/narrow")] == [armed]
+
+
+def test_recover_resends_what_failed_for_good(
+    sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
+) -> None:
+    rx, url = receiver
+    rx.answers["/flaky"] = Answer(status=500)
+    sub = subscribe(sandbox, f"{url}/flaky")
+    [event_id] = emit(sandbox, type="site.armed")
+    clock.advance(86_400)
+    wait_for(lambda: len(attempts(sandbox, event_id=event_id)) == 8)
+    assert (
+        sandbox.patch(
+            f"/_sandbox/subscriptions/{sub['webhook_id']}", json={"status": "enabled"}
+        ).json()["status"]
+        == "enabled"
+    )
+    rx.answers["/flaky"] = Answer(status=200)
+    recovered = sandbox.post("/_sandbox/deliveries/recover", json={"since": START})
+    assert recovered.status_code == 202 and len(recovered.json()["delivery_ids"]) == 1
+    delivered = wait_for(lambda: attempts(sandbox, event_id=event_id, outcome="delivered"))
+    assert delivered[0]["delivery_id"] == recovered.json()["delivery_ids"][0]
+    assert rx.at("/flaky")[-1].headers["x-chekt-event-id"] == event_id
