@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.api import authorize, control, control_events, oauth, partner
 from sandbox.api.common import Services
+from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
 from sandbox.auth.assertions import AssertionVerifier
 from sandbox.auth.clients import ensure_credentials
@@ -117,7 +118,15 @@ def create_app(
             *control.routes,
             *control_events.routes,
         ],
-        middleware=[Middleware(RequestContext)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(
+                Limits,
+                max_body=settings.max_body,
+                max_headers=settings.max_headers,
+                timeout=settings.request_timeout,
+            ),
+        ],
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,

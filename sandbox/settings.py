@@ -88,6 +88,9 @@ class Settings:
     webhook_concurrency: int = 10  # attempts in flight per subscription
     duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
     reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
+    max_body: int = 1 << 20  # bytes; larger bodies get 413
+    max_headers: int = 16 << 10  # bytes of request headers; more gets 431
+    request_timeout: float = 10.0  # the body must have arrived this long after the request began
     journal_entries: int = 10_000  # the recorder keeps at most this many requests
     journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
     clients: tuple[ClientSpec, ...] = ()
@@ -227,8 +230,10 @@ _INTS = {
     "webhook_concurrency",
     "journal_entries",
     "journal_bytes",
+    "max_body",
+    "max_headers",
 }
-_FLOATS = {"webhook_timeout", "duplicate_rate", "reorder_window"}
+_FLOATS = {"webhook_timeout", "duplicate_rate", "reorder_window", "request_timeout"}
 _BOOLS = {"allow_private_destinations", "tls"}
 
 

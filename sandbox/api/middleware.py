@@ -82,15 +82,15 @@ class RequestContext:
                     error = ValidationFailed(
                         "x-partner-trace-id", "x-partner-trace-id must be a UUID"
                     )
-                    await _send_error(send_with_ids, error, request_id)
+                    await send_error(send_with_ids, error, request_id)
                     return
                 extra.append((TRACE_HEADER, trace_id))
             await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
             scope["app"].state.server_errors.append(exc)
             if not started:
-                await _send_error(
+                await send_error(
                     send_with_ids,
                     ApiError("the sandbox failed to handle this request; this is a bug"),
                     request_id,
@@ -123,12 +123,14 @@ def _finish(
         entry.tier = state.get("tier")
 
 
-async def _send_error(send: Send, error: ApiError, request_id: str) -> None:
+async def send_error(send: Send, error: ApiError, request_id: str, *, close: bool = False) -> None:
+    """Answer with the envelope directly (``close`` when the body was not read)."""
     body = json.dumps(error.body(request_id)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+        *([(b"connection", b"close")] if close else []),
     ]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

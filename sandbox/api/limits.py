@@ -1,0 +1,94 @@
+"""Request limits, as pure ASGI middleware: headers 16 KiB (431), body 1 MiB (413, refused
+from ``Content-Length`` before reading, or as soon as a chunked body passes the limit), and
+the whole body within ``request_timeout`` seconds of the request's start (408) so a client
+that trickles its body cannot hold a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.api.middleware import send_error
+from sandbox.errors import ApiError, PayloadTooLarge
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    code = "request_header_fields_too_large"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
+
+
+class _Refused(Exception):
+    def __init__(self, error: ApiError) -> None:
+        self.error = error
+
+
+class Limits:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = 1 << 20,
+        max_headers: int = 16 << 10,
+        timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.max_headers = max_headers
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id", "req_unknown")
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > self.max_headers:
+            too_many = HeadersTooLarge(
+                f"the request headers are {size} bytes; the limit is {self.max_headers}"
+            )
+            await send_error(send, too_many, request_id)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            error = PayloadTooLarge(
+                f"the request body is {int(length)} bytes; the limit is {self.max_body}"
+            )
+            await send_error(send, error, request_id, close=True)
+            return
+        deadline = time.monotonic() + self.timeout
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            remaining = deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except TimeoutError:
+                raise _Refused(
+                    RequestTimeout(f"the request body did not arrive within {self.timeout:g} s")
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _Refused(
+                        PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
+                    )
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except _Refused as refused:
+            if not started:
+                await send_error(send, refused.error, request_id, close=True)

@@ -1,0 +1,143 @@
+"""Request limits and malformed input: every bad request gets a clear 4xx with the
+envelope, never a 500, and a slow or oversized client is cut off without stalling others."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import Api, live_server
+
+from sandbox import Settings, create_app
+
+SITES = "/partner/v1/dealers/1001/sites"
+
+
+def test_oversized_headers_get_431(api: Api) -> None:
+    response = api.client.get(SITES, headers={**api.bearer(api.key), "X-Big": "a" * 17_000})
+    assert response.status_code == 431
+    assert response.json()["error"]["code"] == "request_header_fields_too_large"
+
+
+def test_a_declared_oversized_body_gets_413_without_being_read(api: Api) -> None:
+    response = api.client.post(
+        SITES,
+        content=b"{" + b" " * (2 << 20) + b"}",
+        headers={**api.bearer(api.key), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_a_chunked_oversized_body_gets_413(api: Api) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b" " * 65536
+
+    response = api.client.post(
+        SITES, content=chunks(), headers={**api.bearer(api.key), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def _raw(port: int, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(payload)
+    return sock
+
+
+def test_slow_and_oversized_clients_are_cut_off_while_others_are_served() -> None:
+    app = create_app(Settings(request_timeout=1.0))
+    with live_server(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
+        head = (
+            f"POST {SITES} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        served: list[float] = []
+
+        def well_behaved() -> None:
+            for _ in range(20):
+                started = time.monotonic()
+                response = httpx.get(f"{url}{SITES}", headers={"Authorization": f"Bearer {key}"})
+                assert response.status_code == 200
+                served.append(time.monotonic() - started)
+
+        started = time.monotonic()
+        slow = _raw(port, head + b'Content-Length: 100\r\n\r\n{"name":')  # then stalls
+        big = _raw(port, head + b"Content-Length: 5000000\r\n\r\n")
+        neighbour = threading.Thread(target=well_behaved)
+        neighbour.start()
+        with slow, big:
+            big_answer = big.recv(65536)
+            slow_answer = slow.recv(65536)
+            slow_done = time.monotonic() - started
+        neighbour.join()
+    assert b" 413 " in big_answer.split(b"\r\n")[0]
+    assert b" 408 " in slow_answer.split(b"\r\n")[0] and b"request_timeout" in slow_answer
+    assert slow_done < 1.0 + 1.0  # the deadline plus a second
+    assert len(served) == 20 and max(served) < 1.0  # others were served meanwhile
+
+
+MALFORMED = [
+    (b"", "application/json"),
+    (b" ", "application/json"),
+    (b"{", "application/json"),
+    (b"}", "application/json"),
+    (b"[1,", "application/json"),
+    (b'{"a":}', "application/json"),
+    (b"{'a': 1}", "application/json"),
+    (b'{"a": 1,}', "application/json"),
+    (b"nul", "application/json"),
+    (b'{"a": NaN}', "application/json"),
+    (b'{"a": Infinity}', "application/json"),
+    (b'{"a": -Infinity}', "application/json"),
+    (b'{"name": "a", "name": "b"}', "application/json"),
+    (b"\xff\xfe\xfd", "application/json"),
+    (b'{"name": "\xc3\x28"}', "application/json"),
+    (b'"\\ud800"', "application/json"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "application/json"),
+    (b'{"n": ' + b"9" * 5000 + b"}", "application/json"),
+    (b'{"n": 1e999999}', "application/json"),
+    (b'{"external_site_id": 1e400, "name": "x", "timezone": "UTC"}', "application/json"),
+    (b"123", "application/json"),
+    (b'"a string"', "application/json"),
+    (b"true", "application/json"),
+    (b"null", "application/json"),
+    (b"[]", "application/json"),
+    (b'{"name": "x"}', "text/plain"),
+    (b'{"name": "x"}', "application/xml"),
+    (b"name=x", "application/x-www-form-urlencoded"),
+    (b'{"name": "x"}', ""),
+    (b'{"name": "x"}', "multipart/form-data; boundary=x"),
+    (b'{"external_site_id": "a", "name": "\\u0000", "timezone": "UTC"}', "application/json"),
+    (b'{"external_site_id": ["a"], "name": "x", "timezone": "UTC"}', "application/json"),
+    (b'{"external_site_id": "a", "name": {"x": 1}, "timezone": "UTC"}', "application/json"),
+    (
+        b'{"external_site_id": "a", "name": "x", "timezone": "UTC", "monitoring_station_id": true}',
+        "application/json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), MALFORMED)
+def test_malformed_bodies_get_a_clear_4xx(api: Api, body: bytes, content_type: str) -> None:
+    headers = {**api.bearer(api.key)}
+    if content_type:
+        headers["Content-Type"] = content_type
+    for method, path in (
+        ("POST", SITES),
+        ("PATCH", f"{SITES}/10001"),
+        ("POST", f"{SITES}/10001/devices"),
+    ):
+        response = api.client.request(method, path, content=body, headers=headers)
+        assert response.status_code in (400, 413, 415, 422), (method, body[:40], response.text)
+        error = response.json()["error"]
+        assert error["request_id"] == response.headers["x-request-id"] and error["message"]
+    assert api.client.app.state.server_errors == []
