@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 BODY_LIMIT = 64 * 1024
 SECRET_HEADERS = {"authorization", "x-sandbox-admin-token", "cookie", "set-cookie"}
@@ -119,6 +119,18 @@ def _body(raw: bytes, content_type: str, reveal: bool) -> Any:
     return text if reveal else redact_text(text)
 
 
+def redact_query(query: str) -> str:
+    """A query string with the values of secret parameters (code, token, ...) hidden."""
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(k.lower() in SECRET_FIELDS for k, _ in pairs):
+        return redact_text(query)
+    return urlencode(
+        [(k, "[redacted]" if k.lower() in SECRET_FIELDS else redact_text(v)) for k, v in pairs]
+    )
+
+
 def _headers(raw: Iterable[tuple[bytes, bytes]], reveal: bool) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw_name, raw_value in raw:
@@ -126,6 +138,9 @@ def _headers(raw: Iterable[tuple[bytes, bytes]], reveal: bool) -> dict[str, str]
         if not reveal and name.lower() in SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] if " " in value else ""
             value = f"{scheme} [redacted]".strip()
+        elif not reveal and name.lower() == "location" and "?" in value:
+            base, _, query = value.partition("?")  # e.g. a redirect carrying ?code=
+            value = f"{base}?{redact_query(query)}"
         out[name] = value
     return out
 
@@ -143,7 +158,9 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
         "time": entry.time,
         "method": entry.method,
         "path": entry.path,
-        "query": entry.query.decode("latin-1"),
+        "query": entry.query.decode("latin-1")
+        if reveal
+        else redact_query(entry.query.decode("latin-1")),
         "headers": _headers(request_headers, reveal),
         "body": _body(entry.body, request_type, reveal),
         "client_id": entry.client_id,

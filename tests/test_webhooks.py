@@ -82,7 +82,9 @@ def test_signed_delivery_with_the_five_headers(
         assert site.json()["external_site_id"] == data["external_site_id"]
     [journal] = wait_for(lambda: attempts(sandbox, event_id=event_id))
     assert journal["outcome"] == "delivered" and journal["status_code"] == 200
-    assert journal["request"]["headers"]["X-CHeKT-Signature"] == headers["x-chekt-signature"]
+    assert journal["request"]["headers"]["X-CHeKT-Signature"] == "[redacted]"
+    [revealed] = attempts(sandbox, event_id=event_id, reveal="true")
+    assert revealed["request"]["headers"]["X-CHeKT-Signature"] == headers["x-chekt-signature"]
     assert journal["response"]["body"] == "ok"
 
 

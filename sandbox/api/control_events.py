@@ -14,7 +14,7 @@ from starlette.responses import Response
 from sandbox.api.common import check_destination, no_content, read_json, reply, route, services
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
-from sandbox.errors import BadRequest, NotFound, ValidationFailed
+from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
 from sandbox.webhooks import outbox
 from sandbox.world import subscriptions
 from sandbox.world.fields import validate
@@ -198,8 +198,17 @@ def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> 
     ]
 
 
-def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
+SIGNATURE_HEADERS = {"x-chekt-signature", "x-webhook-signature"}
+
+
+def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
+    """One attempt as exported; signatures are redacted unless ``reveal``."""
     request = json.loads(row["request"] or "{}")
+    headers = request.get("headers")
+    if headers and not reveal:
+        headers = {
+            k: "[redacted]" if k.lower() in SIGNATURE_HEADERS else v for k, v in headers.items()
+        }
     return {
         "seq": row["seq"],
         "event_id": row["event_id"],
@@ -214,7 +223,7 @@ def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": row["latency_ms"],
         "error": row["error"],
         "url": request.get("url"),
-        "request": {"headers": request.get("headers"), "body": request.get("body")},
+        "request": {"headers": headers, "body": request.get("body")},
         "response": json.loads(row["response"]) if row["response"] else None,
     }
 
@@ -223,6 +232,9 @@ async def list_deliveries(request: Request) -> Response:
     admin(request)
     filters: list[str] = []
     values: list[Any] = []
+    reveal = request.query_params.get("reveal") == "true"
+    if reveal and not services(request).settings.loopback:
+        raise PermissionDenied("reveal=true is only allowed on a loopback bind")
     for name in ("event_id", "webhook_id", "outcome", "delivery_id"):
         value = request.query_params.get(name)
         if value is not None:
@@ -236,7 +248,7 @@ async def list_deliveries(request: Request) -> Response:
     rows = services(request).world.store.all(
         f"SELECT * FROM attempts WHERE {' AND '.join(filters)} ORDER BY seq LIMIT 10000", values
     )
-    return reply([attempt_view(row) for row in rows])
+    return reply([attempt_view(row, reveal) for row in rows])
 
 
 async def resend_event(request: Request) -> Response:
