@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.api import authorize, control, control_events, oauth, partner
+from sandbox.api import authorize, control, control_events, oauth, openapi, partner
 from sandbox.api.common import Services
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
@@ -117,6 +117,7 @@ def create_app(
             *authorize.routes,
             *control.routes,
             *control_events.routes,
+            *openapi.routes,
         ],
         middleware=[
             Middleware(RequestContext),
