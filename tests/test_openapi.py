@@ -3,15 +3,11 @@ the real app, authenticated, and the app never answers 5xx or off-schema."""
 
 from __future__ import annotations
 
+import os
+
 import schemathesis
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from starlette.testclient import TestClient
 
 from sandbox import Settings, create_app
@@ -45,14 +41,8 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     assert "/partner/v1/dealers/{dealer_id}/sites" in document["paths"]
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
 FAST = settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),  # make fuzz: more
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
@@ -61,10 +51,10 @@ FAST = settings(
 @SCHEMA.parametrize()
 @FAST
 def test_generated_requests_with_an_api_key(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, checks=CHECKS)
+    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})  # every default check
 
 
 @SCHEMA.parametrize()
 @FAST
 def test_generated_requests_with_a_partner_token(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})  # every default check

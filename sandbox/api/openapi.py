@@ -24,6 +24,8 @@ def _field(f: Field) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": _TYPES[f.kind]}
     if f.kind is str:
         schema.update(maxLength=f.max_length, pattern=_NO_CONTROL)
+        if f.min_length:
+            schema["minLength"] = f.min_length
         if f.required:
             schema.update(
                 minLength=1,
@@ -31,6 +33,10 @@ def _field(f: Field) -> dict[str, Any]:
             )
         if f.pattern is not None:
             schema["pattern"] = f"^(?:{f.pattern.pattern})$"
+    if f.name == "url":  # a webhook destination
+        schema["pattern"] = (
+            r"^https?://[a-z][a-z0-9-]*(\.[a-z0-9-]+)*(:[1-9][0-9]{0,3})?(/[!-~]*)?$"
+        )
     if f.kind is list:
         schema["items"] = {"type": "string", "enum": list(subscriptions.EVENT_TYPES)}
     if f.choices is not None:
@@ -163,6 +169,14 @@ def document(issuer: str) -> dict[str, Any]:
                 _body(dealers.DEALER_FIELDS, partial=True),
                 params=d,
             ),
+            "put": _op(
+                "Replace a dealer's details",
+                "update:dealer",
+                200,
+                dealer_schema,
+                _body(dealers.DEALER_FIELDS),
+                params=d,
+            ),
         },
         dealer + "/connect": {
             "delete": _op("Disconnect a dealer", "update:dealer", 204, None, params=d)
@@ -170,6 +184,14 @@ def document(issuer: str) -> dict[str, Any]:
         site + "/arming-settings": {
             "get": _op("Arming settings", "read:sites", 200, arming, params=ds),
             "patch": _op(
+                "Set the security type",
+                "update:sites",
+                200,
+                arming,
+                _body(sites.ARMING_FIELDS),
+                params=ds,
+            ),
+            "put": _op(
                 "Set the security type",
                 "update:sites",
                 200,
@@ -188,6 +210,34 @@ def document(issuer: str) -> dict[str, Any]:
                 params=ds,
             ),
             "get": _op("List devices", "read:devices", 200, _listed(ref["device"]), params=ds),
+            "patch": _op(
+                "Update devices (bulk), each named by external_device_id",
+                "update:devices",
+                200,
+                bulk,
+                {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        **_body(DEVICE.fields, partial=True),
+                        "required": ["external_device_id"],
+                    },
+                },
+                params=ds,
+            ),
+            "delete": {
+                **_op("Delete devices (bulk)", "delete:devices", 200, bulk, params=ds),
+                "parameters": [
+                    *_op("", None, 200, None, params=ds)["parameters"],
+                    {
+                        "name": "external_device_ids",
+                        "in": "query",
+                        "required": True,
+                        "description": "comma-separated external_device_id values",
+                        "schema": {"type": "string", "pattern": r"^[^\s/?#,]+(,[^\s/?#,]+)*$"},
+                    },
+                ],
+            },
         },
         site + "/devices/{device_id}": {
             "get": _op("A device", "read:devices", 200, ref["device"], params=(*ds, "device_id"))
@@ -236,25 +286,48 @@ def document(issuer: str) -> dict[str, Any]:
                 _body(resource.fields, partial=True),
                 params=item,
             ),
+            "put": _op(
+                f"Replace a {resource.name}",
+                f"update:{noun}",
+                200,
+                ref[resource.name],
+                _body(resource.fields),
+                params=item,
+            ),
             "delete": _op(f"Delete a {resource.name}", f"delete:{noun}", 204, None, params=item),
         }
+    text = {"type": "string", "minLength": 1, "pattern": "^[!-~]+$"}
+    # the machine grants; authorization_code, refresh_token and the RFC 7523 jwt-bearer
+    # grant are served too (see the README), with the fields RFC 6749 / 7523 give them
     token_form = {
-        "type": "object",
-        "required": ["grant_type"],
-        "properties": {
-            "grant_type": {"type": "string"},
-            "client_id": {"type": "string"},
-            "client_secret": {"type": "string"},
-            "scope": {"type": "string"},
-            "audience": {"type": "string"},
-            "client_assertion_type": {"type": "string"},
-            "client_assertion": {"type": "string"},
-            "code": {"type": "string"},
-            "redirect_uri": {"type": "string"},
-            "refresh_token": {"type": "string"},
-            "code_verifier": {"type": "string"},
-            "assertion": {"type": "string"},
-        },
+        "oneOf": [
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["grant_type", "client_id", "client_secret"],
+                "properties": {
+                    "grant_type": {"const": "client_credentials"},
+                    "client_id": text,
+                    "client_secret": text,
+                    "scope": text,
+                    "audience": text,
+                },
+            },
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["grant_type", "client_assertion_type", "client_assertion"],
+                "properties": {
+                    "grant_type": {"const": "client_credentials"},
+                    "client_assertion_type": {
+                        "const": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                    },
+                    "client_assertion": text,
+                    "audience": text,
+                    "scope": text,
+                },
+            },
+        ]
     }
     paths["/oauth/token"] = {
         "post": {

@@ -21,6 +21,7 @@ class Field:
     kind: type = str
     required: bool = False
     max_length: int = 255
+    min_length: int = 0
     pattern: re.Pattern[str] | None = None
     pattern_hint: str = ""
     choices: tuple[Any, ...] | None = None
@@ -45,6 +46,10 @@ class Field:
                 raise ValidationFailed(self.name, f"{self.name} must be a string")
             if self.required and not value.strip():
                 raise ValidationFailed(self.name, f"{self.name} cannot be empty")
+            if len(value) < self.min_length:
+                raise ValidationFailed(
+                    self.name, f"{self.name} must be at least {self.min_length} characters"
+                )
             if len(value) > self.max_length:
                 raise ValidationFailed(
                     self.name, f"{self.name} is longer than {self.max_length} characters"

@@ -51,7 +51,7 @@ def _events_problem(events: Any) -> str | None:
 SUBSCRIPTION_FIELDS = (
     Field("url", required=True, max_length=2048, check=_url_problem),
     Field("events", kind=list, check=_events_problem),
-    Field("secret", max_length=256),
+    Field("secret", min_length=16, max_length=256),
     Field("profile", choices=PROFILES),
     Field("status", choices=STATUSES),
 )
@@ -96,8 +96,6 @@ def create(
 ) -> dict[str, Any]:
     """``client_id`` None is a sandbox-wide subscription: every event of every dealer."""
     secret = values.get("secret")
-    if secret is not None and len(secret) < 16:
-        raise ValidationFailed("secret", "secret must be at least 16 characters")
     row = {
         "webhook_id": webhook_id or "wh_" + secrets.token_hex(8),
         "client_id": client_id,
