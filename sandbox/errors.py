@@ -8,8 +8,10 @@ Exception tree::
     ├── PermissionDenied          403 permission_denied (insufficient_scope challenge)
     ├── NotFound                  404 not_found
     ├── MethodNotAllowed          405 method_not_allowed
+    ├── RequestTimeout            408 request_timeout
     ├── Conflict                  409 conflict / idempotency_conflict
     ├── PayloadTooLarge           413 payload_too_large
+    ├── HeadersTooLarge           431 request_header_fields_too_large
     ├── UnsupportedMediaType      415 unsupported_media_type
     └── ValidationFailed          422 validation_failed (+ field)
     OAuthError                    RFC 6749 §5.2 body {"error", "error_description"}
@@ -92,6 +94,11 @@ class MethodNotAllowed(ApiError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(ApiError):
+    status = 408
+    code = "request_timeout"
+
+
 class Conflict(ApiError):
     status = 409
     code = "conflict"
@@ -100,6 +107,11 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    code = "request_header_fields_too_large"
 
 
 class UnsupportedMediaType(ApiError):

@@ -11,17 +11,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api.middleware import send_error
-from sandbox.errors import ApiError, PayloadTooLarge
-
-
-class HeadersTooLarge(ApiError):
-    status = 431
-    code = "request_header_fields_too_large"
-
-
-class RequestTimeout(ApiError):
-    status = 408
-    code = "request_timeout"
+from sandbox.errors import ApiError, HeadersTooLarge, PayloadTooLarge, RequestTimeout
 
 
 class _Refused(Exception):
