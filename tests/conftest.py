@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
+import jsonschema
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
@@ -89,6 +92,7 @@ def settings() -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
+        test_client.event_hooks["response"].append(OPENAPI_CHECK)
         yield test_client
 
 
@@ -116,3 +120,51 @@ def live_server(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+class OpenApiCheck:
+    """Validates every JSON response a test receives on a documented operation against the
+    OpenAPI document's schema for that status (or its ``default``)."""
+
+    def __init__(self) -> None:
+        from sandbox.api.openapi import document
+
+        self.document = document("http://testserver/")
+        self.routes = [
+            (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), operations)
+            for path, operations in self.document["paths"].items()
+        ]
+        self.checked = 0
+
+    def __call__(self, response: httpx.Response) -> None:
+        request = response.request
+        operation = next(
+            (
+                ops.get(request.method.lower())
+                for pattern, ops in self.routes
+                if pattern.match(request.url.path)
+            ),
+            None,
+        )
+        if operation is None:
+            return
+        responses = operation["responses"]
+        declared = responses.get(str(response.status_code)) or responses.get("default")
+        assert declared is not None, (
+            f"{request.method} {request.url.path} answered {response.status_code}, "
+            "which the OpenAPI document does not declare"
+        )
+        schema = declared.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None or "json" not in response.headers.get("content-type", ""):
+            return
+        response.read()
+        root = {"components": self.document["components"], **schema}
+        errors = list(jsonschema.Draft202012Validator(root).iter_errors(response.json()))
+        assert not errors, (
+            f"{request.method} {request.url.path} -> {response.status_code} "
+            f"breaks the OpenAPI document: {errors[0].message}"
+        )
+        self.checked += 1
+
+
+OPENAPI_CHECK = OpenApiCheck()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import schemathesis
+from conftest import OPENAPI_CHECK, Api
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient
@@ -58,3 +59,10 @@ def test_generated_requests_with_an_api_key(case: schemathesis.Case) -> None:
 @FAST
 def test_generated_requests_with_a_partner_token(case: schemathesis.Case) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})  # every default check
+
+
+def test_responses_in_the_suite_are_validated_against_the_document(api: Api) -> None:
+    before = OPENAPI_CHECK.checked
+    api.client.get("/partner/v1/dealers/1001/sites", headers=api.bearer(api.key))
+    api.client.get("/partner/v1/dealers/1001/sites/1", headers=api.bearer(api.key))  # 404
+    assert OPENAPI_CHECK.checked == before + 2

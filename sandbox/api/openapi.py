@@ -63,7 +63,7 @@ def _object(resource: Resource) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for name, kind in resource.columns.items():
         props[name] = {"type": [_TYPES[kind], "null"]}
-    return {"type": "object", "properties": props, "required": list(resource.columns)}
+    return {"type": "object", "properties": props}  # ?fields= may project any subset
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
