@@ -31,11 +31,7 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "make bench needs wrk (apt-get install wrk)"; exit 1)
-	$(BIN)/python bench/run.py; status=$$?; \
-	$(BIN)/python bench/tokens.py || status=1; \
-	$(BIN)/python bench/figures.py || status=1; \
-	$(BIN)/python bench/storm.py || status=1; \
-	exit $$status
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache
