@@ -7,12 +7,10 @@ Python or from pytest behaves the same.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +19,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from sandbox.client import Sandbox, SandboxError, request_differences
+from sandbox.scenario.adversarial import attack
 from sandbox.scenario.loader import Scenario, Step
-from sandbox.webhooks.signing import sign
 
 DEFAULT_WITHIN = 5.0
 
@@ -346,7 +344,7 @@ class Runner:
         self._journal_mark()
         statuses = [
             r.status_code
-            for r in _attack(
+            for r in attack(
                 kind,
                 self.callback,
                 self.secret,
@@ -494,70 +492,3 @@ def _bounds(what: str, count: int, rules: dict[str, Any]) -> None:
         raise StepFailed(f"expected at least {rules['min']} {what}, found {count}")
     if "max" in rules and count > rules["max"]:
         raise StepFailed(f"expected at most {rules['max']} {what}, found {count}")
-
-
-def _envelope(event_type: str, now: float) -> dict[str, Any]:
-    return {
-        "id": "evt_" + secrets.token_hex(8),
-        "type": event_type,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "data": {
-            "dealer_id": 1001,
-            "site_id": 10001,
-            "external_site_id": "site-1001-1",
-            "alarm_id": f"A-{secrets.randbelow(90000) + 10000}",
-            "device_id": 100002,
-            "external_device_id": "cam-10001-1",
-            "priority": "HIGH",
-            "trigger": "motion",
-        },
-    }
-
-
-def _attack(kind: str, url: str, secret: str, event_type: str, now: float) -> list[httpx.Response]:
-    """Send the receiver what an attacker or a flaky network would."""
-
-    def send(
-        client: httpx.Client,
-        envelope: dict[str, Any],
-        *,
-        key: str = secret,
-        stamp: float = now,
-        signed: bool = True,
-        delivery: str | None = None,
-        attempt: int = 1,
-    ) -> httpx.Response:
-        body = json.dumps(envelope, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-CHeKT-Event-Id": envelope["id"],
-            "X-CHeKT-Delivery-Id": delivery or "dlv_" + uuid.uuid4().hex[:16],
-            "X-CHeKT-Attempt": str(attempt),
-        }
-        if signed:
-            headers.update(sign(key, body, int(stamp)))
-        return client.post(url, content=body, headers=headers)
-
-    envelope = _envelope(event_type, now)
-    with httpx.Client(timeout=10) as client:
-        if kind == "tampered_signature":
-            return [send(client, envelope, key=secret + "tampered")]
-        if kind == "stale_timestamp":
-            return [send(client, envelope, stamp=now - 600)]
-        if kind == "missing_signature":
-            return [send(client, envelope, signed=False)]
-        if kind == "replayed_event":
-            return [send(client, envelope), send(client, envelope, attempt=2)]
-        if kind == "duplicate":
-            delivery = "dlv_" + uuid.uuid4().hex[:16]
-            return [
-                send(client, envelope, delivery=delivery),
-                send(client, envelope, delivery=delivery),
-            ]
-        # out_of_order: a lifecycle, newest first
-        steps = ["alarm.resolved", "alarm.dispatched", "alarm.acknowledged", "alarm.created"]
-        alarm = envelope["data"]["alarm_id"]
-        return [
-            send(client, {**_envelope(step, now), "data": {**envelope["data"], "alarm_id": alarm}})
-            for step in steps
-        ]
