@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import click
-import httpx
 from starlette.applications import Starlette
 
 from sandbox import __version__
 from sandbox.auth.clients import credentials
 from sandbox.auth.keypairs import write_key_pair
+from sandbox.client import Sandbox, SandboxError
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import TlsError, client_env_hint
@@ -177,24 +177,14 @@ def new_key(client_id: str, directory: Path, ec: bool) -> None:
 
 
 def _control(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-    """Call a running sandbox's control API; errors become readable CLI errors."""
-    headers = {"X-Sandbox-Admin-Token": token} if token else {}
+    """One call to a running sandbox, through the same client the Python API uses."""
+    sandbox = Sandbox.connect(url, admin_token=token)
     try:
-        response = httpx.request(
-            method, url.rstrip("/") + path, json=body, headers=headers, timeout=30
-        )
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the sandbox at {url}: {exc}") from exc
-    if response.status_code >= 400:
-        try:
-            error = response.json()["error"]
-            detail = f"{error['message']}" + (
-                f" (field {error['field']})" if "field" in error else ""
-            )
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:300]
-        raise click.ClickException(f"{method} {path}: {response.status_code} {detail}")
-    return response.json() if response.content else None
+        return sandbox.call(method, path, body)
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        sandbox.stop()
 
 
 _URL = click.option(
@@ -411,7 +401,6 @@ def replay(
 ) -> None:
     """Replay scenario FILES against a partner's service; exit 1 unless every step passed."""
     from sandbox import scenario as scenarios
-    from sandbox.client import Sandbox
 
     overrides: dict[str, Any] = {}
     if seed is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +23,7 @@ import httpx
 from starlette.applications import Starlette
 
 from sandbox.app import create_app
-from sandbox.server import bind, make_server, tls_files
+from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
 __all__ = ["Sandbox", "SandboxError", "SandboxServerError"]
@@ -68,8 +67,7 @@ class Sandbox:
         self.app: Starlette | None = None
         self.url = ""
         self.clock = Clock(self)
-        self._thread: threading.Thread | None = None
-        self._server: Any = None
+        self._server: ThreadedServer | None = None
         self._http: httpx.Client | None = None
         self._reported = 0
 
@@ -86,30 +84,20 @@ class Sandbox:
         return sandbox
 
     def start(self, timeout: float = 10.0) -> Sandbox:
-        sock = bind(self.settings.host, 0)
-        port = sock.getsockname()[1]
-        settings = dataclasses.replace(self.settings, port=port)
-        self.app = create_app(settings)
+        sock = bind(self.settings.host, 0)  # the port is known before the app is built
+        settings = self.settings.with_port(sock.getsockname()[1])
+        try:
+            self.app = create_app(settings)
+        except BaseException:
+            sock.close()
+            raise
         tls = tls_files(settings) if settings.tls else None
         self.app.state.tls = tls
-        self._server = make_server(self.app, tls)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name="chekt-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                sock.close()
-                raise SandboxServerError("the sandbox server did not start")
-            time.sleep(0.005)
-        self._sock = sock
-        scheme = "https" if tls else "http"
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        self.url = f"{scheme}://{host}:{port}"
+        self._server = ThreadedServer(self.app, host=settings.host, sock=sock, tls=tls)
+        try:
+            self.url = self._server.start(timeout)
+        except RuntimeError as exc:
+            raise SandboxServerError("the sandbox server did not start") from exc
         verify: Any = str(tls.ca_cert) if tls else True
         self._http = httpx.Client(base_url=self.url, timeout=30, verify=verify)
         return self
@@ -117,18 +105,14 @@ class Sandbox:
     def stop(self) -> None:
         """Stop the server; re-raise here anything that failed inside it."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._server.stop()
+            self._server = None
         if self._http is not None:
             self._http.close()
-        if getattr(self, "_sock", None) is not None:
-            self._sock.close()
-        self._thread = None
         self.raise_errors()
 
     def __enter__(self) -> Sandbox:
-        return self.start() if self._thread is None else self
+        return self.start() if self._server is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -156,9 +140,12 @@ class Sandbox:
     ) -> Any:
         if self._http is None:
             raise SandboxError("the sandbox is not running; use it as a context manager")
-        response = self._http.request(method, path, json=body, params=params)
+        try:
+            response = self._http.request(method, path, json=body, params=params)
+        except httpx.TransportError as exc:
+            raise SandboxError(f"cannot reach the sandbox at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise SandboxError(f"{method} {path} answered {response.status_code}: {response.text}")
+            raise SandboxError(f"{method} {path}: {response.status_code} {_error_text(response)}")
         return response.json() if response.content else None
 
     @property
@@ -357,6 +344,16 @@ class Sandbox:
                 f"  #{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}: {diff}"
             )
         return "\n".join(lines)
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The envelope's message (and field), or the raw text of a non-envelope answer."""
+    try:
+        error = response.json()["error"]
+        field = f" (field {error['field']})" if "field" in error else ""
+        return f"{error['message']}{field}"
+    except (ValueError, KeyError, TypeError):
+        return response.text[:300]
 
 
 def _subset_problems(expected: Any, actual: Any, where: str) -> list[str]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from sandbox.app import create_app
 from sandbox.settings import Settings
@@ -30,19 +33,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def base_url(settings: Settings, sock: socket.socket) -> str:
-    port = sock.getsockname()[1]
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"{'https' if settings.tls else 'http'}://{host}:{port}"
-
-
 def tls_files(settings: Settings) -> TlsFiles:
     """The local CA and server certificate, made once under the state directory."""
     hosts = dict.fromkeys((*DEFAULT_HOSTS, settings.host))
     return ensure_certificates(Path(settings.state_dir) / "tls", hosts=tuple(hosts))
 
 
-def make_server(app: Starlette, tls: TlsFiles | None = None) -> uvicorn.Server:
+def make_server(app: ASGIApp, tls: TlsFiles | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -57,6 +54,55 @@ def make_server(app: Starlette, tls: TlsFiles | None = None) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+class ThreadedServer:
+    """An ASGI app on a free port in a background thread, stopped cleanly: the sandbox behind
+    ``Sandbox``, and in tests any other app, such as a partner's webhook receiver.
+
+        with ThreadedServer(receiver_app) as url:
+            ...
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        sock: socket.socket | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
+        self.sock = sock or bind(host, 0)
+        self.server = make_server(app, tls)
+        port = self.sock.getsockname()[1]
+        name = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if tls else 'http'}://{name}:{port}"
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 10.0) -> str:
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server at {self.url} did not start")
+            time.sleep(0.005)
+        return self.url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def run(
     settings: Settings,
     *,
@@ -65,8 +111,9 @@ def run(
 ) -> None:
     """Serve until interrupted; Ctrl-C and SIGTERM stop cleanly and return normally."""
     sock = sock or bind(settings.host, settings.port)
+    settings = settings.with_port(sock.getsockname()[1])
     try:
-        app = create_app(settings.with_port(sock.getsockname()[1]))
+        app = create_app(settings)
     except BaseException:
         sock.close()
         raise
@@ -78,7 +125,7 @@ def run(
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started and on_ready is not None:
-            on_ready(app, base_url(settings, sock))
+            on_ready(app, settings.origin)
         await task
 
     try:

@@ -96,6 +96,12 @@ class Settings:
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
+    @property
+    def origin(self) -> str:
+        """``scheme://host:port`` of this sandbox (IPv6 hosts bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
     def with_port(self, port: int) -> Settings:
         return dataclasses.replace(self, port=port)
 

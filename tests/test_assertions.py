@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from conftest import Api, live_server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from helpers import Api, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse

@@ -7,7 +7,7 @@ import base64
 
 import jwt
 import pytest
-from conftest import OTHER_DEALER_KEY, READ_ONLY_KEY, Api
+from helpers import OTHER_DEALER_KEY, READ_ONLY_KEY, Api
 from starlette.testclient import TestClient
 
 from sandbox import Settings, VirtualClock, create_app

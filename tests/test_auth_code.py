@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from conftest import Api
+from helpers import Api
 from starlette.testclient import TestClient
 
 from sandbox import Settings, create_app

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 
 import jwt
 import pytest
-from conftest import Api, live_server
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from helpers import Api, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse

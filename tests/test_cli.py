@@ -19,7 +19,7 @@ from subprocess import PIPE, STDOUT, Popen
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import live_server
+from helpers import live_server
 from receiver import Receiver, wait_for
 
 from sandbox.cli import main

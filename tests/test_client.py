@@ -6,7 +6,7 @@ import json
 
 import httpx
 import pytest
-from conftest import live_server
+from helpers import live_server
 from receiver import Receiver
 
 from sandbox import Sandbox, SandboxError, SandboxServerError

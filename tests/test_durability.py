@@ -14,7 +14,7 @@ from pathlib import Path
 from subprocess import DEVNULL, Popen
 
 import httpx
-from conftest import live_server
+from helpers import live_server
 from receiver import Answer, Receiver, wait_for
 from test_cli import CLI, _free_port
 

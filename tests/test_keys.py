@@ -4,7 +4,7 @@ API keys (the old one keeps working for 24 h on the sandbox clock)."""
 from __future__ import annotations
 
 import jwt
-from conftest import Api
+from helpers import Api
 from starlette.testclient import TestClient
 
 from sandbox import Settings, VirtualClock, create_app

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import Api, live_server
+from helpers import Api, live_server
 
 from sandbox import Settings, create_app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import schemathesis
-from conftest import OPENAPI_CHECK, Api
+from helpers import OPENAPI_CHECK, Api
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
 from starlette.testclient import TestClient

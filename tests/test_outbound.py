@@ -11,8 +11,8 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import live_server
 from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import live_server
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request

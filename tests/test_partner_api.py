@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import Api
+from helpers import Api
 
 D = "/partner/v1/dealers/1001"
 SITE = {"external_site_id": "acme-hq", "name": "Acme HQ", "timezone": "America/New_York"}

@@ -9,7 +9,7 @@ import uuid
 
 import aiohttp
 import httpx
-from conftest import Api, live_server
+from helpers import Api, live_server
 from starlette.testclient import TestClient
 
 from sandbox import Settings, create_app

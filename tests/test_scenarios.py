@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import live_server
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from partner_app.app import PartnerConfig, Switches, create_partner_app
+from helpers import live_server
+from partner_app.app import Switches, create_partner_app
+from partner_app.testing import register
 
 from sandbox.cli import main
 from sandbox.scenario import Report, Runner, ScenarioError, junit, load, parse, sandbox_for
@@ -36,30 +36,14 @@ def example_service(
     """The scenario's own sandbox, with the example service registered and listening."""
     scenario = load(scenario_path)
     with sandbox_for(scenario) as sandbox:
-        sandbox.register_client(
-            client_id="example-partner",
-            client_secret=CLIENT_SECRET,
-            kind="platform_partner",
+        config = register(
+            sandbox,
+            "example-partner",
+            KEY,
+            SECRET,
             dealer_ids=[1001, 1002],
+            client_secret=CLIENT_SECRET,
             redirect_uris=["http://localhost:3000/callback"],
-            public_key=KEY.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode(),
-            key_id="example-key-1",
-        )
-        config = PartnerConfig(
-            chekt_url=sandbox.url,
-            webhook_secret=SECRET,
-            client_id="example-partner",
-            private_key_pem=KEY.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-            key_id="example-key-1",
-            clock=sandbox.clock.now,
         )
         if outage:
             switches.outage_until = sandbox.clock.now() + outage

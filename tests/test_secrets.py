@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from conftest import live_server
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import live_server
 from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 

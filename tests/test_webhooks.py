@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api, live_server
+from helpers import Api, live_server
 from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
 

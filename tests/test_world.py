@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from conftest import Api
+from helpers import Api
 from starlette.testclient import TestClient
 
 from sandbox import Settings, create_app

@@ -48,9 +48,7 @@ class Services:
     @property
     def base_url(self) -> str:
         """Where links in payloads point (snapshots, tracking)."""
-        if self.settings.issuer:
-            return self.settings.issuer.rstrip("/")
-        return f"{'https' if self.settings.tls else 'http'}://{self.settings.host}:{self.settings.port}"
+        return (self.settings.issuer or self.settings.origin).rstrip("/")
 
 
 def services(request: Request) -> Services:

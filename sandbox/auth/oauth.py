@@ -180,13 +180,14 @@ class TokenEndpoint:
 
     async def grant(
         self, form: Mapping[str, str], basic: tuple[str, str] | None, issuer: str
-    ) -> dict[str, Any]:
+    ) -> tuple[str, dict[str, Any]]:
+        """The client the tokens went to (for the journal) and the token response."""
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required")
         if grant_type == "client_credentials":
             client = await self.authenticate_client(form, basic, issuer)
-            return self._machine_token(client, form, issuer)
+            return client.client_id, self._machine_token(client, form, issuer)
         if grant_type in ("authorization_code", "refresh_token"):
             client = await self.authenticate_client(form, basic, issuer, allow_public=True)
             if not client.redirect_uris:
@@ -195,7 +196,7 @@ class TokenEndpoint:
                     f"client {client.client_id} has no redirect_uris, so it cannot use "
                     f"{grant_type}",
                 )
-            return self._user_grant(client, grant_type, form, issuer)
+            return client.client_id, self._user_grant(client, grant_type, form, issuer)
         if grant_type == JWT_BEARER_GRANT:
             if not form.get("assertion"):
                 raise OAuthError("invalid_request", "assertion is required")
@@ -203,7 +204,7 @@ class TokenEndpoint:
             bearer = get_client(self.world, client_id)
             if bearer is None:
                 raise OAuthError("invalid_grant", "the assertion names an unknown client")
-            return self._machine_token(bearer, form, issuer)
+            return bearer.client_id, self._machine_token(bearer, form, issuer)
         raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def _user_grant(

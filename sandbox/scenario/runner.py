@@ -276,7 +276,7 @@ class Runner:
             if enough or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
-        if (times is not None and len(hits) != times) or (not hits and times != 0):
+        if len(hits) != times if times is not None else not hits:
             want = f"{times} time(s)" if times is not None else "at least once"
             seen = [
                 f"{e['method']} {e['path']} -> {e['status']}"

@@ -138,10 +138,11 @@ def fetch_page(
         clauses.append(f"{name} {op} ?")
         values.append(value)
     condition = " AND ".join(clauses)
-    total = int(store.cached_scalar(f"SELECT COUNT(*) FROM {source} WHERE {condition}", values))
+    # (rendered pages are cached by the list endpoint until the next write)
+    total = int(store.scalar(f"SELECT COUNT(*) FROM {source} WHERE {condition}", values))
     order = [f"{name} {'DESC' if desc else 'ASC'}" for name, desc in query.sort]
     order.append(id_column)
-    rows = store.cached_all(
+    rows = store.all(
         f"SELECT {select} FROM {source} WHERE {condition} "
         f"ORDER BY {', '.join(order)} LIMIT ? OFFSET ?",
         [*values, query.limit, query.offset],

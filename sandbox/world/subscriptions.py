@@ -34,11 +34,6 @@ PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
 STATUSES = ("enabled", "disabled")
 
 
-def _url_problem(url: str) -> str | None:
-    # private ranges are judged at send time, where the setting is known
-    return DestinationPolicy(allow_private=True).url_problem(url)
-
-
 def _events_problem(events: Any) -> str | None:
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
         return "must be an array of event type names"
@@ -49,7 +44,9 @@ def _events_problem(events: Any) -> str | None:
 
 
 SUBSCRIPTION_FIELDS = (
-    Field("url", required=True, max_length=2048, check=_url_problem),
+    # the destination policy (scheme, credentials, refused addresses) is applied by the
+    # surfaces with the sandbox's own policy, and again on the resolved address at send time
+    Field("url", required=True, max_length=2048),
     Field("events", kind=list, check=_events_problem),
     Field("secret", min_length=16, max_length=256),
     Field("profile", choices=PROFILES),
@@ -161,7 +158,10 @@ def ensure_callback(world: World, settings: Settings) -> None:
     """The sandbox-wide subscription of ``serve --callback URL``, with a stable id."""
     if settings.callback is None:
         return
-    problem = _url_problem(settings.callback) or (
+    policy = DestinationPolicy(
+        allow_private=settings.allow_private_destinations, own_port=settings.port
+    )
+    problem = policy.url_problem(settings.callback) or (
         _events_problem(list(settings.callback_events)) if settings.callback_events else None
     )
     if problem is not None:

@@ -1,14 +1,9 @@
-"""Test support for the example: the partner service on a real port and its key pair."""
+"""Test support for the example: its key pair, webhook secret and a handle on the service."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from partner_app.app import PartnerState, Switches
 from starlette.applications import Starlette
@@ -32,19 +27,3 @@ class Partner:
     def switches(self) -> Switches:
         switches: Switches = self.app.state.switches
         return switches
-
-
-def serve(app: Starlette) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.005)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
