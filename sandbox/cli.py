@@ -17,6 +17,7 @@ from sandbox import __version__
 from sandbox.auth.clients import credentials
 from sandbox.auth.keypairs import write_key_pair
 from sandbox.client import Sandbox, SandboxError
+from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import TlsError, client_env_hint
@@ -342,19 +343,14 @@ def list_requests(
                 click.echo(json.dumps(entry))
                 continue
             target = entry["path"] + (f"?{entry['query']}" if entry["query"] else "")
-            click.echo(
+            line = (
                 f"{entry['seq']:>6}  {entry['method']:<7} {entry['status']:>6} "
-                f"{entry['duration_ms']:>8.1f}  {entry['client_id'] or '-':<28} "
-                f"{_printable(target)}"
+                f"{entry['duration_ms']:>8.1f}  {entry['client_id'] or '-':<28} {target}"
             )
+            click.echo(printable(line))  # a client's control characters never reach it raw
         if not follow:
             return
         time.sleep(0.5)
-
-
-def _printable(text: str) -> str:
-    """Never let a client's control characters reach the terminal raw."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 @main.command()

@@ -23,6 +23,7 @@ import httpx
 from starlette.applications import Starlette
 
 from sandbox.app import create_app
+from sandbox.logs import printable
 from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
@@ -93,7 +94,14 @@ class Sandbox:
             raise
         tls = tls_files(settings) if settings.tls else None
         self.app.state.tls = tls
-        self._server = ThreadedServer(self.app, host=settings.host, sock=sock, tls=tls)
+        self._server = ThreadedServer(
+            self.app,
+            host=settings.host,
+            sock=sock,
+            tls=tls,
+            request_timeout=settings.request_timeout,
+            idle_timeout=settings.idle_timeout,
+        )
         try:
             self.url = self._server.start(timeout)
         except RuntimeError as exc:
@@ -324,7 +332,7 @@ class Sandbox:
             first = hits[0]
             raise SandboxError(
                 f"expected no {method or 'request'} {path or ''}, saw {len(hits)}; first: "
-                f"#{first['seq']} {first['method']} {first['path']} -> {first['status']}"
+                + describe(first)
             )
 
     def _matching(
@@ -340,10 +348,13 @@ class Sandbox:
         lines = ["nearest recorded requests:"]
         for entry in ranked:
             diff = "; ".join(request_differences(entry, method, path, match))
-            lines.append(
-                f"  #{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}: {diff}"
-            )
+            lines.append(f"  {describe(entry)}: {diff}")
         return "\n".join(lines)
+
+
+def describe(entry: Mapping[str, Any]) -> str:
+    """One journal entry on one line, its client-chosen path escaped for printing."""
+    return printable(f"#{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}")
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -378,7 +389,7 @@ def request_differences(
     if method is not None and entry["method"] != method.upper():
         problems.append(f"method {entry['method']} != {method.upper()}")
     if path is not None and not fnmatch.fnmatchcase(entry["path"], path):
-        problems.append(f"path {entry['path']} does not match {path}")
+        problems.append(printable(f"path {entry['path']} does not match {path}"))
     for name, wanted in match.items():
         if name == "json":
             problems += _subset_problems(wanted, entry["body"], "")

@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from sandbox.app import create_app
+from sandbox.logs import safe_logger
+from sandbox.protocol import deadline_protocol
 from sandbox.settings import Settings
 from sandbox.tls import DEFAULT_HOSTS, TlsFiles, ensure_certificates
 
@@ -39,15 +41,24 @@ def tls_files(settings: Settings) -> TlsFiles:
     return ensure_certificates(Path(settings.state_dir) / "tls", hosts=tuple(hosts))
 
 
-def make_server(app: ASGIApp, tls: TlsFiles | None = None) -> uvicorn.Server:
+def make_server(
+    app: ASGIApp,
+    tls: TlsFiles | None = None,
+    *,
+    request_timeout: float = 10.0,
+    idle_timeout: float = 10.0,
+) -> uvicorn.Server:
+    """uvicorn with the sandbox's connection deadlines (see ``sandbox.protocol``) and its
+    log records escaped (``sandbox.logs``)."""
+    for name in ("uvicorn.error", "asyncio"):
+        safe_logger(name)
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=deadline_protocol(request_timeout, idle_timeout),
         lifespan="on",
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=10,
         ssl_certfile=str(tls.cert) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
     )
@@ -69,9 +80,13 @@ class ThreadedServer:
         host: str = "127.0.0.1",
         sock: socket.socket | None = None,
         tls: TlsFiles | None = None,
+        request_timeout: float = 10.0,
+        idle_timeout: float = 10.0,
     ) -> None:
         self.sock = sock or bind(host, 0)
-        self.server = make_server(app, tls)
+        self.server = make_server(
+            app, tls, request_timeout=request_timeout, idle_timeout=idle_timeout
+        )
         port = self.sock.getsockname()[1]
         name = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if tls else 'http'}://{name}:{port}"
@@ -118,7 +133,12 @@ def run(
         sock.close()
         raise
     app.state.tls = tls_files(settings) if settings.tls else None
-    server = make_server(app, app.state.tls)
+    server = make_server(
+        app,
+        app.state.tls,
+        request_timeout=settings.request_timeout,
+        idle_timeout=settings.idle_timeout,
+    )
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))

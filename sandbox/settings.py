@@ -90,7 +90,8 @@ class Settings:
     reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
     max_body: int = 1 << 20  # bytes; larger bodies get 413
     max_headers: int = 16 << 10  # bytes of request headers; more gets 431
-    request_timeout: float = 10.0  # the body must have arrived this long after the request began
+    request_timeout: float = 10.0  # a whole request must arrive within this of its first byte
+    idle_timeout: float = 10.0  # close connections that send nothing for this long
     journal_entries: int = 10_000  # the recorder keeps at most this many requests
     journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
     clients: tuple[ClientSpec, ...] = ()
@@ -168,6 +169,8 @@ class Settings:
             raise SettingsError("duplicate_rate must be between 0 and 1")
         if not 0 <= self.reorder_window <= 3600:
             raise SettingsError("reorder_window must be between 0 and 3600 seconds")
+        if self.request_timeout <= 0 or self.idle_timeout <= 0:
+            raise SettingsError("request_timeout and idle_timeout must be positive")
         if self.webhook_timeout <= 0 or self.webhook_concurrency < 1:
             raise SettingsError("webhook_timeout and webhook_concurrency must be positive")
         if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
@@ -239,7 +242,13 @@ _INTS = {
     "max_body",
     "max_headers",
 }
-_FLOATS = {"webhook_timeout", "duplicate_rate", "reorder_window", "request_timeout"}
+_FLOATS = {
+    "webhook_timeout",
+    "duplicate_rate",
+    "reorder_window",
+    "request_timeout",
+    "idle_timeout",
+}
 _BOOLS = {"allow_private_destinations", "tls"}
 
 

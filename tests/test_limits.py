@@ -3,6 +3,7 @@ envelope, never a 500, and a slow or oversized client is cut off without stallin
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -10,9 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import Api, live_server
+from helpers import Api
 
 from sandbox import Settings, create_app
+from sandbox.server import ThreadedServer
 
 SITES = "/partner/v1/dealers/1001/sites"
 
@@ -50,9 +52,10 @@ def _raw(port: int, payload: bytes) -> socket.socket:
     return sock
 
 
-def test_slow_and_oversized_clients_are_cut_off_while_others_are_served() -> None:
-    app = create_app(Settings(request_timeout=1.0))
-    with live_server(app) as url:
+def test_slow_silent_and_oversized_clients_are_cut_off_while_others_are_served() -> None:
+    settings = Settings(request_timeout=1.0, idle_timeout=1.0)
+    server = ThreadedServer(create_app(settings), request_timeout=1.0, idle_timeout=1.0)
+    with server as url:
         port = int(url.rsplit(":", 1)[1])
         key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
         head = (
@@ -69,19 +72,48 @@ def test_slow_and_oversized_clients_are_cut_off_while_others_are_served() -> Non
                 served.append(time.monotonic() - started)
 
         started = time.monotonic()
-        slow = _raw(port, head + b'Content-Length: 100\r\n\r\n{"name":')  # then stalls
-        big = _raw(port, head + b"Content-Length: 5000000\r\n\r\n")
+        clients = {
+            "slow body": _raw(port, head + b'Content-Length: 100\r\n\r\n{"name":'),  # stalls
+            "slow headers": _raw(port, head[:40]),  # the rest of the headers never comes
+            "oversized": _raw(port, head + b"Content-Length: 5000000\r\n\r\n"),
+            "silent": _raw(port, b""),  # connects and never sends a byte
+        }
         neighbour = threading.Thread(target=well_behaved)
         neighbour.start()
-        with slow, big:
-            big_answer = big.recv(65536)
-            slow_answer = slow.recv(65536)
-            slow_done = time.monotonic() - started
+        answers: dict[str, tuple[bytes, float]] = {}
+        for name, sock in clients.items():
+            with sock:
+                answers[name] = (_read_until_closed(sock), time.monotonic() - started)
         neighbour.join()
-    assert b" 413 " in big_answer.split(b"\r\n")[0]
-    assert b" 408 " in slow_answer.split(b"\r\n")[0] and b"request_timeout" in slow_answer
-    assert slow_done < 1.0 + 1.0  # the deadline plus a second
+    status = {name: answer.split(b"\r\n")[0] for name, (answer, _) in answers.items()}
+    assert b" 413 " in status["oversized"]
+    for name in ("slow body", "slow headers"):
+        assert b" 408 " in status[name], name
+        assert json.loads(answers[name][0].split(b"\r\n\r\n", 1)[1])["error"]["code"] == (
+            "request_timeout"
+        )
+    assert answers["silent"][0] == b""  # closed without a word: there was no request
+    for name, (_, closed_after) in answers.items():
+        assert closed_after < 1.0 + 1.0, name  # the deadline plus a second
     assert len(served) == 20 and max(served) < 1.0  # others were served meanwhile
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout() -> None:
+    with ThreadedServer(create_app(Settings()), idle_timeout=0.5) as url:
+        sock = _raw(int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        with sock:
+            answered = time.monotonic()
+            answer = _read_until_closed(sock)  # returns once the server closes
+            idle = time.monotonic() - answered
+    assert b" 200 " in answer.split(b"\r\n")[0]
+    assert 0.4 < idle < 1.5
 
 
 MALFORMED = [

@@ -27,6 +27,7 @@ WEBHOOK_SECRET = "whsec_SENTINEL_webhook_secret_77c2"
 WRONG_SECRET = "SENTINEL-wrong-secret-0a9f"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 API_KEY = new_api_key()
+WRONG_API_KEY = API_KEY[:-1] + ("y" if API_KEY.endswith("x") else "x")  # never the same key
 
 
 def test_no_sentinel_reaches_logs_error_bodies_or_exports(caplog: pytest.LogCaptureFixture) -> None:
@@ -82,7 +83,7 @@ def test_no_sentinel_reaches_logs_error_bodies_or_exports(caplog: pytest.LogCapt
         seen(
             client.get(
                 "/partner/v1/dealers/1001/sites",
-                headers={"Authorization": f"Bearer {API_KEY[:-1]}x"},
+                headers={"Authorization": f"Bearer {WRONG_API_KEY}"},
             )
         )
         seen(

@@ -1,7 +1,8 @@
 """Request limits, as pure ASGI middleware: headers 16 KiB (431), body 1 MiB (413, refused
 from ``Content-Length`` before reading, or as soon as a chunked body passes the limit), and
-the whole body within ``request_timeout`` seconds of the request's start (408) so a client
-that trickles its body cannot hold a worker."""
+the whole body within ``request_timeout`` seconds of the request's first byte (408) so a
+client that trickles its body cannot hold a worker. The headers' own deadline is enforced by
+the server protocol, ``sandbox.protocol``, which sees them arrive."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api.middleware import send_error
 from sandbox.errors import ApiError, HeadersTooLarge, PayloadTooLarge, RequestTimeout
+from sandbox.protocol import FIRST_BYTE
 
 
 class _Refused(Exception):
@@ -51,7 +53,8 @@ class Limits:
             )
             await send_error(send, error, request_id, close=True)
             return
-        deadline = time.monotonic() + self.timeout
+        # from the request's first byte when the server tells us (sandbox.protocol)
+        deadline = scope.get(FIRST_BYTE, time.monotonic()) + self.timeout
         received = 0
         started = False
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import time
 import uuid
@@ -16,9 +15,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.errors import ApiError, ValidationFailed
+from sandbox.logs import safe_logger
 from sandbox.recorder import BODY_LIMIT, Entry, pack
 
-log = logging.getLogger("sandbox")
+log = safe_logger("sandbox")
 TRACE_HEADER = b"x-partner-trace-id"
 
 

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from sandbox.logs import printable
 from sandbox.scenario.runner import Report
 
 
@@ -23,7 +24,7 @@ def summary(report: Report) -> str:
         result = ran.get(step.index)
         verdict = "skipped" if result is None else ("PASS" if result.passed else "FAIL")
         seconds = "" if result is None else f"{result.seconds:.2f}s"
-        detail = "" if result is None else _clip(result.detail, 70)
+        detail = "" if result is None else _clip(printable(result.detail), 70)
         label = _clip(step.name or step.keyword, 34)
         lines.append(f"  {step.index:>3}  {label:<34} {verdict:<7} {seconds:>8}  {detail}")
     for name, value in report.metrics.items():
@@ -69,9 +70,11 @@ def junit(reports: Sequence[Report], path: str | Path) -> None:
             if result is None:
                 ET.SubElement(case, "skipped", {"message": "an earlier step failed"})
             elif not result.passed:
-                failure = ET.SubElement(case, "failure", {"message": _clip(result.detail, 200)})
-                failure.text = result.detail
+                failure = ET.SubElement(
+                    case, "failure", {"message": _clip(printable(result.detail), 200)}
+                )
+                failure.text = printable(result.detail, lines=True)
             elif result.detail:
-                ET.SubElement(case, "system-out").text = result.detail
+                ET.SubElement(case, "system-out").text = printable(result.detail, lines=True)
     ET.indent(suites)
     Path(path).write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))

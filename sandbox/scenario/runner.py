@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from sandbox.client import Sandbox, SandboxError, request_differences
+from sandbox.client import Sandbox, SandboxError, describe, request_differences
 from sandbox.scenario.adversarial import attack
 from sandbox.scenario.loader import Scenario, Step
 
@@ -278,10 +278,7 @@ class Runner:
             time.sleep(0.02)
         if len(hits) != times if times is not None else not hits:
             want = f"{times} time(s)" if times is not None else "at least once"
-            seen = [
-                f"{e['method']} {e['path']} -> {e['status']}"
-                for e in self.sandbox.requests(since_seq=self.mark)[-5:]
-            ]
+            seen = [describe(e) for e in self.sandbox.requests(since_seq=self.mark)[-5:]]
             raise StepFailed(
                 f"expected {args.get('method', 'a request')} {args.get('path', '')} "
                 f"{want} within {within:g} s, saw {len(hits)}; latest: "
@@ -296,8 +293,7 @@ class Runner:
             first = hits[0]
             raise StepFailed(
                 f"expected no {args.get('method', 'request')} "
-                f"{args.get('path', '')}, saw {len(hits)}: first "
-                f"{first['method']} {first['path']} -> {first['status']}"
+                f"{args.get('path', '')}, saw {len(hits)}: first {describe(first)}"
             )
         return "none, as expected"
 

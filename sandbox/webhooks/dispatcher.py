@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import random
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from sandbox.logs import safe_logger
 from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, PolicyResolver
 from sandbox.settings import Settings
 from sandbox.store import Row
@@ -31,7 +31,7 @@ from sandbox.webhooks import outbox
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
-log = logging.getLogger("sandbox.webhooks")
+log = safe_logger("sandbox.webhooks")
 USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
 BATCH = 256
 
@@ -221,7 +221,11 @@ class Dispatcher:
                 timeout=timeout,
             ) as response:
                 body = await response.content.read(MAX_RESPONSE)
-                response_headers = dict(response.headers)
+                # from the raw bytes: aiohttp's str headers smuggle non-UTF-8 bytes as lone
+                # surrogates, which no JSON export could encode
+                response_headers = {
+                    k.decode("latin-1"): v.decode("latin-1") for k, v in response.raw_headers
+                }
                 answer = {
                     "status": response.status,
                     "headers": response_headers,
