@@ -16,6 +16,7 @@ from sandbox.api import authorize, control, control_events, oauth, openapi, part
 from sandbox.api.common import Services
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
+from sandbox.api.openapi import document
 from sandbox.auth.assertions import AssertionVerifier
 from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
@@ -25,7 +26,7 @@ from sandbox.clock import Clock, VirtualClock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
 from sandbox.net import DestinationPolicy
 from sandbox.recorder import Recorder
-from sandbox.settings import Settings
+from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World, subscriptions
@@ -124,6 +125,7 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestContext),
+            *_self_check(settings),  # inside the context: the journal keeps what clients got
             Middleware(
                 Limits,
                 max_body=settings.max_body,
@@ -141,3 +143,13 @@ def create_app(
     app.state.services = build_services(settings, store, clock)
     app.state.server_errors = []
     return app
+
+
+def _self_check(settings: Settings) -> list[Middleware]:
+    if not settings.check_responses:
+        return []
+    try:
+        from sandbox.api.conformance import ResponseCheck
+    except ImportError as exc:  # jsonschema comes with the dev extra
+        raise SettingsError(f"check_responses needs the jsonschema package ({exc})") from None
+    return [Middleware(ResponseCheck, document=document(settings.origin))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,38 +41,57 @@ class DestinationPolicy:
             return f"{address} is a cloud metadata address"
         if address.is_link_local:
             return f"{address} is link-local"
-        if address.is_unspecified or address.is_multicast or address.is_reserved:
-            return f"{address} is not a unicast destination"
-        if address.is_loopback:
+        if address.is_loopback:  # before is_reserved, which ::1 also is
             if self.own_port is not None and port == self.own_port:
                 return "the sandbox does not deliver to its own port"
             return None
+        if address.is_unspecified or address.is_multicast or address.is_reserved:
+            return f"{address} is not a unicast destination"
         if address.is_private and not self.allow_private:
             return f"{address} is a private address (enable allow_private_destinations)"
         return None
 
     def url_problem(self, url: str) -> str | None:
-        """Checks that need no DNS: scheme, credentials, and literal addresses."""
+        """Checks that need no DNS: the URL's form, and literal addresses."""
+        if not (NAMED_URL.fullmatch(url) or _LITERAL_URL.fullmatch(url)):
+            if not url.startswith(("http://", "https://")):
+                return "must be an http or https URL"
+            return (
+                "must be http(s)://host[:port][/path] with a host name of letters, digits and "
+                "hyphens (or an IP address), a port from 1 to 65535, no credentials, and a "
+                "path of printable ASCII without spaces"
+            )
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             return "is not a valid URL"
-        if parts.scheme not in ("http", "https"):
-            return "must be an http or https URL"
-        if not parts.hostname:
-            return "must name a host"
-        if parts.username is not None or parts.password is not None:
-            return "must not carry credentials"
-        host = (
-            "127.0.0.1" if parts.hostname.lower() in ("localhost", "localhost.") else parts.hostname
-        )
+        host = parts.hostname or ""
+        if NAMED_URL.fullmatch(url):
+            if host.lower() != "localhost":
+                return None  # a name: judged on its resolved addresses at every attempt
+            host = "127.0.0.1"
         try:
             literal = ipaddress.ip_address(host)
         except ValueError:
-            return None  # a name: judged on its resolved addresses at every attempt
+            return f"has {host!r}, which is not an IP address"
         problem = self.address_problem(literal, port)
         return None if problem is None else f"points at a refused address: {problem}"
+
+
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = (
+    "(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?"
+)
+_PATH = "(?:/[!-~]*)?"
+# a name's last label starts with a letter, so no name is mistaken for an IPv4 address
+URL_PATTERN = (
+    f"^https?://(?:{_LABEL}\\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?{_PORT}{_PATH}$"
+)
+NAMED_URL = re.compile(URL_PATTERN.strip("^$"))
+_LITERAL_URL = re.compile(
+    f"https?://(?:[0-9]{{1,3}}(?:\\.[0-9]{{1,3}}){{3}}|\\[[0-9A-Fa-f:.]+\\]){_PORT}{_PATH}"
+)
 
 
 class PolicyResolver(AbstractResolver):

@@ -92,6 +92,7 @@ class Settings:
     max_headers: int = 16 << 10  # bytes of request headers; more gets 431
     request_timeout: float = 10.0  # a whole request must arrive within this of its first byte
     idle_timeout: float = 10.0  # close connections that send nothing for this long
+    check_responses: bool = False  # self-check every response against /openapi.json
     journal_entries: int = 10_000  # the recorder keeps at most this many requests
     journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
     clients: tuple[ClientSpec, ...] = ()
@@ -249,7 +250,7 @@ _FLOATS = {
     "request_timeout",
     "idle_timeout",
 }
-_BOOLS = {"allow_private_destinations", "tls"}
+_BOOLS = {"allow_private_destinations", "tls", "check_responses"}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:

@@ -1,17 +1,23 @@
-"""Fixtures: a real app per test (fresh in-memory store), its credentials, and every JSON
-response checked against the OpenAPI document."""
+"""Fixtures: a real app per test (fresh in-memory store) and its credentials. Every sandbox
+the suite starts checks its responses against the OpenAPI document: in-process ones through
+``helpers.Settings``, the plugin's and ``serve``'s through the environment set here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
-from helpers import OPENAPI_CHECK, TEST_SETTINGS, Api
+from helpers import TEST_SETTINGS, Api, Settings
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 
 pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["CHEKT_SANDBOX_CHECK_RESPONSES"] = "true"
 
 
 @pytest.fixture
@@ -22,7 +28,6 @@ def settings() -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
-        test_client.event_hooks["response"].append(OPENAPI_CHECK)
         yield test_client
 
 

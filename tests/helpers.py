@@ -1,21 +1,30 @@
-"""What the tests share: the test settings and credentials, the ``Api`` helper, a threaded
-server for receivers, and the OpenAPI check of responses. (Not in conftest.py, whose module
-name the example's own conftest also uses.)"""
+"""What the tests share: the suite's ``Settings`` (every response checked against the OpenAPI
+document), the test credentials, the ``Api`` helper and a threaded server for receivers.
+(Not in conftest.py, whose module name the example's own conftest also uses.)"""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-import jsonschema
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
-from sandbox import Settings
+import sandbox
 from sandbox.auth.keys import new_api_key
 from sandbox.server import ThreadedServer
 from sandbox.settings import ApiKeySpec, ClientSpec
+
+
+@dataclass(frozen=True)
+class Settings(sandbox.Settings):
+    """The suite's settings: the sandbox checks every response it sends against its OpenAPI
+    document, so a response off the document fails whichever test received it, over any
+    client (``CHEKT_SANDBOX_CHECK_RESPONSES`` does the same for sandboxes the suite starts
+    from the environment: the plugin's and ``serve``'s)."""
+
+    check_responses: bool = True
+
 
 READ_ONLY_KEY = new_api_key()
 OTHER_DEALER_KEY = new_api_key()
@@ -81,51 +90,3 @@ class Api:
 def live_server(app: ASGIApp) -> ThreadedServer:
     """Serve ``app`` on a free loopback port in a thread: ``with live_server(app) as url``."""
     return ThreadedServer(app)
-
-
-class OpenApiCheck:
-    """Validates every JSON response a test receives on a documented operation against the
-    OpenAPI document's schema for that status (or its ``default``)."""
-
-    def __init__(self) -> None:
-        from sandbox.api.openapi import document
-
-        self.document = document("http://testserver/")
-        self.routes = [
-            (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), operations)
-            for path, operations in self.document["paths"].items()
-        ]
-        self.checked = 0
-
-    def __call__(self, response: httpx.Response) -> None:
-        request = response.request
-        operation = next(
-            (
-                ops.get(request.method.lower())
-                for pattern, ops in self.routes
-                if pattern.match(request.url.path)
-            ),
-            None,
-        )
-        if operation is None:
-            return
-        responses = operation["responses"]
-        declared = responses.get(str(response.status_code)) or responses.get("default")
-        assert declared is not None, (
-            f"{request.method} {request.url.path} answered {response.status_code}, "
-            "which the OpenAPI document does not declare"
-        )
-        schema = declared.get("content", {}).get("application/json", {}).get("schema")
-        if schema is None or "json" not in response.headers.get("content-type", ""):
-            return
-        response.read()
-        root = {"components": self.document["components"], **schema}
-        errors = list(jsonschema.Draft202012Validator(root).iter_errors(response.json()))
-        assert not errors, (
-            f"{request.method} {request.url.path} -> {response.status_code} "
-            f"breaks the OpenAPI document: {errors[0].message}"
-        )
-        self.checked += 1
-
-
-OPENAPI_CHECK = OpenApiCheck()

@@ -16,14 +16,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from helpers import Api, live_server
+from helpers import Api, Settings, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.settings import ClientSpec
 
 ISSUER = "http://testserver/"

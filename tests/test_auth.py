@@ -7,10 +7,10 @@ import base64
 
 import jwt
 import pytest
-from helpers import OTHER_DEALER_KEY, READ_ONLY_KEY, Api
+from helpers import OTHER_DEALER_KEY, READ_ONLY_KEY, Api, Settings
 from starlette.testclient import TestClient
 
-from sandbox import Settings, VirtualClock, create_app
+from sandbox import VirtualClock, create_app
 from sandbox.auth.keys import is_well_formed, new_api_key
 
 SITES = "/partner/v1/dealers/1001/sites"
@@ -295,8 +295,16 @@ def test_discovery_documents(api: Api) -> None:
     assert config["issuer"] == "http://testserver/"
     assert config["token_endpoint"] == "http://testserver/oauth/token"
     assert config["jwks_uri"] == "http://testserver/.well-known/jwks.json"
-    assert "client_credentials" in config["grant_types_supported"]
-    assert len(config["scopes_supported"]) == 18
+    assert config["authorization_endpoint"] == "http://testserver/authorize"
+    assert config["revocation_endpoint"] == "http://testserver/oauth/revoke"
+    assert {"client_credentials", "authorization_code", "refresh_token"} <= set(
+        config["grant_types_supported"]
+    )
+    assert config["code_challenge_methods_supported"] == ["S256"]
+    assert len(config["scopes_supported"]) == 18 + 4  # the Partner API's and OpenID's
+    for endpoint in ("authorization_endpoint", "revocation_endpoint", "end_session_endpoint"):
+        path = config[endpoint].removeprefix("http://testserver")
+        assert api.client.get(path).status_code != 404, endpoint
 
 
 def test_pinned_issuer_is_used_for_tokens_and_discovery() -> None:

@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from helpers import Api
+from helpers import Api, Settings
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.settings import ClientSpec
 
 REDIRECT = "http://localhost:3000/callback"

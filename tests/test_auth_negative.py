@@ -21,14 +21,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from helpers import Api, live_server
+from helpers import Api, Settings, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from sandbox import Settings, VirtualClock, create_app
+from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec
 
 if TYPE_CHECKING:

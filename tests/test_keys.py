@@ -4,10 +4,10 @@ API keys (the old one keeps working for 24 h on the sandbox clock)."""
 from __future__ import annotations
 
 import jwt
-from helpers import Api
+from helpers import Api, Settings
 from starlette.testclient import TestClient
 
-from sandbox import Settings, VirtualClock, create_app
+from sandbox import VirtualClock, create_app
 
 SITES = "/partner/v1/dealers/1001/sites"
 

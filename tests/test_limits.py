@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from helpers import Api
+from helpers import Api, Settings
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.server import ThreadedServer
 
 SITES = "/partner/v1/dealers/1001/sites"

@@ -15,9 +15,10 @@ import httpx
 import jwt
 import pytest
 from click.testing import CliRunner
+from helpers import Settings
 from receiver import Answer, Receiver, wait_for
 
-from sandbox import Sandbox, Settings
+from sandbox import Sandbox
 from sandbox.cli import main
 from sandbox.logs import printable, safe_logger
 from sandbox.scenario import Runner, junit, parse, summary

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import live_server
+from helpers import Settings, live_server
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.settings import ClientSpec
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

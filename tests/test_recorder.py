@@ -9,10 +9,10 @@ import uuid
 
 import aiohttp
 import httpx
-from helpers import Api, live_server
+from helpers import Api, Settings, live_server
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 
 SITES = "/partner/v1/dealers/1001/sites"
 

@@ -14,11 +14,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import live_server
+from helpers import Settings, live_server
 from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.auth.keys import new_api_key
 from sandbox.settings import ApiKeySpec, ClientSpec
 

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import hypothesis.strategies as st
+from helpers import Settings
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 
 DEALER = 1001
 BASE = f"/partner/v1/dealers/{DEALER}"
@@ -173,7 +174,7 @@ class PartnerApiMachine(RuleBasedStateMachine):
         if station is None:
             return None
         if station not in self.stations:
-            return (422, "monitoring_station_id")
+            return (404, "monitoring_station_id")  # named in the body, not found
         same = {i: s for i, s in self.sites.items() if s["monitoring_station_id"] == station}
         return _clash(same, "account_number", after["account_number"], target, "account number")
 

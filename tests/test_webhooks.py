@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Api, live_server
+from helpers import Api, Settings, live_server
 from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
 
-from sandbox import Settings, VirtualClock, create_app
+from sandbox import VirtualClock, create_app
 from sandbox.webhooks import verify_signature
 
 START = 1_900_000_000.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from helpers import Api
+from helpers import Api, Settings
 from starlette.testclient import TestClient
 
-from sandbox import Settings, create_app
+from sandbox import create_app
 from sandbox.store import WORLD_TABLES, Store
 from sandbox.world import World
 from sandbox.world.seed import BRIDGE_CHANNELS, seed_world

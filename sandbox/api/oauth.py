@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from sandbox.api.common import issuer_of, parse_json, reply, route, services
 from sandbox.auth.clients import PARTNER_SCOPES
+from sandbox.auth.codes import OIDC_SCOPES
 from sandbox.auth.oauth import basic_credentials
 from sandbox.errors import BadRequest, OAuthError
 
@@ -83,12 +84,26 @@ async def openid_configuration(request: Request) -> Response:
     return reply(
         {
             "issuer": issuer,
+            "authorization_endpoint": issuer + "authorize",
             "token_endpoint": issuer + "oauth/token",
+            "revocation_endpoint": issuer + "oauth/revoke",
+            "end_session_endpoint": issuer + "v2/logout",
             "jwks_uri": issuer + ".well-known/jwks.json",
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-            "scopes_supported": list(PARTNER_SCOPES),
-            "response_types_supported": ["token"],
+            "grant_types_supported": [
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            ],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "client_secret_basic",
+                "private_key_jwt",
+                "none",
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": [*PARTNER_SCOPES, *OIDC_SCOPES],
+            "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
         }

@@ -7,12 +7,16 @@ import re
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from sandbox.errors import BadRequest, ValidationFailed
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+SQLITE_INT = 1 << 63  # integers the store can hold: -2**63 .. 2**63 - 1
+# character-class bodies, spelled out because regex engines disagree on what \s means:
+# SPACE is exactly what str.isspace() (and so str.strip()) takes for white space
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL}]")
 
 
 @dataclass(frozen=True)
@@ -29,18 +33,28 @@ class Field:
     maximum: int | None = None
     check: Callable[[Any], str | None] | None = None
 
+    @property
+    def lowest(self) -> int:
+        return -SQLITE_INT if self.minimum is None else self.minimum
+
+    @property
+    def highest(self) -> int:
+        return SQLITE_INT - 1 if self.maximum is None else self.maximum
+
     def clean(self, value: Any) -> Any:
         if value is None:
             if self.required:
                 raise ValidationFailed(self.name, f"{self.name} is required and cannot be null")
             return None
         if self.kind is int:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON says 5.0 is the integer 5
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationFailed(self.name, f"{self.name} must be an integer")
-            if self.minimum is not None and value < self.minimum:
-                raise ValidationFailed(self.name, f"{self.name} must be at least {self.minimum}")
-            if self.maximum is not None and value > self.maximum:
-                raise ValidationFailed(self.name, f"{self.name} must be at most {self.maximum}")
+            if value < self.lowest:
+                raise ValidationFailed(self.name, f"{self.name} must be at least {self.lowest}")
+            if value > self.highest:
+                raise ValidationFailed(self.name, f"{self.name} must be at most {self.highest}")
         elif self.kind is str:
             if not isinstance(value, str):
                 raise ValidationFailed(self.name, f"{self.name} must be a string")
@@ -59,6 +73,8 @@ class Field:
             if self.pattern is not None and not self.pattern.fullmatch(value):
                 raise ValidationFailed(self.name, f"{self.name} must be {self.pattern_hint}")
         if self.choices is not None and value not in self.choices:
+            if self.pattern_hint:  # too many to list
+                raise ValidationFailed(self.name, f"{self.name} must be {self.pattern_hint}")
             listed = ", ".join(repr(c) for c in self.choices)
             raise ValidationFailed(self.name, f"{self.name} must be one of {listed}")
         if self.check is not None:
@@ -93,23 +109,19 @@ def validate(
     return cleaned
 
 
-@cache
-def _timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+TIMEZONES = tuple(sorted(zoneinfo.available_timezones()))  # an enum in the OpenAPI document
 
 
-def iana_timezone(value: str) -> str | None:
-    return None if value in _timezones() else "must be an IANA time zone such as 'America/New_York'"
-
-
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# negated classes name the control characters too, so the OpenAPI patterns say all there is
+_EMAIL_PART = f"[^@{SPACE}{CONTROL}]+"
+EMAIL = re.compile(f"{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}")
 PHONE = re.compile(r"\+?[0-9][0-9 ().-]{3,24}")
 ZONE = re.compile(r"\d{3}")
 ZONES = re.compile(r"\d{3}(,\d{3})*")
 MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 ACCOUNT = re.compile(r"[0-9A-Za-z-]{1,16}")
 # no commas: bulk device deletes list external ids comma-separated in the query string
-EXTERNAL_ID = re.compile(r"[^\s/?#,]{1,128}")
+EXTERNAL_ID = re.compile(f"[^/?#,{SPACE}{CONTROL}]{{1,128}}")
 
 
 def external_id(name: str) -> Field:

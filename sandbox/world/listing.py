@@ -4,6 +4,7 @@ a whitelist of columns (so names never come from the client)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,15 @@ from sandbox.store import Row, Store
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000_000
 _OPERATORS = {"eq": "=", "ne": "!=", "gt": ">", "lt": "<", "ge": ">=", "le": "<=", "like": "LIKE"}
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # what SQLite can compare without overflowing
+INTEGER_PATTERN = _INTEGER.pattern
+# a timestamp as the sandbox writes them; any ISO 8601 form Python reads is accepted too
+TIMESTAMP_PATTERN = (
+    r"(?:19|20)[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{3})?Z)?"
+)
 
 
 @dataclass
@@ -26,15 +35,10 @@ class ListQuery:
     sort: list[tuple[str, bool]] = field(default_factory=list)  # (column, descending)
 
 
-def _integer(name: str, raw: str, low: int, high: int | None) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(name, f"{name} must be an integer") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValidationFailed(name, f"{name} must be {bound}")
-    return value
+def _integer(name: str, raw: str, low: int, high: int) -> int:
+    if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise ValidationFailed(name, f"{name} must be an integer from {low} to {high}")
+    return int(raw)
 
 
 LIST_PARAMETERS = ("limit", "offset", "fields", "filter", "sort")
@@ -55,11 +59,9 @@ def parse_list_query(
     if "limit" in params:
         query.limit = _integer("limit", params["limit"][-1], 1, MAX_LIMIT)
     if "offset" in params:
-        query.offset = _integer("offset", params["offset"][-1], 0, None)
+        query.offset = _integer("offset", params["offset"][-1], 0, MAX_OFFSET)
     if "fields" in params:
-        names = [n.strip() for raw in params["fields"] for n in raw.split(",") if n.strip()]
-        if not names:
-            raise ValidationFailed("fields", "fields must name at least one field")
+        names = [name for raw in params["fields"] for name in raw.split(",")]
         for name in names:
             if name not in columns:
                 raise ValidationFailed(
@@ -71,9 +73,8 @@ def parse_list_query(
             query.filters.append(_filter(clause, columns))
     for raw in params.get("sort", []):
         for item in raw.split(","):
-            name = item.strip()
-            descending = name.startswith("-")
-            name = name.lstrip("+-")
+            descending = item.startswith("-")
+            name = item.removeprefix("-")
             if name not in columns:
                 raise ValidationFailed(
                     "sort", f"cannot sort by {name!r}; use one of {_names(columns)}"
@@ -99,12 +100,9 @@ def _filter(clause: str, columns: Mapping[str, type]) -> tuple[str, str, Any]:
     elif columns[name] is float:
         value = _timestamp(raw)
     elif columns[name] is int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationFailed(
-                "filter", f"{name} compares with integers, not {raw!r}"
-            ) from None
+        if not _INTEGER.fullmatch(raw):
+            raise ValidationFailed("filter", f"{name} compares with integers, not {raw!r}")
+        value = int(raw)
     return name, _OPERATORS[op], value
 
 
@@ -120,6 +118,33 @@ def _timestamp(raw: str) -> float:
 
 def _names(columns: Mapping[str, type]) -> str:
     return ", ".join(sorted(columns))
+
+
+def patterns(columns: Mapping[str, type]) -> dict[str, str]:
+    """The grammar of ``fields``, ``sort`` and ``filter`` over these columns, as regular
+    expressions for the OpenAPI document (the parser above enforces the same rules)."""
+
+    def one_of(names: Sequence[str]) -> str:
+        return "(?:" + "|".join(re.escape(n) for n in names) + ")"
+
+    name = one_of(list(columns))
+    compare = "(?:" + "|".join(op for op in _OPERATORS if op != "like") + ")"
+    by_kind = {
+        int: INTEGER_PATTERN,
+        float: TIMESTAMP_PATTERN,
+        str: "[^,]*",
+    }
+    clauses = [
+        f"{one_of([n for n, kind in columns.items() if kind is k])}:{compare}:{value}"
+        for k, value in by_kind.items()
+        if any(kind is k for kind in columns.values())
+    ]
+    clause = "(?:" + "|".join([*clauses, f"{name}:like:[^,]*"]) + ")"
+    return {
+        "fields": f"^{name}(?:,{name})*$",
+        "sort": f"^-?{name}(?:,-?{name})*$",
+        "filter": f"^{clause}(?:,{clause})*$",
+    }
 
 
 def fetch_page(

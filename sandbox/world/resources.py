@@ -18,11 +18,11 @@ from sandbox.world.fields import (
     EMAIL,
     MAC,
     PHONE,
+    TIMEZONES,
     ZONE,
     ZONES,
     Field,
     external_id,
-    iana_timezone,
 )
 from sandbox.world.listing import ListQuery, fetch_page, project
 
@@ -96,7 +96,13 @@ SITE = Resource(
     fields=(
         external_id("external_site_id"),
         Field("name", required=True),
-        Field("timezone", required=True, max_length=64, check=iana_timezone),
+        Field(
+            "timezone",
+            required=True,
+            max_length=64,
+            choices=TIMEZONES,
+            pattern_hint="an IANA time zone such as 'America/New_York'",
+        ),
         Field("monitoring_station_id", kind=int, minimum=1),
         Field(
             "account_number",
@@ -228,7 +234,7 @@ def ensure_external_id_free(
 
 def insert(world: World, resource: Resource, parent_id: int, values: dict[str, Any]) -> int:
     ensure_external_id_free(world, resource, parent_id, values[resource.external_column])
-    row = {**values, resource.parent_column: parent_id, "created_at": world.now()}
+    row = {**_unset_flags(values), resource.parent_column: parent_id, "created_at": world.now()}
     return world.store.insert(resource.table, row)
 
 
@@ -240,6 +246,7 @@ def update(
         ensure_external_id_free(
             world, resource, parent_id, values[resource.external_column], item_id
         )
+    values = _unset_flags(values)
     if not values:
         return
     assignments = ", ".join(f"{name} = :{name}" for name in values)
@@ -256,7 +263,11 @@ def delete(world: World, resource: Resource, parent_id: int, item_id: int) -> No
 
 def full_replacement(resource: Resource, values: dict[str, Any]) -> dict[str, Any]:
     """PUT semantics: every optional field not given is cleared (flags keep their value)."""
-    replacement = {f.name: values.get(f.name) for f in resource.fields}
-    if replacement.get("is_activated") is None:
-        replacement.pop("is_activated", None)
-    return replacement
+    return _unset_flags({f.name: values.get(f.name) for f in resource.fields})
+
+
+FLAGS = ("is_activated",)  # never null: a null leaves the flag as it is (new sites: 0)
+
+
+def _unset_flags(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None or k not in FLAGS}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.errors import Conflict, NotFound, ValidationFailed
+from sandbox.errors import Conflict, NotFound
 from sandbox.world import resources
 from sandbox.world.context import World
 from sandbox.world.fields import Field
@@ -29,9 +29,9 @@ def _check(world: World, dealer_id: int, merged: dict[str, Any], site_id: int | 
             (station_id,),
         )
         if owner != dealer_id:
-            raise ValidationFailed(
-                "monitoring_station_id",
-                f"monitoring station {station_id} does not exist for dealer {dealer_id}",
+            raise NotFound(
+                f"monitoring station {station_id} was not found at dealer {dealer_id}",
+                field="monitoring_station_id",
             )
         account = merged.get("account_number")
         if account is not None:

@@ -1,0 +1,115 @@
+"""The ``check_responses`` self-check: every response to an operation of the OpenAPI document
+is held back and checked against it (a declared status, and a JSON body matching that
+status's schema). A response that breaks the document is a sandbox bug, so it is replaced by
+a 500 envelope naming the mismatch, which every client sees, and kept in
+``app.state.server_errors``, which ``Sandbox`` re-raises. The sandbox's own test suite runs
+with it on, so every response any test receives, over any client, is checked."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.api.middleware import send_error
+from sandbox.errors import ApiError
+from sandbox.logs import safe_logger
+
+log = safe_logger("sandbox")
+
+
+class OffDocument(ApiError):
+    """A response the OpenAPI document does not allow: a bug in the sandbox."""
+
+    status = 500
+    code = "response_off_document"
+
+
+@dataclass
+class _Operation:
+    path: str
+    responses: dict[str, Any]
+
+
+class ResponseCheck:
+    def __init__(self, app: ASGIApp, document: dict[str, Any]) -> None:
+        self.app = app
+        self.components = document["components"]
+        self.routes = [
+            (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), path, operations)
+            for path, operations in document["paths"].items()
+        ]
+        self.validators: dict[int, jsonschema.protocols.Validator] = {}
+        self.checked = 0
+
+    def _operation(self, scope: Scope) -> _Operation | None:
+        method = scope["method"].lower()
+        for pattern, path, operations in self.routes:
+            if pattern.match(scope["path"]):
+                operation = operations.get(method)
+                return None if operation is None else _Operation(path, operation["responses"])
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation = self._operation(scope) if scope["type"] == "http" else None
+        if operation is None:
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        problem = self._problem(scope, operation, held)
+        if problem is None:
+            self.checked += 1
+            for message in held:
+                await send(message)
+            return
+        error = OffDocument(problem)
+        scope["app"].state.server_errors.append(error)
+        log.error("%s", problem)
+        request_id = scope.get("state", {}).get("request_id", "req_unknown")
+        await send_error(send, error, request_id)
+
+    def _problem(self, scope: Scope, operation: _Operation, held: list[Message]) -> str | None:
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        if start is None:
+            return None  # nothing was answered (the client went away)
+        status = start["status"]
+        where = f"{scope['method']} {operation.path} answered {status}"
+        declared = operation.responses.get(str(status)) or operation.responses.get("default")
+        if declared is None:
+            return f"{where}, a status the OpenAPI document does not declare"
+        headers = dict(start.get("headers", []))
+        content_type = headers.get(b"content-type", b"").split(b";")[0].decode("latin-1")
+        body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+        media = declared.get("content", {})
+        if not media:
+            return f"{where} with a body it declares none for" if body else None
+        if content_type not in media:
+            return f"{where} as {content_type or 'no content type'}, not {', '.join(media)}"
+        schema = media[content_type].get("schema")
+        if schema is None or content_type != "application/json":
+            return None
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return f"{where} with a body that is not JSON"
+        error = jsonschema.exceptions.best_match(self._validator(schema).iter_errors(document))
+        if error is None:
+            return None
+        at = "/".join(str(p) for p in error.absolute_path)
+        return f"{where} with a body the OpenAPI document refuses at /{at}: {error.message}"
+
+    def _validator(self, schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+        key = id(schema)  # the schemas live as long as the document this check holds
+        if key not in self.validators:
+            root = {"components": self.components, **schema}
+            self.validators[key] = jsonschema.Draft202012Validator(root)
+        return self.validators[key]

@@ -1,0 +1,94 @@
+"""The OpenAPI 3.1 document of every surface: the auth server, the Partner API and the
+sandbox's control API, served at ``/openapi.json``. It is built from the definitions the
+handlers validate with, and the test suite checks every response it sees against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox._version import __version__
+from sandbox.api.common import issuer_of, reply, route
+from sandbox.api.openapi import auth, control, partner
+from sandbox.api.openapi.schema import obj
+from sandbox.auth.clients import PARTNER_SCOPES
+from sandbox.auth.codes import OIDC_SCOPES
+
+
+def _operation_ids(paths: dict[str, Any]) -> None:
+    """Stable ids for client generators: the method and the path's fixed segments."""
+    for path, operations in paths.items():
+        words = [w for w in path.strip("/").split("/") if not w.startswith("{")]
+        words = [w for w in words if w not in ("partner", "v1", "_sandbox", ".well-known")]
+        name = "_".join(w.replace("-", "_").replace(".", "_") for w in words)
+        item = "_item" if path.endswith("}") else ""
+        for method, op in operations.items():
+            prefix = "sandbox_" if path.startswith("/_sandbox") else ""
+            op["operationId"] = f"{prefix}{method}_{name}{item}"
+
+
+def document(issuer: str) -> dict[str, Any]:
+    base = issuer.rstrip("/")
+    paths = {**auth.paths(), **partner.paths(), **control.paths()}
+    _operation_ids(paths)
+    scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "CHeKT sandbox: auth server, Partner API and sandbox control",
+            "version": __version__,
+            "description": "A local, offline CHeKT for partner integration tests.",
+        },
+        "servers": [{"url": base}],
+        "tags": [
+            {"name": "Auth server", "description": "tokens, sign-in, discovery"},
+            {"name": "Partner API", "description": "CHeKT's Partner API, simulated"},
+            {"name": "Sandbox control", "description": "drive and inspect the sandbox"},
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (chekt_test_...) or an access token. Scopes: "
+                    + ", ".join(PARTNER_SCOPES),
+                },
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "How to get the access tokens the bearer scheme takes",
+                    "flows": {
+                        "clientCredentials": {"tokenUrl": f"{base}/oauth/token", "scopes": scopes},
+                        "authorizationCode": {
+                            "authorizationUrl": f"{base}/authorize",
+                            "tokenUrl": f"{base}/oauth/token",
+                            "refreshUrl": f"{base}/oauth/token",
+                            "scopes": scopes,
+                        },
+                    },
+                },
+            },
+            "schemas": {
+                "Error": obj(
+                    ("error",),
+                    error=obj(
+                        ("code", "message", "request_id"),
+                        code={"type": "string"},
+                        message={"type": "string"},
+                        request_id={"type": "string"},
+                        field={"type": "string"},
+                    ),
+                ),
+                **partner.schemas(),
+            },
+        },
+    }
+
+
+async def openapi_json(request: Request) -> Response:
+    return reply(document(issuer_of(request)))
+
+
+routes = [route("/openapi.json", GET=openapi_json)]

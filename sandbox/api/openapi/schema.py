@@ -1,0 +1,127 @@
+"""Building blocks of the OpenAPI document: schemas made from the handlers' own ``Field``
+and ``Resource`` definitions, parameters and operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.net import URL_PATTERN
+from sandbox.world import subscriptions
+from sandbox.world.fields import CONTROL, SPACE, Field
+from sandbox.world.resources import Resource
+
+_TYPES = {int: "integer", str: "string", float: "string", list: "array"}
+TEXT = {"type": "string", "minLength": 1, "pattern": "^[!-~]+$"}  # printable ASCII, no spaces
+STRING_IDS = ("webhook_id", "event_id")  # every other path id is a positive integer
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def field(f: Field, nullable: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _TYPES[f.kind]}
+    if f.kind is str:
+        schema.update(maxLength=f.max_length, pattern=f"^[^{CONTROL}]*$")
+        if f.min_length:
+            schema["minLength"] = f.min_length
+        if f.required:  # and not blank
+            schema.update(minLength=1, pattern=f"^[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$")
+        if f.pattern is not None:
+            schema["pattern"] = f"^(?:{f.pattern.pattern})$"
+    if f.name == "url":  # a webhook destination (IP addresses are taken too, per policy)
+        schema["pattern"] = URL_PATTERN
+    if f.kind is list:
+        schema["items"] = {"type": "string", "enum": list(subscriptions.EVENT_TYPES)}
+    if f.choices is not None:
+        schema = {"enum": list(f.choices)}
+    if f.kind is int and f.choices is None:
+        schema.update(minimum=f.lowest, maximum=f.highest)
+    if not f.required and nullable:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def body(
+    fields: tuple[Field, ...], partial: bool = False, not_null: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {f.name: field(f, f.name not in not_null) for f in fields},
+        "required": [] if partial else [f.name for f in fields if f.required],
+    }
+
+
+def resource_object(resource: Resource) -> dict[str, Any]:
+    props = {name: {"type": [_TYPES[kind], "null"]} for name, kind in resource.columns.items()}
+    return {"type": "object", "properties": props}  # ?fields= may project any subset
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
+    """A JSON object schema with these properties (``required`` among them)."""
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def listed(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": schema}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    schema = (
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}
+        if name in STRING_IDS
+        else {
+            "type": "integer",
+            "minimum": 1,
+        }
+    )
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def query(
+    name: str, schema: dict[str, Any], description: str, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def operation(
+    summary: str,
+    scope: str | None,
+    ok: int,
+    result: dict[str, Any] | None,
+    request: dict[str, Any] | None = None,
+    params: tuple[str, ...] = (),
+    queries: tuple[dict[str, Any], ...] = (),
+    *,
+    tag: str = "Partner API",
+    error: dict[str, Any] = ERROR,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An operation answering ``ok`` with ``result`` (no body when None), and any error with
+    ``error``; ``scope`` None means no bearer credential is needed."""
+    success: dict[str, Any] = {"description": "success", **(json_content(result) if result else {})}
+    if headers:
+        success["headers"] = headers
+    op: dict[str, Any] = {
+        "tags": [tag],
+        "summary": summary,
+        "parameters": [*(path_param(p) for p in params), *queries],
+        "responses": {
+            str(ok): success,
+            "default": {"description": "an error", **json_content(error)},
+        },
+    }
+    if scope is not None:
+        op["security"] = [{"bearer": [scope]}]
+        op["description"] = f"Needs the `{scope}` scope."
+    if request is not None:
+        op["requestBody"] = {"required": True, **json_content(request)}
+    return op
