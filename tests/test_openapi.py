@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import uuid
 from typing import Any
 
+import jwt
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Api, Settings
 from hypothesis import HealthCheck, Phase, settings
 from openapi_spec_validator import validate
@@ -23,25 +28,54 @@ from starlette.testclient import TestClient
 import sandbox
 from sandbox import create_app
 from sandbox.api.conformance import ResponseCheck
-from sandbox.auth.clients import credentials
 
 APP = create_app(Settings())
-KEY = credentials(APP.state.services.world)["api_keys"][0]["key"]
-PARTNER = next(
-    c for c in credentials(APP.state.services.world)["clients"] if c["kind"] == "platform_partner"
-)
-TOKEN = (
-    TestClient(APP)
-    .post(
+
+
+def _bearers() -> dict[str, str]:
+    """A credential of each tier: an API key, a token for a client secret, and a token for
+    a signed assertion (a client registered with a public key)."""
+    api = Api(TestClient(APP))
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    registered = api.client.post(
+        "/_sandbox/clients",
+        json={
+            "client_id": "fuzz-assertion",
+            "kind": "platform_partner",
+            "dealer_ids": [1001, 1002],
+            "public_key": public.decode(),
+            "key_id": "fuzz-1",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    now = int(time.time())
+    claims = {"iss": "fuzz-assertion", "sub": "fuzz-assertion", "aud": "http://testserver/"}
+    signed = jwt.encode(
+        {**claims, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
+        key,
+        algorithm="ES256",
+        headers={"kid": "fuzz-1"},
+    )
+    exchanged = api.client.post(
         "/oauth/token",
         data={
             "grant_type": "client_credentials",
-            "client_id": PARTNER["client_id"],
-            "client_secret": PARTNER["client_secret"],
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": signed,
         },
     )
-    .json()["access_token"]
-)
+    assert exchanged.status_code == 200, exchanged.text
+    return {
+        "api_key": api.key,
+        "secret": api.token(),
+        "assertion": exchanged.json()["access_token"],
+    }
+
+
+BEARERS = _bearers()
 # the control API and the browser pages are documented but not fuzzed here: the first drives
 # the shared app's clock and world, the second's outcomes depend on registered clients
 SCHEMA = (
@@ -80,13 +114,19 @@ FAST = settings(
 @SCHEMA.parametrize()
 @FAST
 def test_generated_requests_with_an_api_key(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})  # every default check
+    case.call_and_validate(headers={"Authorization": f"Bearer {BEARERS['api_key']}"})
 
 
 @SCHEMA.parametrize()
 @FAST
-def test_generated_requests_with_a_partner_token(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"})  # every default check
+def test_generated_requests_with_a_client_secret_token(case: schemathesis.Case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {BEARERS['secret']}"})
+
+
+@SCHEMA.parametrize()
+@FAST
+def test_generated_requests_with_an_assertion_token(case: schemathesis.Case) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {BEARERS['assertion']}"})
 
 
 def test_a_response_off_the_document_becomes_a_500_naming_the_mismatch() -> None:
@@ -145,16 +185,14 @@ LINKS_ONLY = SchemathesisConfig.from_dict(
 )
 
 
-@pytest.mark.parametrize("credential", ["api_key", "partner_token"])
+@pytest.mark.parametrize("credential", ["api_key", "secret", "assertion"])
 def test_stateful_runs_follow_the_documented_links(credential: str) -> None:
     """Create, then read, change and delete what was created (and a new site's contacts,
     devices and arming), following the document's links, with every default check."""
-    app = create_app(Settings())
-    client = TestClient(app)
-    api = Api(client)
-    bearer = api.key if credential == "api_key" else api.token()
+    bearer = BEARERS[credential]
+    client = TestClient(APP)
     schema = (
-        schemathesis.openapi.from_asgi("/openapi.json", app, config=LINKS_ONLY)
+        schemathesis.openapi.from_asgi("/openapi.json", APP, config=LINKS_ONLY)
         .exclude(tag="Sandbox control")
         .exclude(path=["/authorize", "/v2/logout"])
     )
