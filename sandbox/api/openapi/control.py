@@ -15,7 +15,7 @@ from sandbox.world.subscriptions import EVENT_TYPES
 
 NUMBER = {"type": "number", "minimum": 0}
 INTEGER = {"type": "integer"}
-TEXT = {"type": "string"}
+STRING = {"type": "string"}
 ADMIN = {
     "name": "X-Sandbox-Admin-Token",
     "in": "header",
@@ -61,16 +61,16 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
         "limit": "at most this many (the newest)",
         "reveal": "true: unredacted (loopback only)",
     }
-    return tuple(query(name, TEXT, described[name]) for name in FILTERS)
+    return tuple(query(name, STRING, described[name]) for name in FILTERS)
 
 
 def _attempt() -> dict[str, Any]:
     return obj(
         ("seq", "event_id", "delivery_id", "webhook_id", "attempt", "outcome"),
         seq=INTEGER,
-        event_id=TEXT,
-        delivery_id=TEXT,
-        webhook_id=TEXT,
+        event_id=STRING,
+        delivery_id=STRING,
+        webhook_id=STRING,
         attempt=INTEGER,
         outcome={"type": "string", "description": "delivered, failed, timeout, ..."},
         status_code={"type": ["integer", "null"]},
@@ -81,7 +81,7 @@ def _attempt() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
-    emitted = obj(("event_ids", "events"), event_ids=listed(TEXT), events=listed(obj()))
+    emitted = obj(("event_ids", "events"), event_ids=listed(STRING), events=listed(obj()))
     events = _closed(
         type={"enum": list(EVENT_TYPES)},
         data={"type": "object"},
@@ -95,7 +95,7 @@ def paths() -> dict[str, Any]:
     )
     fields = subscriptions.SUBSCRIPTION_FIELDS
     return {
-        "/_sandbox/health": {"get": _op("Is it up?", 200, obj(("status",), status=TEXT))},
+        "/_sandbox/health": {"get": _op("Is it up?", 200, obj(("status",), status=STRING))},
         "/_sandbox/credentials": {
             "get": _op(
                 "The seeded credentials: clients, API keys, dealer admins, the token URL",
@@ -107,7 +107,7 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Reset the world (reseeded), the journal and the deliveries, or some of them",
                 200,
-                obj(("reset", "seed"), reset=listed(TEXT), seed=INTEGER),
+                obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER),
                 request=_closed(seed=INTEGER, only=listed({"enum": list(RESETTABLE)})),
             )
         },
@@ -118,15 +118,15 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Rotate an API key (the old one stays valid for 24 h on the sandbox clock)",
                 201,
-                obj(("key",), key=TEXT),
-                request=_required(_closed(key=TEXT), "key"),
+                obj(("key",), key=STRING),
+                request=_required(_closed(key=STRING), "key"),
             )
         },
         "/_sandbox/clients": {
             "post": _op(
                 "Register a client: secret, public (PKCE), public key or JWKS URL",
                 201,
-                obj(("client_id",), client_id=TEXT),
+                obj(("client_id",), client_id=STRING),
                 request={"type": "object"},
             )
         },
@@ -197,7 +197,7 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Deliver an event again to its subscriptions",
                 202,
-                obj(("event_id", "delivery_ids"), event_id=TEXT, delivery_ids=listed(TEXT)),
+                obj(("event_id", "delivery_ids"), event_id=STRING, delivery_ids=listed(STRING)),
                 params=("event_id",),
             )
         },
@@ -208,7 +208,7 @@ def paths() -> dict[str, Any]:
                 listed(_attempt()),
                 queries=(
                     *(
-                        query(name, TEXT, f"only this {name}")
+                        query(name, STRING, f"only this {name}")
                         for name in ("event_id", "webhook_id", "delivery_id", "outcome")
                     ),
                     query("since_seq", {"type": "integer", "minimum": 0}, "attempts after"),
@@ -220,7 +220,7 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Redeliver what failed since a time",
                 202,
-                obj(("delivery_ids",), delivery_ids=listed(TEXT)),
+                obj(("delivery_ids",), delivery_ids=listed(STRING)),
                 request=_required(_closed(since=NUMBER), "since"),
             )
         },
