@@ -99,8 +99,7 @@ class Sandbox:
             host=settings.host,
             sock=sock,
             tls=tls,
-            request_timeout=settings.request_timeout,
-            idle_timeout=settings.idle_timeout,
+            settings=settings,
         )
         try:
             self.url = self._server.start(timeout)

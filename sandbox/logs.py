@@ -42,7 +42,11 @@ def safe_traceback(
 
 class EscapeControlCharacters(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = printable(record.getMessage()), None
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format: logging's own handler reports it
+            return True
+        record.msg, record.args = printable(message), None
         if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
             record.exc_text = safe_traceback(*record.exc_info)
         return True

@@ -53,7 +53,10 @@ class DestinationPolicy:
 
     def url_problem(self, url: str) -> str | None:
         """Checks that need no DNS: the URL's form, and literal addresses."""
-        if not (NAMED_URL.fullmatch(url) or _LITERAL_URL.fullmatch(url)):
+        scheme, colon, rest = url.partition(":")
+        url = scheme.lower() + colon + rest  # schemes are case-insensitive
+        named = NAMED_URL.fullmatch(url) is not None
+        if not (named or _LITERAL_URL.fullmatch(url)):
             if not url.startswith(("http://", "https://")):
                 return "must be an http or https URL"
             return (
@@ -67,7 +70,7 @@ class DestinationPolicy:
         except ValueError:
             return "is not a valid URL"
         host = parts.hostname or ""
-        if NAMED_URL.fullmatch(url):
+        if named:
             if host.lower() != "localhost":
                 return None  # a name: judged on its resolved addresses at every attempt
             host = "127.0.0.1"

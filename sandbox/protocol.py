@@ -4,7 +4,8 @@ uvicorn bounds only the idle time *between* keep-alive requests. Here, in additi
 headers must arrive within ``request_timeout`` of its first byte (else 408 with the envelope,
 and the connection is closed), and a connection that never sends a first byte is closed after
 ``idle_timeout`` like an idle keep-alive one. The first byte's time is put in the scope, so
-the body deadline in ``sandbox.api.limits`` counts from it as well."""
+the body deadline in ``sandbox.api.limits`` counts from it as well. A pipelined request's
+clocks start only once the response before it is complete: waiting for us is not slow."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from sandbox.api.limits import FIRST_BYTE
 from sandbox.errors import RequestTimeout
-
-FIRST_BYTE = "chekt.first_byte"  # scope key: time.monotonic() of the request's first byte
 
 
 def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpToolsProtocol]:
@@ -26,6 +26,8 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
 
     class DeadlineProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
+        _awaiting_headers = False  # a request has begun and its headers are incomplete
+        _resuming = False  # starting a pipelined request that waited for the one before
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -42,15 +44,38 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
             self._cancel_header_timer()
             super().connection_lost(exc)
 
+        def _in_flight(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.scope[FIRST_BYTE] = time.monotonic()  # type: ignore[literal-required]
-            self._cancel_header_timer()
-            self._header_timer = self.loop.call_later(request_timeout, self._headers_too_slow)
+            self._awaiting_headers = True
+            if not self._in_flight():  # else the clock starts when the response before ends
+                self._arm_header_timer()
 
         def on_headers_complete(self) -> None:
+            self._awaiting_headers = False
             self._cancel_header_timer()
             super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            self._resuming = True
+            try:
+                super().on_response_complete()
+            finally:
+                self._resuming = False
+            if self._awaiting_headers and self._header_timer is None:
+                self._arm_header_timer()  # a pipelined request was held back while we answered
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            if self._resuming:  # its deadline counts from now, not from while it was queued
+                cycle.scope[FIRST_BYTE] = time.monotonic()
+            super()._start_asgi_task(cycle, app)
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(request_timeout, self._headers_too_slow)
 
         def _cancel_header_timer(self) -> None:
             if self._header_timer is not None:
@@ -59,7 +84,7 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
 
         def _headers_too_slow(self) -> None:
             self._header_timer = None
-            if self.transport.is_closing():
+            if self.transport.is_closing() or self._in_flight():
                 return
             error = RequestTimeout(
                 f"the request headers did not arrive within {request_timeout:g} s"

@@ -44,18 +44,17 @@ def tls_files(settings: Settings) -> TlsFiles:
 def make_server(
     app: ASGIApp,
     tls: TlsFiles | None = None,
-    *,
-    request_timeout: float = 10.0,
-    idle_timeout: float = 10.0,
+    settings: Settings | None = None,
 ) -> uvicorn.Server:
     """uvicorn with the sandbox's connection deadlines (see ``sandbox.protocol``) and its
     log records escaped (``sandbox.logs``)."""
+    limits = settings or Settings()  # the connection deadlines; defaults for other apps
     for name in ("uvicorn.error", "asyncio"):
         safe_logger(name)
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=deadline_protocol(request_timeout, idle_timeout),
+        http=deadline_protocol(limits.request_timeout, limits.idle_timeout),
         lifespan="on",
         access_log=False,
         log_level="warning",
@@ -80,13 +79,10 @@ class ThreadedServer:
         host: str = "127.0.0.1",
         sock: socket.socket | None = None,
         tls: TlsFiles | None = None,
-        request_timeout: float = 10.0,
-        idle_timeout: float = 10.0,
+        settings: Settings | None = None,
     ) -> None:
         self.sock = sock or bind(host, 0)
-        self.server = make_server(
-            app, tls, request_timeout=request_timeout, idle_timeout=idle_timeout
-        )
+        self.server = make_server(app, tls, settings)
         port = self.sock.getsockname()[1]
         name = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if tls else 'http'}://{name}:{port}"
@@ -133,12 +129,7 @@ def run(
         sock.close()
         raise
     app.state.tls = tls_files(settings) if settings.tls else None
-    server = make_server(
-        app,
-        app.state.tls,
-        request_timeout=settings.request_timeout,
-        idle_timeout=settings.idle_timeout,
-    )
+    server = make_server(app, app.state.tls, settings)
 
     async def serve() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -1,5 +1,5 @@
-"""Fixtures: a real app per test (fresh in-memory store) and its credentials. Every sandbox
-the suite starts checks its responses against the OpenAPI document: in-process ones through
+"""Fixtures: a real app per test (fresh in-memory store) and its credentials. The sandboxes
+the suite starts check their responses against the OpenAPI document: in-process ones through
 ``helpers.Settings``, the plugin's and ``serve``'s through the environment set here."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ envelope, never a 500, and a slow or oversized client is cut off without stallin
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -54,7 +55,7 @@ def _raw(port: int, payload: bytes) -> socket.socket:
 
 def test_slow_silent_and_oversized_clients_are_cut_off_while_others_are_served() -> None:
     settings = Settings(request_timeout=1.0, idle_timeout=1.0)
-    server = ThreadedServer(create_app(settings), request_timeout=1.0, idle_timeout=1.0)
+    server = ThreadedServer(create_app(settings), settings=settings)
     with server as url:
         port = int(url.rsplit(":", 1)[1])
         key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
@@ -105,8 +106,22 @@ def _read_until_closed(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def test_pipelined_requests_are_answered_in_order_and_a_stalled_one_times_out() -> None:
+    settings = Settings(request_timeout=1.0)
+    with ThreadedServer(create_app(settings), settings=settings) as url:
+        get = b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock = _raw(int(url.rsplit(":", 1)[1]), get * 3 + get[:20])  # three, then a stall
+        with sock:
+            started = time.monotonic()
+            answer = _read_until_closed(sock)
+            closed_after = time.monotonic() - started
+    assert re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", answer) == [b"200", b"200", b"200", b"408"]
+    assert 0.9 < closed_after < 2.0
+
+
 def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout() -> None:
-    with ThreadedServer(create_app(Settings()), idle_timeout=0.5) as url:
+    settings = Settings(idle_timeout=0.5)
+    with ThreadedServer(create_app(settings), settings=settings) as url:
         sock = _raw(int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n")
         with sock:
             answered = time.monotonic()

@@ -79,6 +79,12 @@ def test_dealer_app_cannot_disconnect(api: Api, h: dict[str, str]) -> None:
     _error(api.client.delete(f"{D}/connect", headers=h), 403, "permission_denied")
 
 
+def test_ids_in_the_path_are_ascii_digits(api: Api) -> None:
+    for raw in ("%C2%B2", "%D9%A1%D9%A0%D9%A0%D9%A1", "0", "1" * 19):  # ², Arabic-Indic 1001
+        response = api.client.get(f"/partner/v1/dealers/{raw}/sites", headers=api.bearer(api.key))
+        assert _error(response, 404, "not_found"), raw
+
+
 def test_unconnected_dealer_is_404_for_the_partner(api: Api) -> None:
     token = api.bearer(api.token())
     for path in ("/partner/v1/dealers/1003", "/partner/v1/dealers/1003/sites"):

@@ -71,6 +71,10 @@ def test_filters(api: Api) -> None:
     bad = api.client.get(journal, params={"path_regex": "("})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "path_regex"
     assert api.client.get(journal, params={"colour": "red"}).status_code == 422
+    for digits in ("²", "١٠"):  # digits to str.isdigit, not to int() or to us
+        for path in (journal, "/_sandbox/deliveries"):
+            refused = api.client.get(path, params={"since_seq": digits})
+            assert refused.status_code == 422, (path, digits, refused.text)
 
 
 def test_the_journal_is_bounded_and_counts_evictions() -> None:

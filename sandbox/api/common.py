@@ -79,7 +79,7 @@ def check_destination(request: Request, values: dict[str, Any]) -> None:
 
 def path_id(request: Request, name: str) -> int:
     raw = request.path_params[name]
-    if not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) == 0:
         raise NotFound(f"{name} {raw!r} was not found; CHeKT ids are positive integers")
     return int(raw)
 

@@ -149,7 +149,7 @@ def _filters(request: Request) -> dict[str, str]:
         if name not in FILTERS:
             raise ValidationFailed(name, f"unknown filter {name!r}; use {', '.join(FILTERS)}")
     for name in ("since_seq", "limit"):
-        if name in params and not params[name].isdigit():
+        if name in params and not (params[name].isascii() and params[name].isdigit()):
             raise ValidationFailed(name, f"{name} must be a non-negative integer")
     for name in ("since", "until"):
         if name in params:

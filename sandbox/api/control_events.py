@@ -241,7 +241,7 @@ async def list_deliveries(request: Request) -> Response:
             filters.append(f"{name} = ?")
             values.append(value)
     since = request.query_params.get("since_seq", "0")
-    if not since.isdigit():
+    if not (since.isascii() and since.isdigit()):
         raise ValidationFailed("since_seq", "since_seq must be a non-negative integer")
     filters.append("seq > ?")
     values.append(int(since))

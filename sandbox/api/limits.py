@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api.middleware import send_error
 from sandbox.errors import ApiError, HeadersTooLarge, PayloadTooLarge, RequestTimeout
-from sandbox.protocol import FIRST_BYTE
+
+FIRST_BYTE = "chekt.first_byte"  # scope key: time.monotonic() of the request's first byte
 
 
 class _Refused(Exception):

@@ -29,10 +29,10 @@ from sandbox.api.common import (
     services,
 )
 from sandbox.auth.guard import Principal
-from sandbox.errors import BadRequest, PermissionDenied
+from sandbox.errors import BadRequest, PermissionDenied, ValidationFailed
 from sandbox.webhooks import catalog, outbox
 from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
-from sandbox.world.fields import Field, external_id, validate
+from sandbox.world.fields import EXTERNAL_ID, validate
 from sandbox.world.listing import parse_list_query, project
 from sandbox.world.resources import CONTACT, DEVICE, SITE, STATION, Resource
 
@@ -113,9 +113,6 @@ def _listed(items: list[dict[str, Any]], total: int) -> Response:
 # ---- dealers -------------------------------------------------------------------------------
 
 
-CONNECT_FIELDS = (external_id("external_dealer_id"), Field("company_name", required=True))
-
-
 @endpoint(None)
 async def connect_dealer(request: Request, principal: Principal) -> Response:
     """Link the signed-in dealer admin's dealer to the platform partner that holds the token."""
@@ -128,7 +125,7 @@ async def connect_dealer(request: Request, principal: Principal) -> Response:
         raise PermissionDenied("only a dealer admin can connect their dealer")
     if principal.kind != "platform_partner":
         raise PermissionDenied("only a platform partner's application can connect dealers")
-    values = validate(await read_json(request), CONNECT_FIELDS)
+    values = validate(await read_json(request), dealers.CONNECT_FIELDS)
     world = _world(request)
     dealers.connect(world, principal.dealer_id, principal.client_id, values["external_dealer_id"])
     services(request).world.credentials_changed()
@@ -307,7 +304,11 @@ async def update_devices(request: Request, principal: Principal) -> Response:
 async def delete_devices(request: Request, principal: Principal) -> Response:
     site_id = _site(request, principal)
     raw = request.query_params.get("external_device_ids", "")
-    externals = [e.strip() for e in raw.split(",") if e.strip()]
+    externals = raw.split(",") if raw else []
+    if any(not EXTERNAL_ID.fullmatch(e) for e in externals):
+        raise ValidationFailed(
+            "external_device_ids", "external_device_ids takes external ids joined by commas"
+        )
     return reply(devices.delete_many(_world(request), site_id, externals))
 
 

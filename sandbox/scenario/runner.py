@@ -443,7 +443,7 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
 def _lookup(saved: dict[str, Any], dotted: str) -> Any:
     value: Any = saved
     for part in dotted.split("."):
-        if isinstance(value, list) and part.isdigit():
+        if isinstance(value, list) and part.isascii() and part.isdigit():
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
             value = value[part]

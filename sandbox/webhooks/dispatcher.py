@@ -37,11 +37,8 @@ BATCH = 256
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    return float(value) if value.isdigit() else None
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 @dataclass

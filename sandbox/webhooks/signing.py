@@ -84,7 +84,7 @@ def verify_signature(
     stamp = _header(headers, TIMESTAMP)
     if given is None or stamp is None:
         raise InvalidSignature(f"missing {SIGNATURE} or {TIMESTAMP} header")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise InvalidSignature(f"{TIMESTAMP} must be unix seconds")
     moment = int(stamp)
     current = time.time() if now is None else now

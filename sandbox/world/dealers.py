@@ -11,8 +11,9 @@ from typing import Any
 
 from sandbox.errors import Conflict, NotFound
 from sandbox.world.context import World
-from sandbox.world.fields import EMAIL, PHONE, Field
+from sandbox.world.fields import EMAIL, PHONE, Field, external_id
 
+CONNECT_FIELDS = (external_id("external_dealer_id"), Field("company_name", required=True))
 DEALER_FIELDS = (
     Field("company_name", required=True),
     Field("company_address1"),

@@ -116,8 +116,8 @@ TIMEZONES = tuple(sorted(zoneinfo.available_timezones()))  # an enum in the Open
 _EMAIL_PART = f"[^@{SPACE}{CONTROL}]+"
 EMAIL = re.compile(f"{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}")
 PHONE = re.compile(r"\+?[0-9][0-9 ().-]{3,24}")
-ZONE = re.compile(r"\d{3}")
-ZONES = re.compile(r"\d{3}(,\d{3})*")
+ZONE = re.compile(r"[0-9]{3}")
+ZONES = re.compile(r"[0-9]{3}(,[0-9]{3})*")
 MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
 ACCOUNT = re.compile(r"[0-9A-Za-z-]{1,16}")
 # no commas: bulk device deletes list external ids comma-separated in the query string

@@ -4,6 +4,8 @@ handlers validate with, and the test suite checks every response it sees against
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +14,10 @@ from starlette.responses import Response
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
 from sandbox.api.openapi import auth, control, partner
-from sandbox.api.openapi.schema import obj
+from sandbox.api.openapi.schema import ERROR, json_content, obj
 from sandbox.auth.clients import PARTNER_SCOPES
 from sandbox.auth.codes import OIDC_SCOPES
+from sandbox.world.fields import TIMEZONES
 
 
 def _operation_ids(paths: dict[str, Any]) -> None:
@@ -29,10 +32,40 @@ def _operation_ids(paths: dict[str, Any]) -> None:
             op["operationId"] = f"{prefix}{method}_{name}{item}"
 
 
+def _refusals(paths: dict[str, Any]) -> None:
+    """What any operation may answer before it runs: the request limits (with the envelope,
+    also on the auth server), and an envelope for anything else it does not list."""
+    for operations in paths.values():
+        for op in operations.values():
+            for status in ("408", "413", "431"):
+                op["responses"].setdefault(
+                    status, {"description": "a request limit", **json_content(ERROR)}
+                )
+            op["responses"].setdefault(
+                "default", {"description": "an error", **json_content(ERROR)}
+            )
+
+
+THIS = {
+    "/openapi.json": {
+        "get": {
+            "tags": ["Sandbox control"],
+            "summary": "This document",
+            "responses": {
+                "200": {"description": "OpenAPI 3.1", **json_content({"type": "object"})}
+            },
+        }
+    }
+}
+
+
+@lru_cache(maxsize=8)
 def document(issuer: str) -> dict[str, Any]:
+    """Built once per issuer; callers must not change it."""
     base = issuer.rstrip("/")
-    paths = {**auth.paths(), **partner.paths(), **control.paths()}
+    paths = {**auth.paths(), **partner.paths(), **control.paths(), **copy.deepcopy(THIS)}
     _operation_ids(paths)
+    _refusals(paths)
     scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
     return {
         "openapi": "3.1.0",
@@ -82,6 +115,7 @@ def document(issuer: str) -> dict[str, Any]:
                     ),
                 ),
                 **partner.schemas(),
+                "TimeZone": {"enum": list(TIMEZONES), "description": "an IANA time zone"},
             },
         },
     }

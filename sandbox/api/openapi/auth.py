@@ -1,5 +1,6 @@
 """The auth server's operations: the token endpoint with every grant it serves, discovery,
-the browser flow (authorize, logout) and revocation."""
+the browser flow (authorize, logout) and revocation. A confidential client may send its id and
+secret in an HTTP Basic header instead of the form (then the form carries neither)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FORM = "application/x-www-form-urlencoded"
 OAUTH_ERROR = obj(("error",), error={"type": "string"}, error_description={"type": "string"})
 _SECRET = {"client_id": TEXT, "client_secret": TEXT}
+SCOPE = {"type": "string", "pattern": "^[!-~]+( [!-~]+)*$"}  # space-separated
 
 
 def _grant(name: str, required: tuple[str, ...], **fields: Any) -> dict[str, Any]:
@@ -25,10 +27,12 @@ def _grant(name: str, required: tuple[str, ...], **fields: Any) -> dict[str, Any
 
 def _token_form() -> dict[str, Any]:
     assertion = {"client_assertion_type": {"const": ASSERTION_TYPE}, "client_assertion": TEXT}
-    optional = {"scope": TEXT, "audience": TEXT}
+    optional = {"scope": SCOPE, "audience": TEXT}
     return {
         "oneOf": [
             _grant("client_credentials", ("client_id", "client_secret"), **_SECRET, **optional),
+            # the client's id and secret in an HTTP Basic Authorization header instead
+            _grant("client_credentials", (), **optional),
             _grant(
                 "client_credentials",
                 ("client_assertion_type", "client_assertion"),
@@ -37,13 +41,13 @@ def _token_form() -> dict[str, Any]:
             ),
             _grant(
                 "authorization_code",
-                ("code", "redirect_uri", "client_id"),
+                ("code", "redirect_uri"),
                 code=TEXT,
                 redirect_uri=TEXT,
                 code_verifier=TEXT,
                 **_SECRET,
             ),
-            _grant("refresh_token", ("refresh_token", "client_id"), refresh_token=TEXT, **_SECRET),
+            _grant("refresh_token", ("refresh_token",), refresh_token=TEXT, **_SECRET),
             _grant(JWT_BEARER, ("assertion",), assertion=TEXT, **optional),
         ]
     }
@@ -113,7 +117,7 @@ def paths() -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "additionalProperties": False,
-                                "required": ["token", "client_id"],
+                                "required": ["token"],
                                 "properties": {
                                     "token": TEXT,
                                     "token_type_hint": {"enum": ["refresh_token", "access_token"]},
@@ -197,15 +201,6 @@ def paths() -> dict[str, Any]:
                             )
                         ),
                     }
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "tags": ["Sandbox"],
-                "summary": "This document",
-                "responses": {
-                    "200": {"description": "OpenAPI 3.1", **json_content({"type": "object"})}
                 },
             }
         },

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM, VARIANTS
-from sandbox.api.openapi.partner import webhook_schema
+from sandbox.api.openapi.partner import webhook_change, webhook_schema
 from sandbox.api.openapi.schema import body, listed, obj, operation, query
 from sandbox.recorder import FILTERS
 from sandbox.world import subscriptions
@@ -176,11 +176,7 @@ def paths() -> dict[str, Any]:
                 "Change any subscription",
                 200,
                 webhook_schema(),
-                request=body(
-                    tuple(f for f in fields if f.name != "secret"),
-                    partial=True,
-                    not_null=("url", "status", "profile"),
-                ),
+                request=webhook_change(partial=True),
                 params=("webhook_id",),
             ),
             "delete": _op("Remove any subscription", 204, None, params=("webhook_id",)),

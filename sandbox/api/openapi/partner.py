@@ -15,7 +15,7 @@ from sandbox.api.openapi.schema import (
     resource_object,
 )
 from sandbox.world import dealers, sites, subscriptions
-from sandbox.world.fields import Field
+from sandbox.world.fields import EXTERNAL_ID
 from sandbox.world.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, patterns
 from sandbox.world.resources import CONTACT, DEVICE, SITE, STATION, Resource
 
@@ -114,9 +114,7 @@ def _dealer_paths() -> dict[str, Any]:
         security_type={"type": "integer"},
     )
     set_arming = body(sites.ARMING_FIELDS)
-    connect = body(
-        (Field("external_dealer_id", required=True), Field("company_name", required=True))
-    )
+    connect = body(dealers.CONNECT_FIELDS)
     return {
         "/partner/v1/dealers/connect": {
             "put": operation(
@@ -170,9 +168,10 @@ def _bulk_devices() -> dict[str, Any]:
         "minItems": 1,
         "items": {**body(DEVICE.fields, partial=True), "required": ["external_device_id"]},
     }
+    one = EXTERNAL_ID.pattern
     ids = query(
         "external_device_ids",
-        {"type": "string", "pattern": r"^[^\s/?#,]+(,[^\s/?#,]+)*$"},
+        {"type": "string", "pattern": f"^{one}(?:,{one})*$"},
         "external_device_id values joined with commas",
         required=True,
     )
@@ -294,11 +293,16 @@ def webhook_schema(with_secret: bool = False) -> dict[str, Any]:
     return obj(required, **properties)
 
 
+def webhook_change(partial: bool) -> dict[str, Any]:
+    """A subscription's change: never its secret (only rotation changes it), and url, status
+    and profile cannot be cleared."""
+    changeable = tuple(f for f in subscriptions.SUBSCRIPTION_FIELDS if f.name != "secret")
+    return body(changeable, partial=partial, not_null=("url", "status", "profile"))
+
+
 def _webhook_paths() -> dict[str, Any]:
     w = ("webhook_id",)
     fields = subscriptions.SUBSCRIPTION_FIELDS
-    changeable = tuple(f for f in fields if f.name != "secret")
-    kept = ("url", "status", "profile")  # a change may not clear them
     create = operation(
         "Subscribe to webhooks", "update:sites", 201, webhook_schema(True), body(fields)
     )
@@ -317,7 +321,7 @@ def _webhook_paths() -> dict[str, Any]:
                 "update:sites",
                 200,
                 webhook_schema(),
-                body(changeable, partial=True, not_null=kept),
+                webhook_change(partial=True),
                 params=w,
             ),
             "put": operation(
@@ -325,7 +329,7 @@ def _webhook_paths() -> dict[str, Any]:
                 "update:sites",
                 200,
                 webhook_schema(),
-                body(changeable, not_null=kept),
+                webhook_change(partial=False),
                 params=w,
             ),
             "delete": operation("Unsubscribe", "update:sites", 204, None, params=w),

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox.net import URL_PATTERN
 from sandbox.world import subscriptions
-from sandbox.world.fields import CONTROL, SPACE, Field
+from sandbox.world.fields import CONTROL, SPACE, TIMEZONES, Field
 from sandbox.world.resources import Resource
 
 _TYPES = {int: "integer", str: "string", float: "string", list: "array"}
@@ -23,14 +23,19 @@ def field(f: Field, nullable: bool = True) -> dict[str, Any]:
         if f.min_length:
             schema["minLength"] = f.min_length
         if f.required:  # and not blank
-            schema.update(minLength=1, pattern=f"^[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$")
+            schema.update(
+                minLength=max(1, f.min_length),
+                pattern=f"^[^{CONTROL}]*[^{SPACE}{CONTROL}][^{CONTROL}]*$",
+            )
         if f.pattern is not None:
             schema["pattern"] = f"^(?:{f.pattern.pattern})$"
-    if f.name == "url":  # a webhook destination (IP addresses are taken too, per policy)
+    if f.name == "url":  # a webhook destination by name (an IP address is judged by policy)
         schema["pattern"] = URL_PATTERN
     if f.kind is list:
         schema["items"] = {"type": "string", "enum": list(subscriptions.EVENT_TYPES)}
-    if f.choices is not None:
+    if f.choices is TIMEZONES:
+        schema = {"$ref": "#/components/schemas/TimeZone"}
+    elif f.choices is not None:
         schema = {"enum": list(f.choices)}
     if f.kind is int and f.choices is None:
         schema.update(minimum=f.lowest, maximum=f.highest)
