@@ -26,7 +26,8 @@ test: lint
 	$(BIN)/pytest
 
 fuzz: $(STAMP)
-	CHEKT_SANDBOX_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/test_openapi.py -p no:cacheprovider
+	CHEKT_SANDBOX_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/test_openapi.py tests/test_stateful.py \
+		-p no:cacheprovider
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \

@@ -26,12 +26,12 @@ def _ready(url: str) -> bool:
         return False
 
 
-def test_fifty_sigkills_during_writes_lose_no_acknowledged_write(tmp_path: Path) -> None:
-    rng = random.Random(50)
-    db = tmp_path / "sandbox.db"
+def _crash_lane(db: Path, rounds: int, rng: random.Random) -> tuple[list[str], list[str]]:
+    """Serve ``db``, write to it, SIGKILL the server at a random moment; ``rounds`` times.
+    Returns the acknowledged writes and the integrity check after every kill."""
     acknowledged: list[str] = []
     integrity: list[str] = []
-    for round_number in range(KILLS):
+    for round_number in range(rounds):
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         with Popen(
@@ -52,7 +52,7 @@ def test_fifty_sigkills_during_writes_lose_no_acknowledged_write(tmp_path: Path)
                 ) as client:
                     n = 0
                     while not stop.is_set():
-                        external = f"crash-{round_number}-{n}"
+                        external = f"crash-{db.stem}-{round_number}-{n}"
                         n += 1
                         try:
                             response = client.post(
@@ -75,12 +75,32 @@ def test_fifty_sigkills_during_writes_lose_no_acknowledged_write(tmp_path: Path)
             process.wait()
             stop.set()
             writer.join()
-        with sqlite3.connect(db) as conn:  # every one of the 50 crashed databases
+        with sqlite3.connect(db) as conn:  # every one of the crashed databases
             integrity.append(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    return acknowledged, integrity
+
+
+def test_fifty_sigkills_during_writes_lose_no_acknowledged_write(tmp_path: Path) -> None:
+    # two lanes of 25 kills, each on its own database, side by side (one per core)
+    lanes = [(tmp_path / f"lane{n}.db", random.Random(50 + n)) for n in range(2)]
+    results: dict[Path, tuple[list[str], list[str]]] = {}
+    threads = [
+        threading.Thread(
+            target=lambda db=db, rng=rng: results.update({db: _crash_lane(db, KILLS // 2, rng)})
+        )
+        for db, rng in lanes
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2, "a lane failed"
+    integrity = [check for _, checks in results.values() for check in checks]
     assert integrity == ["ok"] * KILLS
-    assert len(acknowledged) > KILLS  # the writes really ran
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = {row[0] for row in conn.execute("SELECT external_site_id FROM sites")}
-    missing = [e for e in acknowledged if e not in stored]
-    assert missing == [], f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
+    for db, (acknowledged, _) in results.items():
+        assert len(acknowledged) > KILLS // 2  # the writes really ran
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            stored = {row[0] for row in conn.execute("SELECT external_site_id FROM sites")}
+        missing = [e for e in acknowledged if e not in stored]
+        assert missing == [], f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"

@@ -105,7 +105,7 @@ def test_the_document_is_valid_openapi_3_1_and_names_every_operation_served() ->
 
 
 FAST = settings(
-    max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),  # make fuzz: more
+    max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "8")),  # make fuzz: more
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

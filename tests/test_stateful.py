@@ -10,6 +10,7 @@ what should exist, and after each step checks the lists, totals and single GETs 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -372,6 +373,8 @@ def _check_error(error: dict[str, Any], problem: tuple[Any, ...]) -> None:
 
 
 PartnerApiMachine.TestCase.settings = settings(
-    max_examples=25, stateful_step_count=25, deadline=None
+    max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "15")),  # make fuzz: more
+    stateful_step_count=25,
+    deadline=None,
 )
 TestPartnerApiStateful = PartnerApiMachine.TestCase
