@@ -27,7 +27,8 @@ class Field:
     max_length: int = 255
     min_length: int = 0
     pattern: re.Pattern[str] | None = None
-    pattern_hint: str = ""
+    pattern_hint: str = ""  # what a valid value looks like, said instead of the pattern or
+    # of a list of choices too long to print
     choices: tuple[Any, ...] | None = None
     minimum: int | None = None
     maximum: int | None = None
