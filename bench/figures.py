@@ -61,7 +61,7 @@ from run import (  # bench/run.py: sys.path[0] is bench/ when run as a script
     machine,
     request,
     sandbox_credentials,
-    stop,
+    spawned,
     wait_ready,
 )
 
@@ -162,27 +162,6 @@ def receiver_main(port: int) -> None:
 
 
 # ---- child processes -------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def spawned(
-    argv: Sequence[str], log: Path, env: dict[str, str], core: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``argv`` pinned to ``core``, and always stop it (Ctrl-C included)."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["taskset", "-c", str(core), *argv],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
-        )
-    try:
-        yield proc
-    finally:
-        stop(proc)
 
 
 @contextlib.contextmanager

@@ -111,12 +111,12 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def spawned(
-    argv: Sequence[str], log: Path, env: dict[str, str]
+    argv: Sequence[str], log: Path, env: dict[str, str], core: int | str = SERVER_CORE
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``argv`` pinned to the server core, and always stop it (Ctrl-C included)."""
+    """Run ``argv`` pinned to ``core`` (the server's), and always stop it (Ctrl-C included)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *argv],
+            ["taskset", "-c", str(core), *argv],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

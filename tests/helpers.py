@@ -4,9 +4,14 @@ document), the test credentials, the ``Api`` helper and a threaded server for re
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
@@ -26,6 +31,7 @@ class Settings(sandbox.Settings):
     check_responses: bool = True
 
 
+ISSUER = "http://testserver/"  # TestClient's origin
 READ_ONLY_KEY = new_api_key()
 OTHER_DEALER_KEY = new_api_key()
 
@@ -90,3 +96,40 @@ class Api:
 def live_server(app: ASGIApp) -> ThreadedServer:
     """Serve ``app`` on a free loopback port in a thread: ``with live_server(app) as url``."""
     return ThreadedServer(app)
+
+
+def public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    """The PEM of ``key``'s public half, as a client registers it."""
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def signed_assertion(
+    client_id: str,
+    key: Any,
+    alg: str = "RS256",
+    headers: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> str:
+    """The assertion CHeKT's sample builds: iss = sub = client id, aud = issuer, 300 s, a
+    fresh jti. ``overrides`` change claims, and a None removes a claim (or a header)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": ISSUER,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+        **overrides,
+    }
+    header = {"typ": "JWT", **(headers or {})}
+    return jwt.encode(
+        {k: v for k, v in claims.items() if v is not None},
+        key,
+        algorithm=alg,
+        headers={k: v for k, v in header.items() if v is not None},
+    )

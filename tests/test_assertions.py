@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from helpers import Api, Settings, live_server
+from helpers import ISSUER, Api, Settings, live_server, public_pem, signed_assertion
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -26,20 +25,11 @@ from starlette.testclient import TestClient
 from sandbox import create_app
 from sandbox.settings import ClientSpec
 
-ISSUER = "http://testserver/"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PARTNER_CLAIM = "https://api.chektdev.com/claims/partner"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 @pytest.fixture
@@ -50,14 +40,14 @@ def settings() -> Settings:
                 client_id="m2m-partner",
                 kind="platform_partner",
                 dealer_ids=(1001,),
-                public_key=_pem(RSA_KEY),
+                public_key=public_pem(RSA_KEY),
                 key_id="partner-key-1",
             ),
             ClientSpec(
                 client_id="ec-partner",
                 kind="platform_partner",
                 dealer_ids=(1002,),
-                public_key=_pem(EC_KEY),
+                public_key=public_pem(EC_KEY),
             ),
         )
     )
@@ -70,21 +60,10 @@ def assertion(
     headers: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> str:
-    """The assertion CHeKT's sample builds: iss = sub = client id, aud = issuer, 300 s, jti."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": ISSUER,
-        "iat": now,
-        "exp": now + 300,
-        "jti": str(uuid.uuid4()),
-    }
-    claims.update(overrides)
-    claims = {k: v for k, v in claims.items() if v is not None}
-    header = {"typ": "JWT", "kid": "partner-key-1", **(headers or {})}
-    header = {k: v for k, v in header.items() if v is not None}
-    return jwt.encode(claims, key, algorithm=alg, headers=header)
+    """An assertion of the m2m partner's registered key unless told otherwise."""
+    return signed_assertion(
+        client_id, key, alg, {"kid": "partner-key-1", **(headers or {})}, **overrides
+    )
 
 
 def sample_exchange(client: TestClient, signed: str, **extra: str) -> httpx.Response:
@@ -152,7 +131,7 @@ def _forged_hs256() -> str:
         return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
     signing_input = f"{b64(header)}.{b64(json.dumps(claims).encode())}"
-    mac = hmac.new(_pem(RSA_KEY).encode(), signing_input.encode(), hashlib.sha256).digest()
+    mac = hmac.new(public_pem(RSA_KEY).encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
 
 
@@ -344,7 +323,7 @@ def test_register_a_key_over_the_control_api(api: Api) -> None:
             "client_id": "late-partner",
             "kind": "platform_partner",
             "dealer_ids": [1002],
-            "public_key": _pem(OTHER_KEY),
+            "public_key": public_pem(OTHER_KEY),
             "key_id": "late-1",
         },
     )
@@ -364,7 +343,7 @@ def test_register_a_key_over_the_control_api(api: Api) -> None:
         "jwks_url": None,
     } in listed["assertion_keys"]
     duplicate = api.client.post(
-        "/_sandbox/clients", json={"client_id": "late-partner", "public_key": _pem(OTHER_KEY)}
+        "/_sandbox/clients", json={"client_id": "late-partner", "public_key": public_pem(OTHER_KEY)}
     )
     assert duplicate.status_code == 409
     bad = api.client.post("/_sandbox/clients", json={"client_id": "x", "public_key": "nope"})

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
-import uuid
 from typing import Any
 
-import jwt
 import pytest
 import schemathesis
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import Api, Settings
+from helpers import Api, Settings, public_pem, signed_assertion
 from hypothesis import HealthCheck, Phase, settings
 from openapi_spec_validator import validate
 from schemathesis.config import SchemathesisConfig
@@ -37,28 +33,18 @@ def _bearers() -> dict[str, str]:
     a signed assertion (a client registered with a public key)."""
     api = Api(TestClient(APP))
     key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
     registered = api.client.post(
         "/_sandbox/clients",
         json={
             "client_id": "fuzz-assertion",
             "kind": "platform_partner",
             "dealer_ids": [1001, 1002],
-            "public_key": public.decode(),
+            "public_key": public_pem(key),
             "key_id": "fuzz-1",
         },
     )
     assert registered.status_code == 201, registered.text
-    now = int(time.time())
-    claims = {"iss": "fuzz-assertion", "sub": "fuzz-assertion", "aud": "http://testserver/"}
-    signed = jwt.encode(
-        {**claims, "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())},
-        key,
-        algorithm="ES256",
-        headers={"kid": "fuzz-1"},
-    )
+    signed = signed_assertion("fuzz-assertion", key, "ES256", {"kid": "fuzz-1"})
     exchanged = api.client.post(
         "/oauth/token",
         data={
@@ -76,10 +62,19 @@ def _bearers() -> dict[str, str]:
 
 
 BEARERS = _bearers()
+# Bulk device writes answer with a per-item report, 201 or 200 even for items the document
+# refuses (CONTRACT: a bulk create is 201 when every item failed), so "a schema-violating
+# request must be refused" does not apply to them; every other check does.
+BULK = {
+    "include-path-regex": "/devices$",
+    "checks": {"negative_data_rejection": {"enabled": False}},
+}
 # the control API and the browser pages are documented but not fuzzed here: the first drives
 # the shared app's clock and world, the second's outcomes depend on registered clients
 SCHEMA = (
-    schemathesis.openapi.from_asgi("/openapi.json", APP)
+    schemathesis.openapi.from_asgi(
+        "/openapi.json", APP, config=SchemathesisConfig.from_dict({"operations": [BULK]})
+    )
     .exclude(tag="Sandbox control")
     .exclude(path=["/authorize", "/v2/logout"])
 )
@@ -181,7 +176,7 @@ def test_the_suite_runs_every_sandbox_with_the_check() -> None:
 
 # explicit links only: schemathesis' own link inference would add guesses with random ids
 LINKS_ONLY = SchemathesisConfig.from_dict(
-    {"phases": {"stateful": {"inference": {"algorithms": []}}}}
+    {"phases": {"stateful": {"inference": {"algorithms": []}}}, "operations": [BULK]}
 )
 
 
@@ -225,6 +220,11 @@ def test_stateful_runs_follow_the_documented_links(credential: str) -> None:
             stateful_step_count=6,
         )
     )
-    # links were followed: created objects were then read, changed or deleted
-    followed = {call for call, status in seen if status < 300 and call.endswith("}")}
+    # links were followed: created objects were then read, changed or deleted (the dealer
+    # item has no link to it, so a call to it proves nothing)
+    followed = {
+        call
+        for call, status in seen
+        if status < 300 and call.endswith("}") and not call.endswith("{dealer_id}")
+    }
     assert followed, sorted(set(seen))

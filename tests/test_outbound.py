@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-import uuid
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Settings, live_server
+from helpers import Settings, live_server, signed_assertion
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -75,20 +73,7 @@ def test_only_registered_destinations_are_contacted(connections: list[Any]) -> N
         )
         with TestClient(create_app(settings)) as client:
             connections.clear()  # from here on, only what the sandbox itself does
-            now = int(time.time())
-            assertion = jwt.encode(
-                {
-                    "iss": "o-partner",
-                    "sub": "o-partner",
-                    "aud": "http://testserver/",
-                    "iat": now,
-                    "exp": now + 300,
-                    "jti": str(uuid.uuid4()),
-                },
-                KEY,
-                algorithm="RS256",
-                headers={"kid": "o-1"},
-            )
+            assertion = signed_assertion("o-partner", KEY, headers={"kid": "o-1"})
             token = client.post(
                 "/oauth/token",
                 data={

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Settings, live_server
+from helpers import Settings, live_server, public_pem, signed_assertion
 from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
@@ -44,11 +40,7 @@ def test_no_sentinel_reaches_logs_error_bodies_or_exports(caplog: pytest.LogCapt
                 client_id="s-assertion",
                 dealer_ids=(1001,),
                 key_id="s-1",
-                public_key=KEY.public_key()
-                .public_bytes(
-                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
-                .decode(),
+                public_key=public_pem(KEY),
             ),
         ),
         api_keys=(ApiKeySpec(key=API_KEY, dealer_id=1001),),
@@ -91,20 +83,7 @@ def test_no_sentinel_reaches_logs_error_bodies_or_exports(caplog: pytest.LogCapt
                 "/partner/v1/dealers/1003/sites", headers={"Authorization": f"Bearer {access}"}
             )
         )
-        now = int(time.time())
-        assertion = jwt.encode(
-            {
-                "iss": "s-assertion",
-                "sub": "s-assertion",
-                "aud": "http://testserver/",
-                "iat": now,
-                "exp": now + 300,
-                "jti": str(uuid.uuid4()),
-            },
-            KEY,
-            algorithm="RS256",
-            headers={"kid": "s-1"},
-        )
+        assertion = signed_assertion("s-assertion", KEY, headers={"kid": "s-1"})
         assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         exchanged = seen(
             client.post(

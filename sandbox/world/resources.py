@@ -18,11 +18,11 @@ from sandbox.world.fields import (
     EMAIL,
     MAC,
     PHONE,
-    TIMEZONES,
     ZONE,
     ZONES,
     Field,
     external_id,
+    iana_timezone,
 )
 from sandbox.world.listing import ListQuery, fetch_page, project
 
@@ -96,13 +96,7 @@ SITE = Resource(
     fields=(
         external_id("external_site_id"),
         Field("name", required=True),
-        Field(
-            "timezone",
-            required=True,
-            max_length=64,
-            choices=TIMEZONES,
-            pattern_hint="an IANA time zone such as 'America/New_York'",
-        ),
+        Field("timezone", required=True, max_length=64, check=iana_timezone),
         Field("monitoring_station_id", kind=int, minimum=1),
         Field(
             "account_number",

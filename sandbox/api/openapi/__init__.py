@@ -17,7 +17,7 @@ from sandbox.api.openapi import auth, control, partner
 from sandbox.api.openapi.schema import ERROR, json_content, obj
 from sandbox.auth.clients import PARTNER_SCOPES
 from sandbox.auth.codes import OIDC_SCOPES
-from sandbox.world.fields import TIMEZONES
+from sandbox.world.fields import timezones
 
 
 def _operation_ids(paths: dict[str, Any]) -> None:
@@ -115,7 +115,7 @@ def document(issuer: str) -> dict[str, Any]:
                     ),
                 ),
                 **partner.schemas(),
-                "TimeZone": {"enum": list(TIMEZONES), "description": "an IANA time zone"},
+                "TimeZone": {"enum": sorted(timezones()), "description": "an IANA time zone"},
             },
         },
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandbox.net import URL_PATTERN
 from sandbox.world import subscriptions
-from sandbox.world.fields import CONTROL, SPACE, TIMEZONES, Field
+from sandbox.world.fields import CONTROL, SPACE, Field, iana_timezone
 from sandbox.world.resources import Resource
 
 _TYPES = {int: "integer", str: "string", float: "string", list: "array"}
@@ -33,9 +33,9 @@ def field(f: Field, nullable: bool = True) -> dict[str, Any]:
         schema["pattern"] = URL_PATTERN
     if f.kind is list:
         schema["items"] = {"type": "string", "enum": list(subscriptions.EVENT_TYPES)}
-    if f.choices is TIMEZONES:
+    if f.check is iana_timezone:
         schema = {"$ref": "#/components/schemas/TimeZone"}
-    elif f.choices is not None:
+    if f.choices is not None:
         schema = {"enum": list(f.choices)}
     if f.kind is int and f.choices is None:
         schema.update(minimum=f.lowest, maximum=f.highest)
