@@ -39,7 +39,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (SandboxError, SettingsError, TlsError) as exc:
+        except (SandboxError, SettingsError, TlsError, OSError) as exc:
             raise click.ClickException(" ".join(str(exc).split())) from exc
 
 
@@ -525,7 +525,7 @@ name: {name}
 description: An alarm arrives; the service accepts it and looks up the site.
 seed: 42                      # the fake world (same seed, same dealers/sites/devices)
 # profile: chekt-apps         # webhook format: chekt-apps | legacy-guide | dealer-v1
-# settings: {{token_lifetime: 3600}}   # any sandbox setting
+# settings: {{token_lifetime: 3600}}   # seed, clock, token lifetime, webhook knobs (schema)
 steps:
   - name: an alarm at the first site
     emit: {{type: alarm.created, data: {{site_id: 10001, priority: HIGH}}}}

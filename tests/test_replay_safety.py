@@ -75,7 +75,7 @@ def dev() -> Iterator[Dev]:
         report = Runner(sandbox, client_id=DEV, client_secret=DEV_SECRET).run(parse(DEVELOPERS_DAY))
         assert report.passed, [r.detail for r in report.results]
         sandbox.subscribe(f"{own_url}/mine", secret="whsec_developer_own_0123456789")
-        sandbox.emit("alarm.created")  # the developer's own traffic before the replay
+        sandbox.emit("alarm.created", {"site_id": 10001})  # their own traffic before the replay
         sandbox.wait_for_delivery(outcome="delivered")
         yield Dev(sandbox, own_hook, partner, f"{partner_url}/hook")
 
@@ -202,3 +202,17 @@ def test_unreachable_receiver_says_connection_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert f"connection refused by {url}/hook" in result.output
+
+
+def test_adversarial_failures_show_the_answer_or_the_refusal(tmp_path: Path, dev: Dev) -> None:
+    text = "name: forged\nsteps:\n  - adversarial: {kind: tampered_signature}\n"
+    result = replay(tmp_path, dev, text)  # the test receiver accepts anything
+    assert result.exit_code == 1
+    assert "expected it to reject; first wrong answer: 200 ok" in result.output
+    path = tmp_path / "forged.yaml"
+    path.write_text(text)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    refused = CliRunner().invoke(main, ["replay", str(path), "--callback", url, "--secret", SECRET])
+    assert f"tampered_signature: connection refused by {url}" in refused.output

@@ -372,23 +372,25 @@ class Runner:
             "accept" if kind in ("replayed_event", "duplicate", "out_of_order") else "reject",
         )
         self._journal_mark()
-        statuses = [
-            r.status_code
-            for r in attack(
+        try:
+            answers = attack(
                 kind,
                 self.callback,
                 self.secret,
                 args.get("event_type", "alarm.created"),
                 self.sandbox.clock.now(),
             )
-        ]
-        ok = (
-            all(200 <= s < 300 for s in statuses)
-            if expect == "accept"
-            else all(400 <= s < 500 for s in statuses)
-        )
-        if not ok:
-            raise StepFailed(f"{kind}: the receiver answered {statuses}, expected it to {expect}")
+        except httpx.ConnectError:
+            raise StepFailed(f"{kind}: connection refused by {self.callback}") from None
+        statuses = [r.status_code for r in answers]
+        wanted = range(200, 300) if expect == "accept" else range(400, 500)
+        wrong = [r for r in answers if r.status_code not in wanted]
+        if wrong:
+            body = " ".join(wrong[0].text.split())[:200]
+            raise StepFailed(
+                f"{kind}: the receiver answered {statuses}, expected it to {expect}; "
+                f"first wrong answer: {wrong[0].status_code} {body}".rstrip()
+            )
         effect = args.get("side_effect")
         if effect:
             time.sleep(effect.get("within", 1.0) / self.speed)
