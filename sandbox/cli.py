@@ -399,8 +399,9 @@ def list_requests(
 )
 @click.option(
     "--url",
-    help="Drive a running sandbox (e.g. serve) instead of starting one; the replay adds a "
-    "subscription for --callback and removes it at the end, and changes nothing else.",
+    help="Drive a running sandbox (e.g. serve) instead of starting one. Its data stays: the "
+    "replay resets nothing (unless --reset), and removes the subscription it adds for "
+    "--callback at the end.",
 )
 @click.option(
     "--reset",
