@@ -22,7 +22,7 @@ from sandbox.cli_control import COMMANDS, connected
 from sandbox.cli_control import TOKEN as _TOKEN
 from sandbox.cli_control import URL as _URL
 from sandbox.cli_control import control as _control
-from sandbox.client import SandboxError, answer_of
+from sandbox.client import SandboxError
 from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
@@ -257,58 +257,6 @@ def emit(
     result = _control(url, "POST", "/_sandbox/events", body, admin_token)
     for event_id in result["event_ids"]:
         click.echo(event_id)
-
-
-@main.command()
-@click.option("--event-id", help="Only attempts for this event.")
-@click.option("--webhook-id", help="Only attempts for this subscription.")
-@click.option(
-    "--outcome",
-    type=click.Choice(["delivered", "failed", "timeout", "blocked_destination", "disabled"]),
-)
-@click.option("--follow", "-f", is_flag=True, help="Keep printing attempts as they happen.")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@_URL
-@_TOKEN
-def deliveries(
-    event_id: str | None,
-    webhook_id: str | None,
-    outcome: str | None,
-    follow: bool,
-    as_json: bool,
-    url: str,
-    admin_token: str | None,
-) -> None:
-    """Print the webhook delivery journal of a running sandbox (--follow: live, until Ctrl-C)."""
-    params = {
-        k: v
-        for k, v in (("event_id", event_id), ("webhook_id", webhook_id), ("outcome", outcome))
-        if v
-    }
-    if not as_json:
-        click.echo(
-            f"{'seq':>5}  {'event':<20} {'webhook':<20} {'try':>3}  {'outcome':<19} "
-            f"{'status':>6}  {'ms':>8}  detail"
-        )
-    last = 0
-    with connected(url, admin_token) as sandbox:
-        while True:
-            for row in sandbox.deliveries(**params, since_seq=last):
-                last = row["seq"]
-                click.echo(json.dumps(row) if as_json else _attempt_line(row))
-            if not follow:
-                return
-            time.sleep(0.25)
-
-
-def _attempt_line(row: dict[str, Any]) -> str:
-    status = row["status_code"] if row["status_code"] is not None else "-"
-    latency = f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else "-"
-    detail = answer_of(row) if row["outcome"] != "delivered" else ""
-    return printable(
-        f"{row['seq']:>5}  {row['event_id']:<20} {row['webhook_id']:<20} "
-        f"{row['attempt']:>3}  {row['outcome']:<19} {status:>6}  {latency:>8}  {detail}"
-    ).rstrip()
 
 
 @main.command()

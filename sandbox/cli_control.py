@@ -1,11 +1,12 @@
 """CLI verbs that drive a sandbox already running (``serve``), over its ``/_sandbox`` API and
-through the same ``Sandbox`` client the Python API uses: reset, resend, subscribe,
-credentials, token. ``sandbox.cli`` adds them to the ``chekt-sandbox`` group, whose error
-handling turns a refused call into one line."""
+through the same ``Sandbox`` client the Python API uses: deliveries (--follow), reset, resend,
+subscribe, credentials, token. ``sandbox.cli`` adds them to the ``chekt-sandbox`` group,
+whose error handling turns a refused call into one line."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 import click
 
 from sandbox.api.control import RESETTABLE
-from sandbox.client import Sandbox, SandboxError
+from sandbox.client import Sandbox, SandboxError, answer_of
+from sandbox.logs import printable
 
 URL = click.option(
     "--url",
@@ -184,4 +186,56 @@ def _secret_of(sandbox: Sandbox, client_id: str) -> str:
     return str(secret)
 
 
-COMMANDS = (reset, resend, subscribe, credentials, token)
+@click.command()
+@click.option("--event-id", help="Only attempts for this event.")
+@click.option("--webhook-id", help="Only attempts for this subscription.")
+@click.option(
+    "--outcome",
+    type=click.Choice(["delivered", "failed", "timeout", "blocked_destination", "disabled"]),
+)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing attempts as they happen.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@URL
+@TOKEN
+def deliveries(
+    event_id: str | None,
+    webhook_id: str | None,
+    outcome: str | None,
+    follow: bool,
+    as_json: bool,
+    url: str,
+    admin_token: str | None,
+) -> None:
+    """Print the webhook delivery journal of a running sandbox (--follow: live, until Ctrl-C)."""
+    params = {
+        k: v
+        for k, v in (("event_id", event_id), ("webhook_id", webhook_id), ("outcome", outcome))
+        if v
+    }
+    if not as_json:
+        click.echo(
+            f"{'seq':>5}  {'event':<20} {'webhook':<20} {'try':>3}  {'outcome':<19} "
+            f"{'status':>6}  {'ms':>8}  detail"
+        )
+    last = 0
+    with connected(url, admin_token) as sandbox:
+        while True:
+            for row in sandbox.deliveries(**params, since_seq=last):
+                last = row["seq"]
+                click.echo(json.dumps(row) if as_json else _attempt_line(row))
+            if not follow:
+                return
+            time.sleep(0.25)
+
+
+def _attempt_line(row: dict[str, Any]) -> str:
+    status = row["status_code"] if row["status_code"] is not None else "-"
+    latency = f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else "-"
+    detail = answer_of(row) if row["outcome"] != "delivered" else ""
+    return printable(
+        f"{row['seq']:>5}  {row['event_id']:<20} {row['webhook_id']:<20} "
+        f"{row['attempt']:>3}  {row['outcome']:<19} {status:>6}  {latency:>8}  {detail}"
+    ).rstrip()
+
+
+COMMANDS = (deliveries, reset, resend, subscribe, credentials, token)
