@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench fuzz clean
+.PHONY: install run test lint bench fuzz dist clean
 
 install: $(STAMP)
 
@@ -33,6 +33,12 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) \
 		|| (echo "make bench needs wrk (apt-get install wrk)"; exit 1)
 	$(BIN)/python bench/report.py
+
+# a wheel and an sdist in dist/, for `pip install dist/chekt_sandbox-*.whl` elsewhere
+dist: $(STAMP)
+	$(BIN)/python -m pip install --quiet build
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import shlex
 import sys
@@ -16,16 +18,32 @@ from starlette.applications import Starlette
 from sandbox import __version__
 from sandbox.auth.clients import credentials
 from sandbox.auth.keypairs import write_key_pair
-from sandbox.client import Sandbox, SandboxError
+from sandbox.cli_control import COMMANDS, connected
+from sandbox.cli_control import TOKEN as _TOKEN
+from sandbox.cli_control import URL as _URL
+from sandbox.cli_control import control as _control
+from sandbox.client import SandboxError
 from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import TlsError, client_env_hint
+from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """A refused control call or a bad setting reaches the user as one line (click prints a
+    ``ClickException`` as ``Error: …``), never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SandboxError, SettingsError, TlsError, OSError) as exc:
+            raise click.ClickException(" ".join(str(exc).split())) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="chekt-sandbox")
 def main() -> None:
     """A local, offline CHeKT: Partner API, auth server and webhooks for partner tests."""
@@ -117,28 +135,40 @@ def _banner(app: Starlette, url: str) -> None:
     default=None,
     help="Serve HTTPS with a local CA made once under .chekt-sandbox/tls/.",
 )
-def serve(config_file: Path | None, **flags: Any) -> None:
+@click.option("--fresh", is_flag=True, help="Start from an empty store (deletes the --db file).")
+def serve(config_file: Path | None, fresh: bool, **flags: Any) -> None:
     """Serve the sandbox until Ctrl-C.
 
     Settings come from the --config file, then CHEKT_SANDBOX_* environment variables
     (e.g. CHEKT_SANDBOX_PORT), then these flags, each overriding the one before.
     """
+    settings = Settings.load(config_file, **flags)
+    if settings.db is None:
+        settings = Settings.load(config_file, **{**flags, "db": DEFAULT_DB})
+    if not settings.loopback and not settings.admin_token:
+        raise SettingsError(
+            f"binding to {settings.host} exposes the sandbox beyond this machine: "
+            "set --admin-token (or CHEKT_SANDBOX_ADMIN_TOKEN) to protect /_sandbox/*"
+        )
+    if fresh and settings.db and settings.db != ":memory:":
+        for suffix in ("", "-wal", "-shm"):  # SQLite's write-ahead log goes with the file
+            Path(settings.db + suffix).unlink(missing_ok=True)
     try:
-        settings = Settings.load(config_file, **flags)
-        if settings.db is None:
-            settings = Settings.load(config_file, **{**flags, "db": DEFAULT_DB})
-        if not settings.loopback and not settings.admin_token:
-            raise SettingsError(
-                f"binding to {settings.host} exposes the sandbox beyond this machine: "
-                "set --admin-token (or CHEKT_SANDBOX_ADMIN_TOKEN) to protect /_sandbox/*"
-            )
         run(settings, on_ready=_banner)
-    except (SettingsError, TlsError) as exc:
-        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
-        raise click.ClickException(
-            f"cannot serve on {flags.get('host')}:{flags.get('port')}: {exc}"
-        ) from exc
+        raise click.ClickException(_bind_problem(settings, exc)) from exc
+
+
+def _bind_problem(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot serve on {where}: the port is in use; stop what serves there, "
+            "or pick another with --port (0 picks a free one)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot serve on {where}: no such address on this machine; check --host"
+    return f"cannot serve on {where}: {exc.strerror or exc}"
 
 
 @main.group()
@@ -177,29 +207,8 @@ def new_key(client_id: str, directory: Path, ec: bool) -> None:
     )
 
 
-def _control(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-    """One call to a running sandbox, through the same client the Python API uses."""
-    sandbox = Sandbox.connect(url, admin_token=token)
-    try:
-        return sandbox.call(method, path, body)
-    except SandboxError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        sandbox.stop()
-
-
-_URL = click.option(
-    "--url",
-    default="http://127.0.0.1:8765",
-    show_default=True,
-    envvar="CHEKT_SANDBOX_URL",
-    help="Base URL of a running sandbox.",
-)
-_TOKEN = click.option(
-    "--admin-token",
-    envvar="CHEKT_SANDBOX_ADMIN_TOKEN",
-    help="Admin token, when the sandbox is bound off loopback.",
-)
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 @main.command()
@@ -248,48 +257,6 @@ def emit(
     result = _control(url, "POST", "/_sandbox/events", body, admin_token)
     for event_id in result["event_ids"]:
         click.echo(event_id)
-
-
-@main.command()
-@click.option("--event-id", help="Only attempts for this event.")
-@click.option("--webhook-id", help="Only attempts for this subscription.")
-@click.option(
-    "--outcome",
-    type=click.Choice(["delivered", "failed", "timeout", "blocked_destination", "disabled"]),
-)
-@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@_URL
-@_TOKEN
-def deliveries(
-    event_id: str | None,
-    webhook_id: str | None,
-    outcome: str | None,
-    as_json: bool,
-    url: str,
-    admin_token: str | None,
-) -> None:
-    """Print the webhook delivery journal of a running sandbox."""
-    params = {
-        k: v
-        for k, v in (("event_id", event_id), ("webhook_id", webhook_id), ("outcome", outcome))
-        if v
-    }
-    rows = _control(url, "GET", f"/_sandbox/deliveries?{urlencode(params)}", token=admin_token)
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
-        return
-    click.echo(
-        f"{'seq':>5}  {'event':<20} {'webhook':<20} {'try':>3}  {'outcome':<19} "
-        f"{'status':>6}  {'ms':>8}"
-    )
-    for row in rows:
-        status = row["status_code"] if row["status_code"] is not None else "-"
-        latency = f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else "-"
-        click.echo(
-            f"{row['seq']:>5}  {row['event_id']:<20} {row['webhook_id']:<20} "
-            f"{row['attempt']:>3}  {row['outcome']:<19} {status:>6}  {latency:>8}"
-        )
 
 
 @main.command()
@@ -378,7 +345,18 @@ def list_requests(
     show_default=True,
     help="Divide real-time waits by this factor.",
 )
-@click.option("--url", help="Drive a running sandbox instead of starting one (--serve).")
+@click.option(
+    "--url",
+    help="Drive a running sandbox (e.g. serve) instead of starting one. Its data stays: the "
+    "replay resets nothing (unless --reset), and removes the subscription it adds for "
+    "--callback at the end.",
+)
+@click.option(
+    "--reset",
+    "reset_first",
+    is_flag=True,
+    help="With --url: reseed its world (scenario's seed) and clear its journals first.",
+)
 @click.option("--admin-token", envvar="CHEKT_SANDBOX_ADMIN_TOKEN", help="For --url off loopback.")
 @click.option("--client-id", help="Partner client that 'call' steps act as. [default: seeded]")
 @click.option("--client-secret", help="Its secret.")
@@ -391,6 +369,7 @@ def replay(
     junit_path: Path | None,
     speed: float,
     url: str | None,
+    reset_first: bool,
     admin_token: str | None,
     client_id: str | None,
     client_secret: str | None,
@@ -398,11 +377,14 @@ def replay(
     """Replay scenario FILES against a partner's service; exit 1 unless every step passed."""
     from sandbox import scenario as scenarios
 
+    _check_secret(secret)
     overrides: dict[str, Any] = {}
     if seed is not None:
         overrides["seed"] = seed
     if profile is not None:
         overrides["webhook_profile"] = profile
+    if reset_first and not url:
+        raise click.ClickException("--reset goes with --url: a sandbox replay starts is fresh")
     reports = []
     interactive = sys.stderr.isatty()
 
@@ -417,33 +399,66 @@ def replay(
         "progress": progress,
         "client_id": client_id,
         "client_secret": client_secret,
+        "reset": reset_first,
     }
     for path in files:
         try:
             loaded = scenarios.load(path)
         except scenarios.ScenarioError as exc:
             raise click.ClickException(str(exc)) from exc
+        if seed is not None or profile is not None:
+            loaded = dataclasses.replace(
+                loaded,
+                seed=loaded.seed if seed is None else seed,
+                profile=profile or loaded.profile,
+            )
         if url:
-            sandbox = Sandbox.connect(url, admin_token=admin_token)
-            try:
+            with connected(url, admin_token) as sandbox:
+                click.echo(_driving(sandbox.url, loaded, reset_first))
                 report = scenarios.Runner(sandbox, **options).run(loaded)
-            finally:
-                sandbox.stop()
         else:
             with scenarios.sandbox_for(loaded, **overrides) as sandbox:
+                click.echo(f"{path}: started a sandbox at {sandbox.url} for this replay")
                 report = scenarios.Runner(sandbox, **options).run(loaded)
         if interactive:
             click.echo("\r\x1b[2K", nl=False, err=True)
         click.echo(scenarios.summary(report))
         reports.append(report)
     if junit_path is not None:
-        scenarios.junit(reports, junit_path)
+        try:
+            junit_path.parent.mkdir(parents=True, exist_ok=True)
+            scenarios.junit(reports, junit_path)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write the JUnit report {junit_path}: {exc.strerror or exc}"
+            ) from exc
         click.echo(f"JUnit report written to {junit_path}")
     failed = [r.scenario.name for r in reports if not r.passed]
     if failed:
         raise click.ClickException(
             f"{len(failed)} of {len(reports)} scenario(s) failed: {', '.join(failed)}"
         )
+
+
+def _check_secret(secret: str | None) -> None:
+    shortest = next(f.min_length for f in SUBSCRIPTION_FIELDS if f.name == "secret")
+    if secret is not None and len(secret) < shortest:
+        raise click.ClickException(
+            f"--secret is {len(secret)} characters; webhook signing secrets have at least "
+            f"{shortest}: pass the secret your receiver checks signatures with"
+        )
+
+
+def _driving(url: str, loaded: Any, reset_first: bool) -> str:
+    """Which sandbox a --url replay drives, and what it keeps of the scenario's setup."""
+    line = f"{loaded.path}: replaying against the sandbox at {url}"
+    line += f", reset to seed {loaded.seed}" if reset_first else " (its world as it is)"
+    if loaded.settings:
+        line += (
+            f"; the scenario's settings ({', '.join(loaded.settings)}) apply only to a "
+            "sandbox replay starts"
+        )
+    return line
 
 
 @main.group()
@@ -459,7 +474,7 @@ name: {name}
 description: An alarm arrives; the service accepts it and looks up the site.
 seed: 42                      # the fake world (same seed, same dealers/sites/devices)
 # profile: chekt-apps         # webhook format: chekt-apps | legacy-guide | dealer-v1
-# settings: {{token_lifetime: 3600}}   # any sandbox setting
+# settings: {{token_lifetime: 3600}}   # seed, clock, token lifetime, webhook knobs (schema)
 steps:
   - name: an alarm at the first site
     emit: {{type: alarm.created, data: {{site_id: 10001, priority: HIGH}}}}

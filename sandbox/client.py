@@ -16,18 +16,22 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 
 from sandbox.app import create_app
+from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
 from sandbox.logs import printable
 from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
-__all__ = ["Sandbox", "SandboxError", "SandboxServerError"]
+__all__ = ["Sandbox", "SandboxError", "SandboxServerError", "describe_attempt"]
 
 
 class SandboxError(AssertionError):
@@ -167,7 +171,9 @@ class Sandbox:
     @property
     def partner(self) -> dict[str, Any]:
         """The seeded platform partner: ``client_id``, ``client_secret``, ``dealer_ids``."""
-        return next(c for c in self.credentials["clients"] if c["kind"] == "platform_partner")
+        partners = [c for c in self.credentials["clients"] if c["kind"] == "platform_partner"]
+        # the seeded one, even when a registered client sorts before it
+        return next((c for c in partners if c["origin"] == "seeded"), partners[0])
 
     def token(
         self, client_id: str | None = None, client_secret: str | None = None, **form: str
@@ -175,18 +181,51 @@ class Sandbox:
         """A client-credentials access token (the seeded platform partner's by default)."""
         if client_id is None:
             client_id, client_secret = self.partner["client_id"], self.partner["client_secret"]
-        assert self._http is not None
-        response = self._http.post(
-            "/oauth/token",
-            data={
+        return self._token(
+            {
                 "grant_type": "client_credentials",
                 "client_id": client_id,
                 "client_secret": client_secret or "",
                 **form,
-            },
+            }
         )
+
+    def assertion_token(self, client_id: str, private_key: bytes, kid: str | None = None) -> str:
+        """A token for an assertion (tier 3) client, signed as CHeKT's sample signs it:
+        iss = sub = the client, aud = the issuer, 300 s on the sandbox clock, a fresh jti;
+        ``kid`` defaults to the key's thumbprint (what ``keys new`` registers)."""
+        try:
+            key: Any = serialization.load_pem_private_key(private_key, None)
+            algorithm = algorithm_for(key.public_key())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise SandboxError(f"not a PEM RSA or EC private key: {exc}") from None
+        now = int(self.clock.now())
+        claims = {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": self.credentials["issuer"],
+            "iat": now,
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+        }
+        headers = {"kid": kid or thumbprint(key.public_key())}
+        return self._token(
+            {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": jwt.encode(claims, key, algorithm, headers=headers),
+            }
+        )
+
+    def _token(self, form: dict[str, str]) -> str:
+        if self._http is None:
+            raise SandboxError("the sandbox is not running; use it as a context manager")
+        try:
+            response = self._http.post("/oauth/token", data=form)
+        except httpx.TransportError as exc:
+            raise SandboxError(f"cannot reach the sandbox at {self.url}: {exc}") from exc
         if response.status_code != 200:
-            raise SandboxError(f"token request refused: {response.text}")
+            raise SandboxError(f"token request refused: {response.text[:300]}")
         return str(response.json()["access_token"])
 
     def register_client(self, **fields: Any) -> dict[str, Any]:
@@ -214,6 +253,13 @@ class Sandbox:
             if value is not None:
                 body[name] = value
         return dict(self.call("POST", "/_sandbox/subscriptions", body))
+
+    def unsubscribe(self, webhook_id: str) -> None:
+        self.call("DELETE", f"/_sandbox/subscriptions/{webhook_id}")
+
+    def resend(self, event_id: str) -> list[str]:
+        """Deliver an event again to every subscription that hears it; the new delivery ids."""
+        return list(self.call("POST", f"/_sandbox/events/{event_id}/resend")["delivery_ids"])
 
     def emit(
         self,
@@ -274,10 +320,7 @@ class Sandbox:
                 recent = self.deliveries()[-5:]
                 raise SandboxError(
                     f"no delivery matching {filters} within {timeout} s; latest attempts: "
-                    + "; ".join(
-                        f"{a['event_id']} #{a['attempt']} {a['outcome']} {a['status_code']}"
-                        for a in recent
-                    )
+                    + "; ".join(f"{a['event_id']} {describe_attempt(a)}" for a in recent)
                 )
             time.sleep(0.02)
 
@@ -354,6 +397,24 @@ class Sandbox:
 def describe(entry: Mapping[str, Any]) -> str:
     """One journal entry on one line, its client-chosen path escaped for printing."""
     return printable(f"#{entry['seq']} {entry['method']} {entry['path']} -> {entry['status']}")
+
+
+def describe_attempt(attempt: Mapping[str, Any]) -> str:
+    """One webhook attempt on one line: the receiver's status and body, or why it gave none."""
+    return f"#{attempt['attempt']} {attempt['outcome']}: {answer_of(attempt)}"
+
+
+def answer_of(attempt: Mapping[str, Any]) -> str:
+    """What the receiver said (status and body, clipped), or why it said nothing."""
+    answer = attempt.get("response")
+    if answer:
+        body = " ".join(str(answer.get("body", "")).split())
+        body = body if len(body) <= 200 else body[:199] + "…"
+        return printable(f"{answer['status']} {body}".rstrip())
+    error = str(attempt.get("error") or "no answer")
+    if "refused" in error.lower() or "connect call failed" in error.lower():
+        error = f"connection refused by {attempt.get('url') or 'the receiver'}"
+    return printable(error)
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -124,7 +124,7 @@ class Settings:
     ) -> Settings:
         values: dict[str, Any] = {}
         if config is not None:
-            values.update(_read_file(Path(config)))
+            values.update(_key_files_beside(_read_file(Path(config)), Path(config).parent))
         values.update(_from_env(os.environ if env is None else env))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_mapping(values, source=str(config) if config is not None else "settings")
@@ -215,6 +215,20 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def _key_files_beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A settings file names its clients' key files relative to itself, so it works from
+    whatever directory the sandbox is started in."""
+    clients = data.get("clients")
+    if isinstance(clients, list):
+        data["clients"] = [
+            {**item, "public_key_file": str(folder / item["public_key_file"])}
+            if isinstance(item, dict) and isinstance(item.get("public_key_file"), str)
+            else item
+            for item in clients
+        ]
     return data
 
 

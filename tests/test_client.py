@@ -114,3 +114,15 @@ def test_control_errors_are_readable() -> None:
         sandbox.emit("alarm.exploded")
     with pytest.raises(SandboxError, match="not running"):
         Sandbox().requests()
+
+
+def test_partner_is_the_seeded_one_whatever_else_is_registered() -> None:
+    with Sandbox(clock="virtual") as sandbox:  # same created_at: the id order would decide
+        seeded = sandbox.partner["client_id"]
+        sandbox.register_client(
+            client_id="a-partner",
+            client_secret="a-partner-secret-0123456789",
+            kind="platform_partner",
+            dealer_ids=[1002],
+        )
+        assert sandbox.partner["client_id"] == seeded != "a-partner"

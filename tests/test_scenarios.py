@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import xml.etree.ElementTree as ET  # our own report files, not untrusted input
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,14 +139,43 @@ MISTAKES = [
     ("name: x\nsteps:\n  - advance: 2 hours\n", ":3", "must be a duration"),
     ("name: x\nsteps:\n  - call: {method: GET}\n", ":3", "call needs 'path'"),
     ("name: x\nprofile: legacy\nsteps:\n  - wait: 1\n", ":2", "did you mean 'legacy-guide'"),
-    ("name: x\nsettings: {prot: 1}\nsteps:\n  - wait: 1\n", ":2", "did you mean 'port'"),
+    ("name: x\nsettings: {sead: 1}\nsteps:\n  - wait: 1\n", ":2", "did you mean 'seed'"),
     ("name: x\nsteps:\n  - expect_delivery: {outcome: ok}\n", ":3", "not one of delivered"),
     ("name: x\nsteps:\n  - adversarial: {kind: forged}\n", ":3", "tampered_signature"),
     ("name: x\nsteps:\n  - emit: {data: {}}\n", ":3", "exactly one of 'type' or 'lifecycle'"),
     ("name: x\nsteps:\n  - check: {requests: {cuont: 1}}\n", ":3", "did you mean 'count'"),
     ("name: x\nsteps:\n  - name: first\n    wait: -3\n", ":4", "step 1 (first)"),
     ("name: x\nsteps:\n  - call: {method: GET, path: sites}\n", ":3", "must be a path"),
+    # scenario files are data: no paths, binds or keys, no tags beyond plain YAML
+    ("name: x\nsettings:\n  db: /tmp/x.db\nsteps: [wait: 1]\n", ":3", "'db' cannot be set"),
+    ("name: x\nsettings: {seed: 1, host: 0.0.0.0}\nsteps: [wait: 1]\n", ":2", "'host' cannot"),
+    ("name: x\nsettings:\n  state_dir: /etc\nsteps: [wait: 1]\n", ":3", "'state_dir' cannot"),
+    (
+        "name: x\nsettings:\n  clients:\n    - {client_id: a, public_key_file: /etc/passwd}\n"
+        "steps: [wait: 1]\n",
+        ":3",
+        "'clients' cannot be set by a scenario",
+    ),
+    ("name: x\nsettings: {tls: true}\nsteps: [wait: 1]\n", ":2", "a scenario may set seed"),
+    (
+        "name: x\nsteps:\n  - emit: !!python/object/apply:os.system [echo hi]\n",
+        ":3",
+        "the YAML tag !!python/object/apply:os.system is not allowed",
+    ),
+    ("name: !!python/object:os.system x\nsteps: [wait: 1]\n", ":1", "!!python/object:os"),
+    ("name: x\nsteps:\n  - wait: !env DELAY\n", ":3", "the YAML tag !env is not allowed"),
 ]
+
+
+def test_an_alias_bomb_is_refused_quickly() -> None:
+    levels = ["  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    text = "name: bomb\nworld:\n" + "\n".join(levels) + "\nsteps: [wait: 1]\n"
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError, match=r"^bomb\.yaml:\d+: .*expands to over 100,000 nodes"):
+        parse(text, "bomb.yaml")
+    assert time.perf_counter() - started < 1.0
+    parse("name: x\nworld: {a: &a [1, 2]}\nsteps:\n  - emit: {type: alarm.created}\n", "ok")
 
 
 @pytest.mark.parametrize(("text", "line", "message"), MISTAKES)

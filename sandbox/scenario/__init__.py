@@ -46,15 +46,19 @@ def play(
     sandbox: Sandbox | None = None,
     speed: float = 1.0,
     progress: Callable[[str], None] | None = None,
+    reset: bool = False,
     **settings: Any,
 ) -> Report:
-    """Run one scenario file; starts its own sandbox unless one is given."""
+    """Run one scenario file; starts its own sandbox unless one is given (which it resets
+    to the scenario's seed only when ``reset``)."""
     scenario = load(path)
+    options: dict[str, Any] = {
+        "callback": callback,
+        "secret": secret,
+        "speed": speed,
+        "progress": progress,
+    }
     if sandbox is not None:
-        return Runner(
-            sandbox, callback=callback, secret=secret, speed=speed, progress=progress
-        ).run(scenario)
+        return Runner(sandbox, reset=reset, **options).run(scenario)
     with sandbox_for(scenario, **settings) as own:
-        return Runner(own, callback=callback, secret=secret, speed=speed, progress=progress).run(
-            scenario
-        )
+        return Runner(own, **options).run(scenario)

@@ -156,7 +156,7 @@ def load(path: str | Path) -> Scenario:
 def parse(text: str, path: str = "<scenario>") -> Scenario:
     check = _Checker(path)
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -165,6 +165,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         ) from None
     if not isinstance(root, yaml.MappingNode):
         raise check.fail(root, "", "the top level must be a mapping with name and steps")
+    _plain_data(check, root)
     top: dict[str, yaml.Node] = {}
     for key_node, value_node in root.value:
         key = key_node.value
@@ -185,6 +186,7 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         if (kind := spec.TOP_LEVEL[k]) != "steps"
     }
     if "settings" in values:
+        _allowed_settings(check, top["settings"])
         try:
             Settings.from_mapping(values["settings"], source="settings")
         except SettingsError as exc:
@@ -199,6 +201,52 @@ def parse(text: str, path: str = "<scenario>") -> Scenario:
         settings=values.get("settings", {}),
         world=values.get("world", {}),
     )
+
+
+# the tags PyYAML's safe resolver gives plain scalars, lists and mappings; anything else was
+# written on purpose (!!python/object, !!binary, !custom) and has no place in a data file
+PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge")
+}
+MAX_NODES = 100_000  # with aliases expanded: bounds a "billion laughs" file to milliseconds
+
+
+def _plain_data(check: _Checker, root: yaml.Node) -> None:
+    """Refuse tags beyond plain YAML, and aliases that expand beyond ``MAX_NODES`` nodes."""
+    pending, seen = [root], 0
+    while pending:
+        node = pending.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise check.fail(
+                node, "", f"the document expands to over {MAX_NODES:,} nodes (aliases?)"
+            )
+        if node.tag not in PLAIN_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise check.fail(
+                node, "", f"the YAML tag {tag} is not allowed: a scenario is plain data"
+            )
+        if isinstance(node, yaml.MappingNode):
+            pending += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+
+
+def _allowed_settings(check: _Checker, node: yaml.Node) -> None:
+    """A scenario tunes the simulation; paths, binds, keys and credentials stay with whoever
+    runs it (command line, --config)."""
+    assert isinstance(node, yaml.MappingNode)  # check.value made sure it is a mapping
+    for key_node, _ in node.value:
+        key = key_node.value
+        if key not in spec.SETTINGS:
+            allowed = ", ".join(spec.SETTINGS)
+            raise check.fail(
+                key_node,
+                "settings",
+                f"{key!r} cannot be set by a scenario{_hint(key, spec.SETTINGS)}; "
+                f"a scenario may set {allowed}",
+            )
 
 
 def _steps(check: _Checker, node: yaml.Node) -> list[Step]:

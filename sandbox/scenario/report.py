@@ -29,6 +29,9 @@ def summary(report: Report) -> str:
         lines.append(f"  {step.index:>3}  {label:<34} {verdict:<7} {seconds:>8}  {detail}")
     for name, value in report.metrics.items():
         lines.append(f"  {name}: {value}")
+    for result in report.results:
+        if not result.passed:  # the table clips it: the whole of it, once
+            lines.append(f"  step {result.step.index} failed: {printable(result.detail)}")
     state = "PASSED" if report.passed else "FAILED"
     lines.append(f"  {state} in {report.seconds:.2f} s")
     return "\n".join(lines)

@@ -3,6 +3,10 @@
 The runner only uses the public ``Sandbox`` client (the ``/_sandbox`` API) plus plain HTTP
 to the partner's receiver for the adversarial steps, so a scenario replayed from the CLI, from
 Python or from pytest behaves the same.
+
+It may drive a sandbox someone is developing against, so it touches only what it makes: it
+resets nothing unless asked, removes its subscription and restores the fault knobs at the end,
+and looks only at its own events and at requests made after it started.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from sandbox.client import Sandbox, SandboxError, describe, request_differences
+from sandbox.client import Sandbox, SandboxError, describe, describe_attempt, request_differences
 from sandbox.scenario.adversarial import attack
 from sandbox.scenario.loader import Scenario, Step
 
@@ -64,6 +68,7 @@ class Runner:
         progress: Callable[[str], None] | None = None,
         client_id: str | None = None,
         client_secret: str | None = None,
+        reset: bool = False,
     ) -> None:
         self.sandbox = sandbox
         self.callback = callback
@@ -77,15 +82,32 @@ class Runner:
         self.metrics: dict[str, float] = {}
         self.saved: dict[str, Any] = {}  # call results kept with save_as, used as ${name.field}
         self.client = (client_id, client_secret)  # "as: partner"; None: the seeded partner
+        self.reset = reset  # reseed the world first (its seed) instead of using it as it is
+        self.webhook_id: str | None = None  # the subscription this run made, removed at the end
+        self.start = 0  # journal sequence when the run began: nothing before it counts
+        self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
 
     def run(self, scenario: Scenario) -> Report:
         report = Report(scenario)
         started = time.perf_counter()
-        if scenario.seed is not None:
+        if self.reset:
             self.sandbox.reset(seed=scenario.seed)
-        self._build_world(scenario.world)
-        if self.callback:
-            self.sandbox.subscribe(self.callback, secret=self.secret, profile=scenario.profile)
+        self._journal_mark()
+        self.start = self.mark
+        try:
+            self._build_world(scenario.world)
+            if self.callback:
+                self.webhook_id = self.sandbox.subscribe(
+                    self.callback, secret=self.secret, profile=scenario.profile
+                )["webhook_id"]
+            self._steps(scenario, report)
+        finally:
+            self._clean_up()
+        report.seconds = time.perf_counter() - started
+        report.metrics = dict(self.metrics)
+        return report
+
+    def _steps(self, scenario: Scenario, report: Report) -> None:
         total = len(scenario.steps)
         for step in scenario.steps:
             self.progress(f"[{step.index}/{total}] {step.label} …")
@@ -99,9 +121,22 @@ class Runner:
                     StepResult(step, False, time.perf_counter() - began, str(exc))
                 )
                 break
-        report.seconds = time.perf_counter() - started
-        report.metrics = dict(self.metrics)
-        return report
+
+    def _clean_up(self) -> None:
+        """Leave the sandbox as the run found it, but for the events it emitted."""
+        if self.webhook_id is not None:
+            self.sandbox.unsubscribe(self.webhook_id)
+            self.webhook_id = None
+        if self.faults is not None:
+            self.sandbox.faults(**self.faults)
+            self.faults = None
+
+    def _attempts(self, **filters: Any) -> list[dict[str, Any]]:
+        """Delivery attempts of this run's events, to its own subscription when it made one."""
+        if self.webhook_id is not None:
+            filters["webhook_id"] = self.webhook_id
+        mine = set(self.events)
+        return [a for a in self.sandbox.deliveries(**filters) if a["event_id"] in mine]
 
     # ---- setup -----------------------------------------------------------------------------
 
@@ -169,6 +204,8 @@ class Runner:
         return f"waited {seconds / self.speed:.2f} s"
 
     def _fault(self, args: dict[str, Any]) -> str:
+        if self.faults is None:
+            self.faults = self.sandbox.faults()
         knobs = self.sandbox.faults(args.get("duplicate_rate"), args.get("reorder_window"))
         return ", ".join(f"{k}={v}" for k, v in knobs.items())
 
@@ -307,7 +344,7 @@ class Runner:
         deadline = time.monotonic() + within
         while True:
             by_event: dict[str, list[dict[str, Any]]] = {}
-            for attempt in self.sandbox.deliveries():
+            for attempt in self._attempts():
                 by_event.setdefault(attempt["event_id"], []).append(attempt)
             missing = [
                 e for e in wanted if not any(_answered(a, args) for a in by_event.get(e, []))
@@ -317,10 +354,7 @@ class Runner:
             time.sleep(0.05)
         if missing:
             seen = (
-                "; ".join(
-                    f"#{a['attempt']} {a['outcome']} {a['status_code']}"
-                    for a in by_event.get(missing[0], [])
-                )
+                "; ".join(describe_attempt(a) for a in by_event.get(missing[0], [])[-3:])
                 or "no attempt yet"
             )
             raise StepFailed(
@@ -338,23 +372,25 @@ class Runner:
             "accept" if kind in ("replayed_event", "duplicate", "out_of_order") else "reject",
         )
         self._journal_mark()
-        statuses = [
-            r.status_code
-            for r in attack(
+        try:
+            answers = attack(
                 kind,
                 self.callback,
                 self.secret,
                 args.get("event_type", "alarm.created"),
                 self.sandbox.clock.now(),
             )
-        ]
-        ok = (
-            all(200 <= s < 300 for s in statuses)
-            if expect == "accept"
-            else all(400 <= s < 500 for s in statuses)
-        )
-        if not ok:
-            raise StepFailed(f"{kind}: the receiver answered {statuses}, expected it to {expect}")
+        except httpx.ConnectError:
+            raise StepFailed(f"{kind}: connection refused by {self.callback}") from None
+        statuses = [r.status_code for r in answers]
+        wanted = range(200, 300) if expect == "accept" else range(400, 500)
+        wrong = [r for r in answers if r.status_code not in wanted]
+        if wrong:
+            body = " ".join(wrong[0].text.split())[:200]
+            raise StepFailed(
+                f"{kind}: the receiver answered {statuses}, expected it to {expect}; "
+                f"first wrong answer: {wrong[0].status_code} {body}".rstrip()
+            )
         effect = args.get("side_effect")
         if effect:
             time.sleep(effect.get("within", 1.0) / self.speed)
@@ -392,16 +428,14 @@ class Runner:
         match = {"status": rules["status"]} if "status" in rules else {}
         hits = [
             e
-            for e in self.sandbox.requests()
+            for e in self.sandbox.requests(since_seq=self.start)
             if not request_differences(e, rules.get("method"), rules.get("path"), match)
         ]
         _bounds("requests", len(hits), rules)
         return f"{len(hits)} request(s)"
 
     def _check_deliveries(self, rules: dict[str, Any]) -> str:
-        attempts = self.sandbox.deliveries(
-            **({"outcome": rules["outcome"]} if "outcome" in rules else {})
-        )
+        attempts = self._attempts(**({"outcome": rules["outcome"]} if "outcome" in rules else {}))
         _bounds("deliveries", len(attempts), rules)
         if rules.get("every_event"):
             covered = {a["event_id"] for a in attempts}
@@ -413,11 +447,7 @@ class Runner:
         return f"{len(attempts)} attempt(s)"
 
     def _check_latency(self, rules: dict[str, Any]) -> str:
-        firsts = [
-            a
-            for a in self.sandbox.deliveries()
-            if a["attempt"] == 1 and a["event_id"] in set(self.events)
-        ]
+        firsts = [a for a in self._attempts() if a["attempt"] == 1]
         if not firsts:
             raise StepFailed("no deliveries to measure")
         latencies = sorted(

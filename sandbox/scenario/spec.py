@@ -33,6 +33,24 @@ ADVERSARIAL = (
 )
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CREDENTIALS = ("partner", "api_key", "dealer_admin")
+# the settings a scenario may pick: how the simulation behaves, never paths, binds or keys
+SETTINGS = (
+    "seed",
+    "clock",
+    "dealers",
+    "sites_per_dealer",
+    "token_lifetime",
+    "code_lifetime",
+    "idempotency_ttl",
+    "timestamp_style",
+    "error_style",
+    "webhook_profile",
+    "signature_variant",
+    "webhook_timeout",
+    "webhook_concurrency",
+    "duplicate_rate",
+    "reorder_window",
+)
 
 # step keyword -> field -> kind; "*" marks a required field; a str kind is a scalar step
 STEPS: dict[str, dict[str, str] | str] = {
@@ -176,6 +194,11 @@ def json_schema() -> dict[str, Any]:
             }
         )
     top = {n: _KIND_SCHEMA.get(k, {}) for n, k in TOP_LEVEL.items() if k != "steps"}
+    top["settings"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: {} for name in SETTINGS},
+    }
     top["steps"] = {"type": "array", "minItems": 1, "items": {"oneOf": steps}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
