@@ -485,3 +485,17 @@ def test_recover_resends_what_failed_for_good(
     delivered = wait_for(lambda: attempts(sandbox, event_id=event_id, outcome="delivered"))
     assert delivered[0]["delivery_id"] == recovered.json()["delivery_ids"][0]
     assert rx.at("/flaky")[-1].headers["x-chekt-event-id"] == event_id
+
+
+def test_random_site_can_carry_the_event(api: Api) -> None:
+    """A developer's own sites start without devices: an event that needs a device picks a
+    site that has one instead of failing with 'site N has no devices'."""
+    for n in range(30):
+        body = {"external_site_id": f"bare-{n}", "name": f"Bare {n}", "timezone": "UTC"}
+        created = api.client.post(
+            "/partner/v1/dealers/1001/sites", json=body, headers=api.bearer(api.key)
+        )
+        assert created.status_code == 201, created.text
+    for event_type in ("alarm.created", "device.offline", "snapshot.created") * 5:
+        response = api.client.post("/_sandbox/events", json={"type": event_type})
+        assert response.status_code == 202, response.text

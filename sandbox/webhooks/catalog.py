@@ -36,15 +36,21 @@ LIFECYCLE = (("alarm.acknowledged", 40), ("alarm.dispatched", 90), ("alarm.resol
 SCOPE_OF = {t: ("read:devices" if t.startswith("device.") else "read:sites") for t in EVENT_TYPES}
 
 
-def _site(world: World, rng: random.Random, site_id: Any) -> Row:
+def _site(world: World, rng: random.Random, site_id: Any, event_type: str) -> Row:
     if site_id is not None:
         row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (site_id,))
         if row is None:
             raise ValidationFailed("site_id", f"site {site_id} does not exist")
         return row
-    rows = world.store.all("SELECT * FROM site_view ORDER BY site_id")
+    # a random site must be able to carry the event: one with a device where it needs one
+    with_devices = event_type.startswith(("alarm.created", "device.", "snapshot."))
+    rows = world.store.all(
+        "SELECT * FROM site_view"
+        + (" WHERE site_id IN (SELECT site_id FROM devices)" if with_devices else "")
+        + " ORDER BY site_id"
+    )
     if not rows:
-        raise ValidationFailed("site_id", "the world has no sites to emit events for")
+        raise ValidationFailed("site_id", f"the world has no site to emit {event_type} for")
     return rng.choice(rows)
 
 
@@ -90,7 +96,7 @@ def build(
         raise ValidationFailed(
             "type", f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
         )
-    site = _site(world, rng, overrides.get("site_id"))
+    site = _site(world, rng, overrides.get("site_id"), event_type)
     now = world.now()
     alarm_id = overrides.get("alarm_id") or f"A-{rng.randrange(10000, 99999)}"
     data: dict[str, Any]
