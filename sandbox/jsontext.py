@@ -45,11 +45,13 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
-def loads(text: str) -> Any:
+def loads(text: str, *, unique_names: bool = True) -> Any:
+    """``unique_names=False`` lets the last of repeated names win, as ``json`` does: for
+    showing a body someone sent, secrets still redacted by name."""
     try:
         value = json.loads(
             text,
-            object_pairs_hook=_no_duplicates,
+            object_pairs_hook=_no_duplicates if unique_names else None,
             parse_constant=_no_constants,
             parse_float=_finite,
         )

@@ -103,12 +103,15 @@ def _redact_json(value: Any) -> Any:
     return value
 
 
-def _body(
-    raw: bytes, content_type: str, reveal: bool, read: Callable[[str], Any] = jsontext.loads
-) -> Any:
+def _sent(text: str) -> Any:
+    return jsontext.loads(text, unique_names=False)
+
+
+def _body(raw: bytes, content_type: str, reveal: bool, read: Callable[[str], Any] = _sent) -> Any:
     """A body as JSON when it is JSON, as a form dict when a form, else as text. A request's
-    JSON is read as the API reads it (what it refused, e.g. for a surrogate, shows as text);
-    the sandbox's own responses are read as they are."""
+    JSON is read as the API reads it, repeated names aside (what no response could carry, a
+    surrogate, nesting past the cap, NaN, shows as text); the sandbox's own responses are
+    read as they are."""
     text = raw.decode("utf-8", "replace")
     if not text:
         return None

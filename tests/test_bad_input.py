@@ -239,3 +239,21 @@ def test_a_surrogate_in_stored_event_data_is_sent_as_u_fffd_and_delivery_goes_on
     armed = bodies["site.armed"]
     assert json.loads(armed.body.decode("utf-8"))["data"]["site_name"] == "Porch \ufffd"
     verify_signature(secret, armed.headers, armed.body, now=clock.now())
+
+
+def test_the_journal_shows_refused_bodies_and_still_redacts_repeated_secrets(
+    sandbox: Fixture,
+) -> None:
+    client, _, ids = sandbox
+    url = "/partner/v1/webhooks"
+    bodies = [
+        b'{"url": "https://partner.example/a", "secret": "s3cret-one", "secret": "s3cret-two"}',
+        b'{"url": "https://partner.example/\\ud800"}',
+        b'{"url": ' + b"[" * 40 + b"]" * 40 + b"}",
+    ]
+    for body in bodies:
+        response = client.post(url, content=body, headers={**ids["headers"], **_JSON})
+        assert response.status_code == 400
+    shown = client.get("/_sandbox/requests", params={"path": url}).json()[-3:]
+    assert shown[0]["body"]["secret"] == "[redacted]" and "s3cret" not in json.dumps(shown)
+    assert [entry["body"] for entry in shown[1:]] == [b.decode() for b in bodies[1:]]
