@@ -57,14 +57,20 @@ def deadline_protocol(
         def data_received(self, data: bytes) -> None:
             continuing = self._awaiting_headers  # else the head began inside this read
             super().data_received(data)
-            if not (continuing and self._awaiting_headers) or self.transport.is_closing():
+            if continuing and self._awaiting_headers:
+                self._head_bytes += len(data)  # every byte of this read belongs to the head
+                self._bound_head()
+
+        def _bound_head(self) -> None:
+            if self._head_bytes <= max_headers or self.transport.is_closing():
                 return
-            self._head_bytes += len(data)  # every byte of this read belongs to the head
-            if self._head_bytes > max_headers:
-                self._refuse(
-                    HeadersTooLarge(f"the request headers are larger than {max_headers} bytes"),
-                    b"431 Request Header Fields Too Large",
-                )
+            if self._in_flight():  # a pipelined head: answered when the response before ends
+                self.flow.pause_reading()
+                return
+            self._refuse(
+                HeadersTooLarge(f"the request headers are larger than {max_headers} bytes"),
+                b"431 Request Header Fields Too Large",
+            )
 
         def on_message_begin(self) -> None:
             self._head_bytes = 0
@@ -87,6 +93,8 @@ def deadline_protocol(
                 self._resuming = False
             if self._awaiting_headers and self._header_timer is None:
                 self._arm_header_timer()  # a pipelined request was held back while we answered
+            if self._awaiting_headers:
+                self._bound_head()
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             if self._resuming:  # its deadline counts from now, not from while it was queued

@@ -5,6 +5,7 @@ answer and webhooks are still delivered."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -257,3 +258,31 @@ def test_the_journal_shows_refused_bodies_and_still_redacts_repeated_secrets(
     shown = client.get("/_sandbox/requests", params={"path": url}).json()[-3:]
     assert shown[0]["body"]["secret"] == "[redacted]" and "s3cret" not in json.dumps(shown)
     assert [entry["body"] for entry in shown[1:]] == [b.decode() for b in bodies[1:]]
+
+
+def _unsigned_jwt(header: bytes, claims: bytes) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return f"{b64(header)}.{b64(claims)}.c2ln"
+
+
+def test_jwts_whose_claims_hold_a_surrogate_are_refused_before_any_lookup(
+    sandbox: Fixture,
+) -> None:
+    """A client assertion's iss, or a revoked token's jti, is looked up in the store."""
+    client, api, _ = sandbox
+    token = _unsigned_jwt(
+        b'{"alg":"RS256","typ":"JWT"}',
+        b'{"iss":"\\ud800","sub":"\\ud800","jti":"\\udfff","azp":"sandbox-platform-partner"}',
+    )
+    assertion = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": token,
+    }
+    refused = client.post("/oauth/token", data=assertion)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
+    partner = {"client_id": api.partner["client_id"], "client_secret": api.partner["client_secret"]}
+    assert client.post("/oauth/revoke", data={**partner, "token": token}).status_code == 200
+    _still_answering(client)
