@@ -1,11 +1,15 @@
-"""uvicorn's httptools protocol with the two connection deadlines it lacks.
+"""uvicorn's httptools protocol with the two connection deadlines and the head bound it lacks.
 
 uvicorn bounds only the idle time *between* keep-alive requests. Here, in addition, a request's
 headers must arrive within ``request_timeout`` of its first byte (else 408 with the envelope,
 and the connection is closed), and a connection that never sends a first byte is closed after
-``idle_timeout`` like an idle keep-alive one. The first byte's time is put in the scope, so
-the body deadline in ``sandbox.api.limits`` counts from it as well. A pipelined request's
-clocks start only once the response before it is complete: waiting for us is not slow."""
+``idle_timeout`` like an idle keep-alive one. A request head (request line and headers) that
+grows past ``max_headers`` bytes while it arrives gets 431 with the envelope and the
+connection is closed, so nobody can make the server buffer headers without end; the exact
+check on the parsed headers stays in ``sandbox.api.limits``. The first byte's time is put in
+the scope, so the body deadline in ``sandbox.api.limits`` counts from it as well. A pipelined
+request's clocks start only once the response before it is complete: waiting for us is not
+slow."""
 
 from __future__ import annotations
 
@@ -18,16 +22,19 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from sandbox.api.limits import FIRST_BYTE
-from sandbox.errors import RequestTimeout
+from sandbox.errors import ApiError, HeadersTooLarge, RequestTimeout
 
 
-def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpToolsProtocol]:
-    """The protocol class for ``uvicorn.Config(http=...)`` with these deadlines."""
+def deadline_protocol(
+    request_timeout: float, idle_timeout: float, max_headers: int = 16 << 10
+) -> type[HttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with these limits."""
 
     class DeadlineProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
         _awaiting_headers = False  # a request has begun and its headers are incomplete
         _resuming = False  # starting a pipelined request that waited for the one before
+        _head_bytes = 0  # of the head being received, in the reads since the one it began in
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -47,7 +54,26 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
         def _in_flight(self) -> bool:
             return self.cycle is not None and not self.cycle.response_complete
 
+        def data_received(self, data: bytes) -> None:
+            continuing = self._awaiting_headers  # else the head began inside this read
+            super().data_received(data)
+            if continuing and self._awaiting_headers:
+                self._head_bytes += len(data)  # every byte of this read belongs to the head
+                self._bound_head()
+
+        def _bound_head(self) -> None:
+            if self._head_bytes <= max_headers or self.transport.is_closing():
+                return
+            if self._in_flight():  # a pipelined head: answered when the response before ends
+                self.flow.pause_reading()
+                return
+            self._refuse(
+                HeadersTooLarge(f"the request headers are larger than {max_headers} bytes"),
+                b"431 Request Header Fields Too Large",
+            )
+
         def on_message_begin(self) -> None:
+            self._head_bytes = 0
             super().on_message_begin()
             self.scope[FIRST_BYTE] = time.monotonic()  # type: ignore[literal-required]
             self._awaiting_headers = True
@@ -67,6 +93,8 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
                 self._resuming = False
             if self._awaiting_headers and self._header_timer is None:
                 self._arm_header_timer()  # a pipelined request was held back while we answered
+            if self._awaiting_headers:
+                self._bound_head()
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             if self._resuming:  # its deadline counts from now, not from while it was queued
@@ -89,10 +117,15 @@ def deadline_protocol(request_timeout: float, idle_timeout: float) -> type[HttpT
             error = RequestTimeout(
                 f"the request headers did not arrive within {request_timeout:g} s"
             )
+            self._refuse(error, b"408 Request Timeout")
+
+        def _refuse(self, error: ApiError, status: bytes) -> None:
+            """Answer before the app could, with the envelope, and hang up."""
+            self._cancel_header_timer()
             body = json.dumps(error.body("req_" + os.urandom(8).hex())).encode()
             self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+                b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
             )
             self.transport.close()
 

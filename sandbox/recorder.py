@@ -10,16 +10,19 @@ Secrets are redacted when entries are exported, unless the caller explicitly ask
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import tempfile
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from sandbox import jsontext
 
 BODY_LIMIT = 64 * 1024
 SECRET_HEADERS = {"authorization", "x-sandbox-admin-token", "cookie", "set-cookie"}
@@ -100,16 +103,21 @@ def _redact_json(value: Any) -> Any:
     return value
 
 
-def _body(raw: bytes, content_type: str, reveal: bool) -> Any:
-    """A body as JSON when it is JSON, as a form dict when a form, else as text."""
-    import json
+def _sent(text: str) -> Any:
+    return jsontext.loads(text, unique_names=False)
 
+
+def _body(raw: bytes, content_type: str, reveal: bool, read: Callable[[str], Any] = _sent) -> Any:
+    """A body as JSON when it is JSON, as a form dict when a form, else as text. A request's
+    JSON is read as the API reads it, repeated names aside (what no response could carry, a
+    surrogate, nesting past the cap, NaN, shows as text); the sandbox's own responses are
+    read as they are."""
     text = raw.decode("utf-8", "replace")
     if not text:
         return None
     if "json" in content_type:
         try:
-            parsed = json.loads(text)
+            parsed = read(text)
         except ValueError:
             return text if reveal else redact_text(text)
         return parsed if reveal else _redact_json(parsed)
@@ -170,7 +178,7 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
         "request_id": entry.request_id,
         "status": entry.status,
         "response_headers": _headers(response_headers, reveal),
-        "response_body": _body(entry.response_body, response_type, reveal),
+        "response_body": _body(entry.response_body, response_type, reveal, json.loads),
         "duration_ms": entry.duration_ms,
     }
 

@@ -54,7 +54,7 @@ def make_server(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=deadline_protocol(limits.request_timeout, limits.idle_timeout),
+        http=deadline_protocol(limits.request_timeout, limits.idle_timeout, limits.max_headers),
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -104,6 +105,26 @@ def _read_until_closed(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def test_a_growing_head_gets_431_as_it_passes_the_limit_on_a_real_server() -> None:
+    """Headers are bounded while they arrive: a head that never ends is cut off near 16 KiB
+    with the envelope, not buffered until the header deadline."""
+    settings = Settings(request_timeout=5.0)
+    with ThreadedServer(create_app(settings), settings=settings) as url:
+        sock = _raw(int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n")
+        with sock:
+            started = time.monotonic()
+            sent = 0
+            while sent < 1 << 20 and not select.select([sock], [], [], 0.005)[0]:
+                sock.sendall(b"X-Filler: " + b"a" * 1000 + b"\r\n")  # a line at a time
+                sent += 1012
+            answer = _read_until_closed(sock)
+            took = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(body)["error"]["code"] == "request_header_fields_too_large"
+    assert sent < 64 << 10 and took < 2.0
 
 
 def test_pipelined_requests_are_answered_in_order_and_a_stalled_one_times_out() -> None:

@@ -218,6 +218,25 @@ def test_list_paging_fields_filter_sort(api: Api, h: dict[str, str]) -> None:
     assert len(since.json()) == 5
 
 
+def test_fields_take_the_table_qualified_names_the_docs_show(api: Api, h: dict[str, str]) -> None:
+    qualified = api.client.get(f"{D}/sites?fields=sites.name,sites.site_id", headers=h)
+    assert qualified.status_code == 200
+    assert qualified.json() == api.client.get(f"{D}/sites?fields=name,site_id", headers=h).json()
+    site_id = qualified.json()[0]["site_id"]
+    one = api.client.get(f"{D}/sites/{site_id}?fields=sites.name", headers=h).json()
+    assert set(one) == {"name"}
+    device = {"external_device_id": "cam-q", "device_type": "camera", "zone_number": "001"}
+    url = f"{D}/sites/{site_id}/devices"
+    assert api.client.post(url, json=[device], headers=h).status_code == 201
+    devices = api.client.get(f"{url}?fields=devices.name,external_device_id", headers=h).json()
+    assert {"name": None, "external_device_id": "cam-q"} in devices
+    for wrong in ("devices.name", "site.name", "x.sites.name", ".name", "sites."):
+        response = api.client.get(f"{D}/sites?fields={wrong}", headers=h)
+        assert _error(response, 422, "validation_failed")["field"] == "fields", wrong
+    wrong_table = api.client.get(f"{url}?fields=sites.name", headers=h)
+    assert _error(wrong_table, 422, "validation_failed")["field"] == "fields"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -304,6 +323,21 @@ def test_contacts_of_another_dealers_site_are_404(api: Api, h: dict[str, str]) -
 
 
 # ---- devices -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mac", ["1234567890", "00:1A:2B:3C:4D:5E", "00-1a-2b-3c-4d-5e", "001A2B3C4D5E"]
+)
+def test_device_macs_as_chekt_writes_them(api: Api, h: dict[str, str], mac: str) -> None:
+    """CHeKT's documented example device has the bare 10-digit mac "1234567890"."""
+    site_id = api.client.post(f"{D}/sites", json=SITE, headers=h).json()["site_id"]
+    device = {"external_device_id": "cam-1", "device_type": "camera", "zone_number": "001"}
+    url = f"{D}/sites/{site_id}/devices"
+    created = api.client.post(url, json=[{**device, "mac": mac}], headers=h).json()
+    assert created["success_count"] == 1, created
+    for wrong in ("12345", "00:1A:2B:3C:4D", "00:1A-2B:3C:4D:5E:6F:70", "1234567890ab12", "zz"):
+        refused = api.client.post(url, json=[{**device, "mac": wrong}], headers=h).json()
+        assert refused["results"][0]["error"]["field"] == "mac", wrong
 
 
 def test_bulk_devices_partial_success(api: Api, h: dict[str, str]) -> None:

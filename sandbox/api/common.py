@@ -3,7 +3,6 @@ services the app owns."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox import jsontext
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
@@ -84,28 +84,13 @@ def path_id(request: Request, name: str) -> int:
     return int(raw)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the request body is not valid UTF-8") from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-    except RecursionError:
-        raise BadRequest("the request body is nested too deeply") from None
+        return jsontext.loads(text)
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
 

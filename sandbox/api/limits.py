@@ -1,8 +1,9 @@
 """Request limits, as pure ASGI middleware: headers 16 KiB (431), body 1 MiB (413, refused
 from ``Content-Length`` before reading, or as soon as a chunked body passes the limit), and
 the whole body within ``request_timeout`` seconds of the request's first byte (408) so a
-client that trickles its body cannot hold a worker. The headers' own deadline is enforced by
-the server protocol, ``sandbox.protocol``, which sees them arrive."""
+client that trickles its body cannot hold a worker. The headers' own deadline, and their
+bound while they arrive, are enforced by the server protocol, ``sandbox.protocol``, which sees
+them arrive; the check here is exact, on the parsed headers, and covers every server."""
 
 from __future__ import annotations
 

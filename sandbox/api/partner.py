@@ -180,7 +180,7 @@ def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
         )
         rendered = s.list_cache.get(key)
         if rendered is None:
-            query = parse_list_query(query_lists(request), resource.columns)
+            query = parse_list_query(query_lists(request), resource.columns, table=resource.table)
             items, total = resources.list_items(s.world, resource, parent_id, query)
             rendered = (bytes(reply(items).body), total)
             if len(s.list_cache) > 1024:
@@ -215,7 +215,9 @@ def _item(resource: Resource, noun: str, parent: Parent) -> Route:
         parent_id = parent(request, principal)
         item_id = path_id(request, id_name)
         item = resources.get(_world(request), resource, parent_id, item_id)
-        query = parse_list_query(query_lists(request), resource.columns, known=("fields",))
+        query = parse_list_query(
+            query_lists(request), resource.columns, known=("fields",), table=resource.table
+        )
         return reply(project(item, query.fields))
 
     @endpoint(f"update:{noun}")

@@ -21,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sandbox import jsontext
 from sandbox.net import DestinationPolicy, fetch_json
 from sandbox.world import World
 
@@ -173,7 +174,8 @@ class AssertionVerifier:
         try:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError:
+            jsontext.check([header, unverified])  # e.g. an iss no database can hold
+        except (jwt.PyJWTError, ValueError):
             raise AssertionRejected("the assertion is not a well-formed JWT") from None
         client_id = unverified.get("iss")
         if not isinstance(client_id, str) or not client_id:

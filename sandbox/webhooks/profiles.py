@@ -11,6 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox import jsontext
+
 PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
 LEGACY_TYPES = {
     "alarm.created": "alarm.triggered",
@@ -35,7 +37,11 @@ def _seconds(timestamp: float) -> str:
 
 
 def _encode(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a surrogate that reached the data: sent, never a stuck outbox
+        return jsontext.scrub(text).encode()
 
 
 def render(

@@ -124,7 +124,8 @@ EMAIL = re.compile(f"{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}")
 PHONE = re.compile(r"\+?[0-9][0-9 ().-]{3,24}")
 ZONE = re.compile(r"[0-9]{3}")
 ZONES = re.compile(r"[0-9]{3}(,[0-9]{3})*")
-MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}")
+# six hex pairs with ':' or '-', or bare hex digits: CHeKT's own example device has "1234567890"
+MAC = re.compile(r"[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{10,12}")
 ACCOUNT = re.compile(r"[0-9A-Za-z-]{1,16}")
 # no commas: bulk device deletes list external ids comma-separated in the query string
 EXTERNAL_ID = re.compile(f"[^/?#,{SPACE}{CONTROL}]{{1,128}}")

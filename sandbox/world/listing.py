@@ -49,9 +49,12 @@ def parse_list_query(
     columns: Mapping[str, type],
     *,
     known: Sequence[str] = LIST_PARAMETERS,
+    table: str = "",
 ) -> ListQuery:
     """``columns`` maps each field of the listed objects to its type (all of them can be
-    projected, filtered and sorted on); ``known`` names the parameters this endpoint takes."""
+    projected, filtered and sorted on); ``known`` names the parameters this endpoint takes;
+    ``table`` is the qualifier ``fields`` may put before a name, as CHeKT's docs do
+    (``fields=sites.name,sites.site_id``)."""
     for name in params:
         if name not in known:
             raise ValidationFailed(name, f"unknown query parameter {name!r}")
@@ -61,13 +64,9 @@ def parse_list_query(
     if "offset" in params:
         query.offset = _integer("offset", params["offset"][-1], 0, MAX_OFFSET)
     if "fields" in params:
-        names = [name for raw in params["fields"] for name in raw.split(",")]
-        for name in names:
-            if name not in columns:
-                raise ValidationFailed(
-                    "fields", f"unknown field {name!r}; use any of {_names(columns)}"
-                )
-        query.fields = names
+        query.fields = [
+            _field(name, columns, table) for raw in params["fields"] for name in raw.split(",")
+        ]
     for raw in params.get("filter", []):
         for clause in raw.split(","):
             query.filters.append(_filter(clause, columns))
@@ -81,6 +80,18 @@ def parse_list_query(
                 )
             query.sort.append((name, descending))
     return query
+
+
+def _field(given: str, columns: Mapping[str, type], table: str) -> str:
+    qualifier, dot, name = given.rpartition(".")
+    if dot and qualifier != table:
+        hint = f"qualify it with {table!r}, the table listed, or not at all" if table else ""
+        raise ValidationFailed(
+            "fields", f"field {given!r} names another table; {hint or 'name it bare'}"
+        )
+    if name not in columns:
+        raise ValidationFailed("fields", f"unknown field {given!r}; use any of {_names(columns)}")
+    return name
 
 
 def _filter(clause: str, columns: Mapping[str, type]) -> tuple[str, str, Any]:
@@ -120,7 +131,7 @@ def _names(columns: Mapping[str, type]) -> str:
     return ", ".join(sorted(columns))
 
 
-def patterns(columns: Mapping[str, type]) -> dict[str, str]:
+def patterns(columns: Mapping[str, type], table: str = "") -> dict[str, str]:
     """The grammar of ``fields``, ``sort`` and ``filter`` over these columns, as regular
     expressions for the OpenAPI document (the parser above enforces the same rules)."""
 
@@ -140,8 +151,9 @@ def patterns(columns: Mapping[str, type]) -> dict[str, str]:
         if any(kind is k for kind in columns.values())
     ]
     clause = "(?:" + "|".join([*clauses, f"{name}:like:[^,]*"]) + ")"
+    field = f"(?:{re.escape(table)}\\.)?{name}" if table else name
     return {
-        "fields": f"^{name}(?:,{name})*$",
+        "fields": f"^{field}(?:,{field})*$",
         "sort": f"^-?{name}(?:,-?{name})*$",
         "filter": f"^{clause}(?:,{clause})*$",
     }

@@ -71,8 +71,9 @@ def _list_queries(resource: Resource) -> tuple[dict[str, Any], ...]:
 def _fields(resource: Resource) -> dict[str, Any]:
     return query(
         "fields",
-        {"type": "string", "pattern": patterns(resource.columns)["fields"]},
-        "only these fields, joined with commas",
+        {"type": "string", "pattern": patterns(resource.columns, resource.table)["fields"]},
+        f"only these fields, joined with commas; each may be qualified with the table, as in "
+        f"`{resource.table}.{next(iter(resource.columns))}`",
     )
 
 
