@@ -297,9 +297,16 @@ def deliveries(
 @_URL
 @_TOKEN
 def advance(seconds: float, url: str, admin_token: str | None) -> None:
-    """Advance the virtual clock of a running sandbox (serve --clock virtual)."""
-    state = _control(url, "POST", "/_sandbox/clock/advance", {"seconds": seconds}, admin_token)
-    click.echo(f"now {state['now']:.3f}")
+    """Advance the virtual clock of a running sandbox (serve --clock virtual); returns once
+    the deliveries that fell due on the way have their outcomes."""
+    sandbox = Sandbox.connect(url, admin_token=admin_token)
+    try:
+        now = sandbox.clock.advance(seconds)  # checks the value, waits as long as it steps
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        sandbox.stop()
+    click.echo(f"now {now:.3f}")
 
 
 @main.command("requests")
