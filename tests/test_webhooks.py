@@ -3,8 +3,6 @@ status table and retry schedule on a clock the test drives."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import socket
@@ -14,11 +12,7 @@ from typing import Any
 
 import pytest
 from helpers import Api, Settings, live_server
-from receiver import Answer, Receiver, wait_for
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from receiver import Answer, Hanging, Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
@@ -389,28 +383,6 @@ def test_clock_control(sandbox: TestClient) -> None:
         assert system.post("/_sandbox/clock/advance", json={"seconds": 1}).status_code == 400
 
 
-class Hanging:
-    """A receiver that holds every request for up to 30 s (until released)."""
-
-    def __init__(self) -> None:
-        self.held = 0
-        self._release: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.app = Starlette(routes=[Route("/{path:path}", self._hang, methods=["POST"])])
-
-    async def _hang(self, request: Request) -> Response:
-        if self._release is None:
-            self._loop, self._release = asyncio.get_running_loop(), asyncio.Event()
-        self.held += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._release.wait(), 30)
-        return Response("late")
-
-    def release(self) -> None:
-        if self._loop is not None and self._release is not None:
-            self._loop.call_soon_threadsafe(self._release.set)
-
-
 @pytest.mark.parametrize(
     ("concurrency", "backlog"),
     [(150, 150), (10, 300)],
@@ -422,20 +394,16 @@ def test_a_hanging_receiver_does_not_hold_up_another_subscription(
     rx, url = receiver
     hanging = Hanging()
     settings = Settings(webhook_timeout=30, webhook_concurrency=concurrency)
-    with live_server(hanging.app) as slow_url:
-        try:
-            with TestClient(create_app(settings)) as client:
-                subscribe(client, f"{slow_url}/hang", events=["device.offline"])
-                subscribe(client, f"{url}/fine", events=["site.armed"])
-                emit(client, type="device.offline", repeat=backlog)
-                wait_for(lambda: hanging.held >= min(concurrency, 100))
-                [event_id] = emit(client, type="site.armed")
-                wait_for(lambda: rx.at("/fine"), timeout=5)
-                [delivered] = wait_for(lambda: attempts(client, event_id=event_id))
-                assert delivered["outcome"] == "delivered"
-                assert hanging.held == concurrency  # each subscription its own budget
-        finally:
-            hanging.release()
+    with hanging as slow_url, TestClient(create_app(settings)) as client:
+        subscribe(client, f"{slow_url}/hang", events=["device.offline"])
+        subscribe(client, f"{url}/fine", events=["site.armed"])
+        emit(client, type="device.offline", repeat=backlog)
+        wait_for(lambda: hanging.held >= min(concurrency, 100))
+        [event_id] = emit(client, type="site.armed")
+        wait_for(lambda: rx.at("/fine"), timeout=5)
+        [delivered] = wait_for(lambda: attempts(client, event_id=event_id))
+        assert delivered["outcome"] == "delivered"
+        assert hanging.held == concurrency  # each subscription its own budget
 
 
 def test_partner_api_writes_emit_what_chekt_would(

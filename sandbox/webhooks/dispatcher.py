@@ -81,6 +81,7 @@ class Dispatcher:
         self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
         self._outcomes: list[outbox.Outcome] = []  # written together at the next step
         self._advancing = asyncio.Lock()  # one virtual-clock advance at a time
+        self._running = False  # between start and stop: attempts may start
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -91,6 +92,7 @@ class Dispatcher:
         )
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         outbox.recover(self.world)
+        self._running = True
         self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
         if isinstance(self.world.clock, VirtualClock):
             self.world.clock.drive(self.run_until)
@@ -98,6 +100,7 @@ class Dispatcher:
     async def stop(self) -> None:
         if isinstance(self.world.clock, VirtualClock):
             self.world.clock.drive(None)
+        self._running = False  # nothing new starts from here on
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,7 +111,6 @@ class Dispatcher:
             await asyncio.gather(*self._sends, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
-            self._session = None
         self._flush()
         outbox.recover(self.world)
 
@@ -152,14 +154,14 @@ class Dispatcher:
         clock = self.world.clock
         assert isinstance(clock, VirtualClock)
         async with self._advancing:
-            while self._session is not None:
+            while self._running:
                 await self._settle()
                 due = outbox.next_due(self.world, after=clock.now())
                 if due is None or due > target:
                     break
                 clock.move_to(due)
             clock.move_to(target)
-            if self._session is not None:
+            if self._running:
                 await self._settle()
 
     async def _settle(self) -> None:
@@ -168,7 +170,7 @@ class Dispatcher:
         attempt still in flight is recorded when it ends, at whatever time the clock reads."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
-        while self._session is not None:
+        while self._running:
             while self._step():
                 pass
             if not any(self._in_flight.values()):
@@ -219,6 +221,8 @@ class Dispatcher:
     def _step(self) -> bool:
         """Fan out due events and start due attempts; True when it started anything."""
         self._flush()
+        if not self._running:
+            return False
         outbox.emit_due(self.world, self.rng, self.faults.reorder_window)
         started = False
         cap = self.settings.webhook_concurrency
