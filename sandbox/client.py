@@ -29,7 +29,7 @@ from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
 __all__ = ["Sandbox", "SandboxError", "SandboxServerError"]
-STEPPING = httpx.Timeout(30, read=None)  # advance answers when the server has stepped there
+ADVANCE_TIMEOUT = httpx.Timeout(30, read=None)  # advance answers once the server stepped there
 
 
 class SandboxError(AssertionError):
@@ -66,7 +66,9 @@ class Clock:
             checked(value, name)  # NaN and infinities are not even JSON
         except ValueError as exc:
             raise SandboxError(str(exc)) from None
-        return float(self._sandbox.call("POST", path, {name: value}, timeout=STEPPING)["now"])
+        return float(
+            self._sandbox.call("POST", path, {name: value}, timeout=ADVANCE_TIMEOUT)["now"]
+        )
 
 
 class Sandbox:
