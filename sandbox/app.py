@@ -22,7 +22,7 @@ from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
-from sandbox.clock import Clock, VirtualClock, make_clock
+from sandbox.clock import Clock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
 from sandbox.net import DestinationPolicy
 from sandbox.recorder import Recorder
@@ -84,9 +84,7 @@ def build_services(
     policy = DestinationPolicy(
         allow_private=settings.allow_private_destinations, own_port=settings.port
     )
-    dispatcher = Dispatcher(world, settings, policy)
-    if isinstance(clock, VirtualClock):
-        clock.on_change(dispatcher.wake)
+    dispatcher = Dispatcher(world, settings, policy)  # drives a virtual clock while it runs
     subscriptions.ensure_callback(world, settings)
     return Services(
         settings=settings,

@@ -264,9 +264,11 @@ def emit(
 @_URL
 @_TOKEN
 def advance(seconds: float, url: str, admin_token: str | None) -> None:
-    """Advance the virtual clock of a running sandbox (serve --clock virtual)."""
-    state = _control(url, "POST", "/_sandbox/clock/advance", {"seconds": seconds}, admin_token)
-    click.echo(f"now {state['now']:.3f}")
+    """Advance the virtual clock of a running sandbox (serve --clock virtual); returns once
+    the deliveries that fell due on the way have their outcomes."""
+    with connected(url, admin_token) as sandbox:
+        now = sandbox.clock.advance(seconds)  # checks the value, waits as long as it steps
+    click.echo(f"now {now:.3f}")
 
 
 @main.command("requests")

@@ -27,11 +27,13 @@ from starlette.applications import Starlette
 
 from sandbox.app import create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
+from sandbox.clock import checked
 from sandbox.logs import printable
 from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
 __all__ = ["Sandbox", "SandboxError", "SandboxServerError", "describe_attempt"]
+ADVANCE_TIMEOUT = httpx.Timeout(30, read=None)  # advance answers once the server stepped there
 
 
 class SandboxError(AssertionError):
@@ -56,12 +58,21 @@ class Clock:
         return bool(self._sandbox.call("GET", "/_sandbox/clock")["virtual"])
 
     def advance(self, seconds: float) -> float:
-        return float(
-            self._sandbox.call("POST", "/_sandbox/clock/advance", {"seconds": seconds})["now"]
-        )
+        """Move a virtual clock forward; returns once the deliveries that fell due on the way
+        have their outcomes (the server bounds each step by ``webhook_timeout``)."""
+        return self._move("/_sandbox/clock/advance", "seconds", seconds)
 
     def set(self, timestamp: float) -> float:
-        return float(self._sandbox.call("POST", "/_sandbox/clock/set", {"now": timestamp})["now"])
+        return self._move("/_sandbox/clock/set", "now", timestamp)
+
+    def _move(self, path: str, name: str, value: float) -> float:
+        try:
+            checked(value, name)  # NaN and infinities are not even JSON
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from None
+        return float(
+            self._sandbox.call("POST", path, {name: value}, timeout=ADVANCE_TIMEOUT)["now"]
+        )
 
 
 class Sandbox:
@@ -147,12 +158,19 @@ class Sandbox:
     # ---- control calls ---------------------------------------------------------------------
 
     def call(
-        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> Any:
         if self._http is None:
             raise SandboxError("the sandbox is not running; use it as a context manager")
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            response = self._http.request(
+                method, path, json=body, params=params, timeout=timeout or self._http.timeout
+            )
         except httpx.TransportError as exc:
             raise SandboxError(f"cannot reach the sandbox at {self.url}: {exc}") from exc
         if response.status_code >= 400:

@@ -1,8 +1,15 @@
 """The one clock every time-dependent part of the sandbox reads.
 
-Token lifetimes, timestamps, idempotency windows and (later) retry schedules all ask the
-clock, never ``time.time()``, so a test can run a 24-hour schedule in milliseconds with a
-:class:`VirtualClock`.
+Token lifetimes, timestamps, idempotency windows and retry schedules all ask the clock, never
+``time.time()``, so a test can run a 24-hour schedule in milliseconds with a
+:class:`VirtualClock`. While a server runs, its webhook dispatcher drives every move of a
+virtual clock the way a simulation clock moves: from one due time to the next, standing at
+each until the attempts made there have an outcome, so an attempt is never signed with a
+time the clock has already left.
+
+A process that is not the sandbox follows its clock through the ``X-Sandbox-Time`` header
+(unix seconds with a fraction) on every response and every webhook delivery, or through
+``GET /_sandbox/clock``.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
 
+TIME_HEADER = "X-Sandbox-Time"
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second a timestamp renders
+
 
 class Clock(Protocol):
     virtual: bool
@@ -21,6 +31,28 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the Unix epoch."""
         ...
+
+
+def checked(value: object, name: str = "seconds") -> float:
+    """``value`` as a number of seconds a clock can show or move by, else a ValueError that
+    names ``name``: NaN, infinities, negatives and anything past year 9999 are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds")
+    if not 0 <= value <= MAX_TIME:  # False for NaN too; exact for huge integers
+        raise ValueError(
+            f"{name} must be a finite number from 0 to {MAX_TIME:.0f} (9999-12-31T23:59:59Z)"
+        )
+    return float(value)
+
+
+def stamp(now: float) -> str:
+    """``now`` as ``X-Sandbox-Time`` states it: unix seconds with six decimals."""
+    return f"{now:.6f}"
+
+
+def time_header(now: float) -> tuple[bytes, bytes]:
+    """The ``X-Sandbox-Time`` header as an ASGI pair."""
+    return (TIME_HEADER.lower().encode(), stamp(now).encode())
 
 
 class SystemClock:
@@ -38,37 +70,53 @@ class VirtualClock:
     virtual = True
 
     def __init__(self, start: float | None = None) -> None:
-        self._now = time.time() if start is None else start
+        self._now = time.time() if start is None else checked(start, "start")
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
+        self._driver: Callable[[float], None] | None = None
 
     def now(self) -> float:
         return self._now
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (from the thread that moved the clock) after every move."""
-        self._listeners.append(listener)
+    def drive(self, driver: Callable[[float], None] | None) -> None:
+        """Hand every move to ``driver(target)``, which steps the clock there through what
+        falls due (a running server's dispatcher); None jumps straight to the target."""
+        self._driver = driver
+
+    def target_after(self, seconds: object) -> float:
+        """The time ``seconds`` from now, checked."""
+        target = self._now + checked(seconds)
+        if target > MAX_TIME:
+            raise ValueError("seconds would move the clock past 9999-12-31T23:59:59Z")
+        return target
+
+    def target_at(self, timestamp: object) -> float:
+        """``timestamp``, checked to be a time this clock may move to."""
+        target = checked(timestamp, "now")
+        if target < self._now:
+            raise ValueError("a virtual clock never moves backwards")
+        return target
 
     def advance(self, seconds: float) -> float:
-        if seconds < 0:
-            raise ValueError("a clock cannot be advanced by a negative amount")
-        with self._lock:
-            self._now += seconds
-            now = self._now
-        self._notify()
-        return now
+        """Move forward by ``seconds``; returns the new time once nothing that fell due on
+        the way is still in flight."""
+        return self._go(self.target_after(seconds))
 
     def set(self, timestamp: float) -> float:
-        with self._lock:
-            if timestamp < self._now:
-                raise ValueError("a virtual clock never moves backwards")
-            self._now = timestamp
-        self._notify()
-        return timestamp
+        """Move forward to ``timestamp``, the way :meth:`advance` does."""
+        return self._go(self.target_at(timestamp))
 
-    def _notify(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+    def move_to(self, timestamp: float) -> None:
+        """Jump to ``timestamp`` at once (one step of a driver); never backwards."""
+        with self._lock:
+            self._now = max(self._now, timestamp)
+
+    def _go(self, target: float) -> float:
+        driver = self._driver
+        if driver is None:
+            self.move_to(target)
+        else:
+            driver(target)
+        return self._now
 
 
 def make_clock(kind: str) -> Clock:

@@ -4,6 +4,7 @@ recording every request and answering as each path is told to."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from sandbox.server import ThreadedServer
 
 
 @dataclass
@@ -53,6 +56,35 @@ class Receiver:
     def at(self, path: str) -> list[Received]:
         with self._lock:
             return [r for r in self.received if r.path == path]
+
+
+class Hanging:
+    """A receiver that holds every request for up to 30 s: ``with Hanging() as url`` serves it
+    on a free port and, at the end, lets go of what it holds, so its server stops at once."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self._release: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server = ThreadedServer(
+            Starlette(routes=[Route("/{path:path}", self._hang, methods=["POST"])])
+        )
+
+    def __enter__(self) -> str:
+        return self._server.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
+        self._server.stop()
+
+    async def _hang(self, request: Request) -> Response:
+        if self._release is None:
+            self._loop, self._release = asyncio.get_running_loop(), asyncio.Event()
+        self.held += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._release.wait(), 30)
+        return Response("late")
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

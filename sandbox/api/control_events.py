@@ -48,20 +48,27 @@ def _number(body: Any, name: str) -> float:
     return float(value)
 
 
-async def advance_clock(request: Request) -> Response:
+async def _move_clock(request: Request, name: str) -> Response:
+    """Advance (``seconds``) or set (``now``) the virtual clock; answers once the dispatcher
+    has stepped it there (awaited here: this handler runs on the dispatcher's own loop)."""
     admin(request)
-    _virtual(request).advance(_number(await read_json(request), "seconds"))
+    clock = _virtual(request)
+    body = await read_json(request)
+    value = body.get(name) if isinstance(body, dict) else None
+    try:
+        target = clock.target_after(value) if name == "seconds" else clock.target_at(value)
+    except ValueError as exc:
+        raise ValidationFailed(name, str(exc)) from None
+    await services(request).dispatcher.advance_to(target)
     return reply(_clock_state(request))
+
+
+async def advance_clock(request: Request) -> Response:
+    return await _move_clock(request, "seconds")
 
 
 async def set_clock(request: Request) -> Response:
-    admin(request)
-    clock = _virtual(request)
-    target = _number(await read_json(request), "now")
-    if target < clock.now():
-        raise ValidationFailed("now", "a virtual clock never moves backwards")
-    clock.set(target)
-    return reply(_clock_state(request))
+    return await _move_clock(request, "now")
 
 
 async def create_subscription(request: Request) -> Response:

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.clock import time_header
 from sandbox.errors import ApiError, ValidationFailed
 from sandbox.logs import safe_logger
 from sandbox.recorder import BODY_LIMIT, Entry, pack
@@ -65,7 +66,8 @@ class RequestContext:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *extra]
+                clock = time_header(services.world.now())  # at the answer: advance moves it
+                message["headers"] = [*message.get("headers", []), *extra, clock]
                 entry.status = message["status"]
                 entry.response_headers = pack(message["headers"])
             elif message["type"] == "http.response.body" and (

@@ -6,8 +6,15 @@ Status table: 2xx delivered; 410 disables the subscription; 429/503 honour ``Ret
 on the schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then exactly 24 h after the first);
 24 h of unbroken failure disables the subscription.
 
-On the system clock the worker sleeps until the next thing is due; on a virtual clock it
-waits for the clock to move, then catches up on everything that became due, in order.
+On the system clock the worker sleeps until the next thing is due. A virtual clock is moved
+by :meth:`Dispatcher.advance_to`, a simulation clock's step loop: the clock goes to the next
+due time and stands there while the attempts due then are in flight (a receiver reading the
+sandbox clock sees them fresh), and moves on when each has an outcome. A step waits at most
+``webhook_timeout`` plus a second, which is longer than any attempt may last.
+
+Each subscription's connection budget is its own in-flight cap (``webhook_concurrency``):
+the connection pool has no shared limit, and subscriptions at their cap are left out of the
+due query, so a receiver that hangs holds only its own attempts back.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from sandbox.clock import TIME_HEADER, VirtualClock, stamp
 from sandbox.logs import safe_logger
 from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, PolicyResolver
 from sandbox.settings import Settings
@@ -34,11 +42,19 @@ from sandbox.world import World
 log = safe_logger("sandbox.webhooks")
 USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
 BATCH = 256
+STEP_GRACE = 1.0  # s a virtual-clock step waits beyond the delivery timeout
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "").strip()
     return float(value) if value.isascii() and value.isdigit() else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 @dataclass
@@ -64,18 +80,27 @@ class Dispatcher:
         self.errors: list[BaseException] = []
         self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
         self._outcomes: list[outbox.Outcome] = []  # written together at the next step
+        self._advancing = asyncio.Lock()  # one virtual-clock advance at a time
+        self._running = False  # between start and stop: attempts may start
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        connector = aiohttp.TCPConnector(
-            resolver=PolicyResolver(self.policy), use_dns_cache=False, limit=100
+        self._advancing = asyncio.Lock()
+        connector = aiohttp.TCPConnector(  # no shared limit: the per-subscription cap is it
+            resolver=PolicyResolver(self.policy), use_dns_cache=False, limit=0
         )
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         outbox.recover(self.world)
+        self._running = True
         self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        if isinstance(self.world.clock, VirtualClock):
+            self.world.clock.drive(self.run_until)
 
     async def stop(self) -> None:
+        if isinstance(self.world.clock, VirtualClock):
+            self.world.clock.drive(None)
+        self._running = False  # nothing new starts from here on
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -94,14 +119,69 @@ class Dispatcher:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             self._wake.set()
         else:
             loop.call_soon_threadsafe(self._wake.set)
+
+    def run_until(self, target: float) -> None:
+        """Drive the virtual clock to ``target`` (what ``VirtualClock.advance`` and ``set``
+        call), blocking the calling thread, which must not be the server's loop."""
+        clock, loop = self.world.clock, self._loop
+        assert isinstance(clock, VirtualClock)
+        if loop is None or loop.is_closed():
+            clock.move_to(target)
+            return
+        if _running_loop() is loop:
+            raise RuntimeError(
+                "VirtualClock.advance waits for deliveries: call it from another thread, or "
+                "await Dispatcher.advance_to() on the server's loop"
+            )
+        future = asyncio.run_coroutine_threadsafe(self.advance_to(target), loop)
+        while True:
+            try:
+                future.result(timeout=1.0)
+                return
+            except TimeoutError:
+                if not loop.is_running():  # the server stopped under us
+                    future.cancel()
+                    clock.move_to(target)
+                    return
+
+    async def advance_to(self, target: float) -> None:
+        """Step the virtual clock to ``target``: to each due time on the way in turn, standing
+        there until what fell due has an outcome, then to ``target``, settled the same way."""
+        clock = self.world.clock
+        assert isinstance(clock, VirtualClock)
+        async with self._advancing:
+            while self._running:
+                await self._settle()
+                due = outbox.next_due(self.world, after=clock.now())
+                if due is None or due > target:
+                    break
+                clock.move_to(due)
+            clock.move_to(target)
+            if self._running:
+                await self._settle()
+
+    async def _settle(self) -> None:
+        """Start everything due now and wait until each attempt in flight has an outcome,
+        for at most a delivery timeout and a grace second: then the clock moves on, and an
+        attempt still in flight is recorded when it ends, at whatever time the clock reads."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
+        while self._running:
+            while self._step():
+                pass
+            if not any(self._in_flight.values()):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("virtual clock moved on with webhook attempts still in flight")
+                return
+            await asyncio.wait(
+                set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _run(self) -> None:
         while True:
@@ -141,16 +221,23 @@ class Dispatcher:
     def _step(self) -> bool:
         """Fan out due events and start due attempts; True when it started anything."""
         self._flush()
+        if not self._running:
+            return False
         outbox.emit_due(self.world, self.rng, self.faults.reorder_window)
         started = False
         cap = self.settings.webhook_concurrency
-        for delivery in outbox.claim_due(self.world, lambda w: cap - self._in_flight[w], BATCH):
+        full = [webhook for webhook, count in self._in_flight.items() if count >= cap]
+        room = self._room
+        for delivery in outbox.claim_due(self.world, room, BATCH, full):
             self._in_flight[delivery["webhook_id"]] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
             started = True
         return started
+
+    def _room(self, webhook_id: str) -> int:
+        return self.settings.webhook_concurrency - self._in_flight[webhook_id]
 
     async def _deliver(self, delivery: Row) -> None:
         try:
@@ -169,7 +256,8 @@ class Dispatcher:
             self._wake.set()
 
     def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
-        timestamp = int(self.world.now())
+        now = self.world.now()
+        timestamp = int(now)
         variant = (
             "legacy" if delivery["profile"] == "legacy-guide" else (self.settings.signature_variant)
         )
@@ -179,6 +267,7 @@ class Dispatcher:
             "X-CHeKT-Event-Id": delivery["event_id"],
             "X-CHeKT-Delivery-Id": delivery["delivery_id"],
             "X-CHeKT-Attempt": str(attempt),
+            TIME_HEADER: stamp(now),
             **sign(delivery["secret"], delivery["body"], timestamp, variant),
         }
 

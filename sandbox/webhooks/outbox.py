@@ -196,15 +196,20 @@ def emit_due(world: World, rng: random.Random | None = None, reorder_window: flo
     return len(due)
 
 
-def claim_due(world: World, room: Callable[[str], int], limit: int) -> list[Row]:
+def claim_due(
+    world: World, room: Callable[[str], int], limit: int, full: Sequence[str] = ()
+) -> list[Row]:
     """Due deliveries, oldest first, at most ``room(webhook_id)`` per subscription, marked
-    ``sending`` (in one statement) so nothing claims them twice."""
+    ``sending`` (in one statement) so nothing claims them twice. Subscriptions in ``full``
+    are skipped in the query, so a backlog of theirs cannot fill the batch and starve others."""
+    skip = ",".join("?" * len(full))
     with world.store.transaction():
         rows = world.store.all(
             "SELECT d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
             "FROM deliveries d JOIN webhooks w USING (webhook_id) "
-            "WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.rowid LIMIT ?",
-            (world.now(), limit),
+            f"WHERE d.state = 'pending' AND d.next_at <= ? AND d.webhook_id NOT IN ({skip}) "
+            "ORDER BY d.next_at, d.rowid LIMIT ?",
+            (world.now(), *full, limit),
         )
         taken: dict[str, int] = {}
         chosen = []
@@ -222,11 +227,17 @@ def claim_due(world: World, room: Callable[[str], int], limit: int) -> list[Row]
     return chosen
 
 
-def next_due(world: World) -> float | None:
-    """When something next needs doing: an event to fan out or an attempt to make."""
+def next_due(world: World, after: float = float("-inf")) -> float | None:
+    """When something next needs doing (after ``after``): an event to fan out or an attempt
+    to make."""
     times = [
-        world.store.scalar("SELECT MIN(created_at) FROM events WHERE emitted = 0"),
-        world.store.scalar("SELECT MIN(next_at) FROM deliveries WHERE state = 'pending'"),
+        world.store.scalar(
+            "SELECT MIN(created_at) FROM events WHERE emitted = 0 AND created_at > ?", (after,)
+        ),
+        world.store.scalar(
+            "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > ?",
+            (after,),
+        ),
     ]
     known = [float(t) for t in times if t is not None]
     return min(known) if known else None

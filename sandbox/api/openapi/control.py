@@ -9,6 +9,7 @@ from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM, VARIANTS
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
 from sandbox.api.openapi.schema import body, listed, obj, operation, query
+from sandbox.clock import MAX_TIME, TIME_HEADER
 from sandbox.recorder import FILTERS
 from sandbox.world import subscriptions
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -24,10 +25,27 @@ ADMIN = {
     "schema": {"type": "string"},
 }
 CLOCK = obj(("now", "virtual"), now={"type": "number"}, virtual={"type": "boolean"})
+SECONDS = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
+SANDBOX_TIME = {
+    TIME_HEADER: {
+        "description": "the sandbox clock when the response was sent, in unix seconds (every "
+        "response and every webhook delivery carries it)",
+        "schema": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{6}$"},
+    }
+}
 FAULTS = obj(
     ("duplicate_rate", "reorder_window"),
     duplicate_rate={"type": "number", "minimum": 0, "maximum": 1},
     reorder_window={"type": "number", "minimum": 0, "maximum": 3600},
+)
+
+
+STEPPING = (
+    "Steps like a simulation clock: to each due time on the way, standing there until the "
+    "webhook attempts due then have an outcome (each step waits at most `webhook_timeout` "
+    "plus a second), and answers at the target with nothing due left in flight. Refuses "
+    "(422) NaN, infinities, negatives, going backwards and anything past "
+    "9999-12-31T23:59:59Z."
 )
 
 
@@ -145,22 +163,30 @@ def paths() -> dict[str, Any]:
                 obj(("entries", "bytes", "evicted", "last_seq")),
             )
         },
-        "/_sandbox/clock": {"get": _op("The sandbox clock", 200, CLOCK)},
+        "/_sandbox/clock": {"get": _op("The sandbox clock", 200, CLOCK, headers=SANDBOX_TIME)},
         "/_sandbox/clock/advance": {
-            "post": _op(
-                "Move the virtual clock forward (due retries and lifecycles run)",
-                200,
-                CLOCK,
-                request=_required(_closed(seconds=NUMBER), "seconds"),
-            )
+            "post": {
+                **_op(
+                    "Move the virtual clock forward, through every due retry and lifecycle step",
+                    200,
+                    CLOCK,
+                    request=_required(_closed(seconds=SECONDS), "seconds"),
+                    headers=SANDBOX_TIME,
+                ),
+                "description": STEPPING,
+            }
         },
         "/_sandbox/clock/set": {
-            "post": _op(
-                "Set the virtual clock to a later time",
-                200,
-                CLOCK,
-                request=_required(_closed(now=NUMBER), "now"),
-            )
+            "post": {
+                **_op(
+                    "Move the virtual clock forward to a time, as advance does",
+                    200,
+                    CLOCK,
+                    request=_required(_closed(now=SECONDS), "now"),
+                    headers=SANDBOX_TIME,
+                ),
+                "description": STEPPING,
+            }
         },
         "/_sandbox/subscriptions": {
             "post": _op(
