@@ -214,7 +214,10 @@ def paths() -> dict[str, Any]:
                                 "Jwks",
                                 obj(
                                     ("keys",),
-                                    keys={"type": "array", "items": {"type": "object"}},
+                                    keys={
+                                        "type": "array",
+                                        "items": named("Jwk", {"type": "object"}),
+                                    },
                                 ),
                             )
                         ),

@@ -13,6 +13,7 @@ from sandbox.recorder import FILTERS
 from sandbox.world import subscriptions
 
 NUMBER = {"type": "number", "minimum": 0}
+JWK = named("Jwk", {"type": "object"})
 INTEGER = {"type": "integer"}
 STRING = {"type": "string"}
 ADMIN = {
@@ -79,8 +80,8 @@ def _attempt() -> dict[str, Any]:
             outcome={"type": "string", "description": "delivered, failed, timeout, ..."},
             status_code={"type": ["integer", "null"]},
             url={"type": ["string", "null"]},
-            request={"type": "object"},
-            response={"type": ["object", "null"]},
+            request=named("SentRequest", {"type": "object"}),
+            response={"anyOf": [named("ReceivedResponse", {"type": "object"}), {"type": "null"}]},
         ),
     )
 
@@ -88,12 +89,16 @@ def _attempt() -> dict[str, Any]:
 def paths() -> dict[str, Any]:
     emitted = named(
         "EmittedEvents",
-        obj(("event_ids", "events"), event_ids=listed(STRING), events=listed(obj())),
+        obj(
+            ("event_ids", "events"),
+            event_ids=listed(STRING),
+            events=listed(named("EmittedEvent", obj())),
+        ),
     )
     events = _closed(
         "EmitRequest",
         type=EVENT_TYPE,
-        data={"type": "object"},
+        data=named("EventDataOverrides", {"type": "object"}),
         repeat={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
         lifecycle={"const": "alarm"},
         variant=named("EventVariant", {"enum": list(VARIANTS)}),
@@ -130,7 +135,7 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Rotate the token signing key",
                 200,
-                named("SigningKeys", obj(("keys",), keys=listed(obj()))),
+                named("SigningKeys", obj(("keys",), keys=listed(JWK))),
             )
         },
         "/_sandbox/api-keys/rotate": {
