@@ -40,9 +40,9 @@ def _op(summary: str, ok: int, result: dict[str, Any] | None, **extra: Any) -> d
     return op
 
 
-def _closed(title: str, **properties: Any) -> dict[str, Any]:
+def _closed(**properties: Any) -> dict[str, Any]:
     """A request body object with only these (optional) properties."""
-    return named(title, {"type": "object", "additionalProperties": False, "properties": properties})
+    return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
 def _required(schema: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -96,7 +96,6 @@ def paths() -> dict[str, Any]:
         ),
     )
     events = _closed(
-        "EmitRequest",
         type=EVENT_TYPE,
         data=named("EventDataOverrides", {"type": "object"}),
         repeat={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
@@ -107,6 +106,7 @@ def paths() -> dict[str, Any]:
         rate={"type": "number", "exclusiveMinimum": 0},
         seed=INTEGER,
     )
+    events = named("EmitRequest", events)
     fields = subscriptions.SUBSCRIPTION_FIELDS
     return {
         "/_sandbox/health": {
@@ -124,10 +124,11 @@ def paths() -> dict[str, Any]:
                 "Reset the world (reseeded), the journal and the deliveries, or some of them",
                 200,
                 named("ResetDone", obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER)),
-                request=_closed(
+                request=named(
                     "ResetRequest",
-                    seed=INTEGER,
-                    only=listed(named("Resettable", {"enum": list(RESETTABLE)})),
+                    _closed(
+                        seed=INTEGER, only=listed(named("Resettable", {"enum": list(RESETTABLE)}))
+                    ),
                 ),
             )
         },
@@ -143,7 +144,7 @@ def paths() -> dict[str, Any]:
                 "Rotate an API key (the old one stays valid for 24 h on the sandbox clock)",
                 201,
                 named("ApiKey", obj(("key",), key=STRING)),
-                request=_required(_closed("ApiKeyRotation", key=STRING), "key"),
+                request=_required(named("ApiKeyRotation", _closed(key=STRING)), "key"),
             )
         },
         "/_sandbox/clients": {
@@ -175,7 +176,7 @@ def paths() -> dict[str, Any]:
                 "Move the virtual clock forward (due retries and lifecycles run)",
                 200,
                 CLOCK,
-                request=_required(_closed("ClockAdvance", seconds=NUMBER), "seconds"),
+                request=_required(named("ClockAdvance", _closed(seconds=NUMBER)), "seconds"),
             )
         },
         "/_sandbox/clock/set": {
@@ -183,7 +184,7 @@ def paths() -> dict[str, Any]:
                 "Set the virtual clock to a later time",
                 200,
                 CLOCK,
-                request=_required(_closed("ClockSet", now=NUMBER), "now"),
+                request=_required(named("ClockSet", _closed(now=NUMBER)), "now"),
             )
         },
         "/_sandbox/subscriptions": {
@@ -248,7 +249,7 @@ def paths() -> dict[str, Any]:
                 "Redeliver what failed since a time",
                 202,
                 named("RecoveredDeliveries", obj(("delivery_ids",), delivery_ids=listed(STRING))),
-                request=_required(_closed("RecoverRequest", since=NUMBER), "since"),
+                request=_required(named("RecoverRequest", _closed(since=NUMBER)), "since"),
             )
         },
         "/_sandbox/faults": {
@@ -257,10 +258,12 @@ def paths() -> dict[str, Any]:
                 "Set webhook faults: duplicates and reordering",
                 200,
                 FAULTS,
-                request=_closed(
+                request=named(
                     "FaultsInput",
-                    duplicate_rate=FAULTS["properties"]["duplicate_rate"],
-                    reorder_window=FAULTS["properties"]["reorder_window"],
+                    _closed(
+                        duplicate_rate=FAULTS["properties"]["duplicate_rate"],
+                        reorder_window=FAULTS["properties"]["reorder_window"],
+                    ),
                 ),
             ),
         },
