@@ -1,14 +1,17 @@
 """The OpenAPI document is valid and true: schemathesis generates requests from it against
-the real app, authenticated, and the app never answers 5xx or off-schema. A quarter of the
-generated JSON bodies carry an unpaired surrogate in one of their strings (schemathesis draws
-only UTF-8-encodable text itself), and those must be refused with a 4xx."""
+the real app, authenticated, and the app never answers 5xx or off-schema; and every webhook
+body the sandbox sends matches the schema the document gives it. A quarter of the generated
+JSON bodies carry an unpaired surrogate in one of their strings (schemathesis draws only
+UTF-8-encodable text itself), and those must be refused with a 4xx."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any
 
+import jsonschema
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,12 +28,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 from surrogates import holds_surrogate, sometimes_planted
+from webhook_samples import deliveries
 
 import sandbox
 from sandbox import create_app
 from sandbox.api.conformance import ResponseCheck
+from sandbox.api.openapi import document as build_document
+from sandbox.webhooks import profiles
+from sandbox.world.fields import timezones
 
 APP = create_app(Settings())
+# the document gives time zones a shape and a format name; the server's tz database decides
+schemathesis.openapi.format("iana-time-zone", st.sampled_from(sorted(timezones())))
 
 
 def _bearers() -> dict[str, str]:
@@ -129,6 +138,32 @@ def test_the_document_is_valid_openapi_3_1_and_names_every_operation_served() ->
     assert served == documented
     ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_every_webhook_body_sent_matches_its_schema_in_the_document() -> None:
+    """Each profile's every event type, delivered over HTTP, against ``webhooks``."""
+    document = TestClient(APP).get("/openapi.json").json()
+    seen = set()
+    for profile, body in deliveries():
+        name = body.get("type", body.get("event_type"))
+        operation = document["webhooks"][f"{profile}:{name}"]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        jsonschema.Draft202012Validator({**schema, "components": document["components"]}).validate(
+            body
+        )
+        seen.add(f"{profile}:{name}")
+    assert seen == set(document["webhooks"])
+    assert len(seen) == sum(len(profiles.schemas(p)) for p in profiles.PROFILES) == 21
+
+
+def test_titled_schemas_are_named_components_and_titles_are_never_reused() -> None:
+    """What lets generators name classes after what they are, not where they are used."""
+    document = build_document("http://testserver")
+    schemas = document["components"]["schemas"]
+    assert {"ClientSecretGrant", "SiteInput", "TimeZone", "AlarmCreatedEvent"} <= set(schemas)
+    text = json.dumps({"paths": document["paths"], "webhooks": document["webhooks"]})
+    assert '"title"' not in text  # every titled schema was lifted into components
+    assert "enum" not in schemas["TimeZone"]  # a shape: the server's tz database decides
 
 
 FAST = settings(

@@ -1,4 +1,6 @@
-"""CHeKT's webhook event catalogue and payload builders that agree with the world.
+"""CHeKT's webhook event catalogue: one table of every event type's ``data`` fields, each
+with the JSON Schema partners get and the way the sandbox draws it, so the payloads and the
+documented schemas cannot drift apart.
 
 Every ``data`` carries the same integer ``site_id`` / ``device_id`` / ``dealer_id`` the
 Partner API uses plus the matching ``external_*_id``, so a partner can join a webhook to its
@@ -8,8 +10,9 @@ own records. Values are drawn from a seeded RNG: the same seed yields the same e
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sandbox.errors import ValidationFailed
 from sandbox.store import Row
@@ -23,7 +26,8 @@ RESOLUTIONS = ("handled", "false-positive", "escalated")
 METHODS = ("sms", "email", "push", "call")
 ARMED_STATES = ("armed_away", "armed_stay", "armed_night", "armed_custom")
 SOURCES = ("keypad", "app", "schedule", "partner_api")
-FIRMWARE = ("3.2.1", "3.2.4", "3.3.0", "3.4.2", "4.0.0")
+FIRMWARE = ("3.2.1", "3.2.4", "3.3.0", "3.4.2", "4.0.0")  # oldest first
+DEVICE_TYPES = ("camera", "bridge")
 CONTACT_ID_CODES = {
     "motion": 130,
     "panic": 120,
@@ -36,25 +40,257 @@ LIFECYCLE = (("alarm.acknowledged", 40), ("alarm.dispatched", 90), ("alarm.resol
 SCOPE_OF = {t: ("read:devices" if t.startswith("device.") else "read:sites") for t in EVENT_TYPES}
 
 
-def _site(world: World, rng: random.Random, site_id: Any, event_type: str) -> Row:
+@dataclass(frozen=True)
+class Scene:
+    """What one event is about, chosen before its fields are drawn."""
+
+    world: World
+    rng: random.Random
+    site: Row
+    device: Row | None
+    alarm_id: str
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Datum:
+    """One field of an event's ``data``: its JSON Schema, and how the sandbox draws it (from
+    the scene and the fields drawn before it)."""
+
+    name: str
+    schema: dict[str, Any]
+    draw: Callable[[Scene, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class EventKind:
+    device: Literal["none", "camera", "any"]  # which of the site's devices the event is about
+    fields: tuple[Datum, ...]
+
+
+INTEGER = {"type": "integer"}
+TEXT = {"type": "string"}
+MAYBE_TEXT = {"type": ["string", "null"]}
+EXTERNAL_DEALER = {  # added at delivery, for the client that made the subscription
+    "type": ["string", "null"],
+    "description": "the dealer's id in the partner's records, on a partner's subscriptions",
+}
+STAMP = {"type": "string", "description": "a UTC time as the sandbox renders times"}
+
+
+def one_of(values: tuple[Any, ...], title: str | None = None) -> dict[str, Any]:
+    """A closed set (titled: generated code names one enum after it, wherever it is used)."""
+    return {**({"title": title} if title else {}), "enum": list(values)}
+
+
+def _choice(name: str, values: tuple[Any, ...], title: str) -> Datum:
+    return Datum(name, one_of(values, title), lambda s, d: s.rng.choice(values))
+
+
+def _sample(name: str, values: tuple[Any, ...]) -> Datum:
+    """A free value, drawn from a few realistic ones."""
+    schema = {"type": "integer" if isinstance(values[0], int) else "string", "examples": [*values]}
+    return Datum(name, schema, lambda s, d: s.rng.choice(values))
+
+
+def _site(column: str, schema: dict[str, Any] = INTEGER) -> Datum:
+    return Datum(column, schema, lambda s, d: s.site[column])
+
+
+def _device(column: str, schema: dict[str, Any] = INTEGER) -> Datum:
+    return Datum(column, schema, lambda s, d: s.device[column] if s.device else None)
+
+
+def _now(name: str) -> Datum:
+    return Datum(name, STAMP, lambda s, d: s.world.stamp(s.world.now()))
+
+
+def _hex_id(name: str, prefix: str, bits: int) -> Datum:
+    digits = bits // 4
+    schema = {"type": "string", "pattern": f"^{prefix}[0-9a-f]{{{digits}}}$"}
+    return Datum(name, schema, lambda s, d: f"{prefix}{s.rng.getrandbits(bits):0{digits}x}")
+
+
+def _later_firmware(s: Scene, d: dict[str, Any]) -> str:
+    return s.rng.choice(FIRMWARE[FIRMWARE.index(d["from_version"]) + 1 :])
+
+
+def _contacts(s: Scene, d: dict[str, Any]) -> list[Row]:
+    return s.world.store.all(
+        "SELECT contact_id, first_name, last_name, phone_number, email FROM contacts "
+        "WHERE site_id = ? ORDER BY contact_id",
+        (s.site["site_id"],),
+    )
+
+
+CONTACT = {
+    "title": "VerificationContact",
+    "type": "object",
+    "required": ["contact_id", "first_name", "last_name", "phone_number", "email"],
+    "properties": {
+        "contact_id": INTEGER,
+        "first_name": TEXT,
+        "last_name": TEXT,
+        "phone_number": MAYBE_TEXT,
+        "email": MAYBE_TEXT,
+    },
+}
+ALARM_ID = Datum("alarm_id", {"type": "string", "examples": ["A-10293"]}, lambda s, d: s.alarm_id)
+SITE_IDS = (_site("dealer_id"), _site("site_id"), _site("external_site_id", TEXT))
+DEVICE_IDS = (_device("device_id"), _device("external_device_id", TEXT))
+DEVICE_STATUS = (
+    *SITE_IDS,
+    *DEVICE_IDS,
+    _device("device_type", one_of(DEVICE_TYPES, "DeviceType")),
+    _device("name", MAYBE_TEXT),
+    _now("last_seen"),
+)
+
+
+def _site_state(states: tuple[str, ...], title: str) -> EventKind:
+    return EventKind(
+        "none",
+        (
+            *SITE_IDS,
+            _choice("state", states, title),
+            Datum("partition", {"type": "integer", "minimum": 1}, lambda s, d: s.rng.randint(1, 2)),
+            Datum("user_id", TEXT, lambda s, d: f"user_{s.rng.randrange(1, 40)}"),
+            _choice("source", SOURCES, "ArmingSource"),
+        ),
+    )
+
+
+EVENTS: dict[str, EventKind] = {
+    "alarm.created": EventKind(
+        "camera",
+        (
+            ALARM_ID,
+            *SITE_IDS,
+            *DEVICE_IDS,
+            _choice("priority", PRIORITIES, "AlarmPriority"),
+            _choice("trigger", TRIGGERS, "AlarmTrigger"),
+            Datum("location", TEXT, lambda s, d: (s.device or {}).get("name") or "Camera"),
+            _device("zone_number", TEXT),
+            Datum(
+                "contact_id_code",
+                one_of(tuple(sorted(set(CONTACT_ID_CODES.values()))), "ContactIdCode"),
+                lambda s, d: CONTACT_ID_CODES[d["trigger"]],
+            ),
+            Datum(
+                "snapshot_url", TEXT, lambda s, d: f"{s.base_url}/_sandbox/media/{s.alarm_id}.jpg"
+            ),
+        ),
+    ),
+    "alarm.acknowledged": EventKind(
+        "none",
+        (
+            ALARM_ID,
+            *SITE_IDS,
+            _sample("operator_id", ("op_jsmith", "op_mlee", "op_akim", "op_rdiaz")),
+            _sample("reason", ("video verified", "reviewing", "customer called")),
+        ),
+    ),
+    "alarm.dispatched": EventKind(
+        "none",
+        (
+            ALARM_ID,
+            *SITE_IDS,
+            _hex_id("responder_id", "rsp_", 20),
+            _choice("responder_type", RESPONDERS, "ResponderType"),
+            Datum(
+                "eta_seconds",
+                {"type": "integer", "minimum": 0},
+                lambda s, d: s.rng.randrange(180, 1800, 30),
+            ),
+            Datum("tracking_url", TEXT, lambda s, d: f"{s.base_url}/_sandbox/track/{s.alarm_id}"),
+        ),
+    ),
+    "alarm.resolved": EventKind(
+        "none",
+        (
+            ALARM_ID,
+            *SITE_IDS,
+            _choice("resolution", RESOLUTIONS, "AlarmResolution"),
+            _sample("notes", ("intruder fled", "wind moved a sign", "police on site")),
+        ),
+    ),
+    "device.online": EventKind("any", DEVICE_STATUS),
+    "device.offline": EventKind("any", DEVICE_STATUS),
+    "device.firmware_updated": EventKind(
+        "any",
+        (
+            *SITE_IDS,
+            *DEVICE_IDS,
+            Datum("from_version", TEXT, lambda s, d: s.rng.choice(FIRMWARE[:-1])),
+            Datum("to_version", TEXT, _later_firmware),
+        ),
+    ),
+    "verification.requested": EventKind(
+        "none",
+        (
+            _hex_id("verification_id", "ver_", 40),
+            ALARM_ID,
+            *SITE_IDS,
+            _choice("method", METHODS, "VerificationMethod"),
+            Datum("contacts", {"type": "array", "items": CONTACT}, _contacts),
+            _sample("timeout_seconds", (60, 120, 300)),
+        ),
+    ),
+    "snapshot.created": EventKind(
+        "camera",
+        (
+            _hex_id("snapshot_id", "snap_", 40),
+            *SITE_IDS,
+            *DEVICE_IDS,
+            ALARM_ID,
+            Datum(
+                "url",
+                TEXT,
+                lambda s, d: f"{s.base_url}/_sandbox/media/{d['snapshot_id']}.jpg",
+            ),
+            _now("captured_at"),
+        ),
+    ),
+    "site.armed": _site_state(ARMED_STATES, "ArmedState"),
+    "site.disarmed": _site_state(("disarmed",), "DisarmedState"),
+}
+assert tuple(EVENTS) == EVENT_TYPES
+
+
+def data_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of one event type's ``data`` (a partner's ``data`` overrides, sent
+    through the control API, may add fields)."""
+    fields = EVENTS[event_type].fields
+    return {
+        "type": "object",
+        "required": [f.name for f in fields],
+        "properties": {
+            **{f.name: f.schema for f in fields},
+            "external_dealer_id": EXTERNAL_DEALER,
+        },
+    }
+
+
+def _pick_site(world: World, rng: random.Random, site_id: Any, kind: EventKind) -> Row:
     if site_id is not None:
         row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (site_id,))
         if row is None:
             raise ValidationFailed("site_id", f"site {site_id} does not exist")
         return row
     # a random site must be able to carry the event: one with a device where it needs one
-    with_devices = event_type.startswith(("alarm.created", "device.", "snapshot."))
     rows = world.store.all(
         "SELECT * FROM site_view"
-        + (" WHERE site_id IN (SELECT site_id FROM devices)" if with_devices else "")
+        + ("" if kind.device == "none" else " WHERE site_id IN (SELECT site_id FROM devices)")
         + " ORDER BY site_id"
     )
     if not rows:
-        raise ValidationFailed("site_id", f"the world has no site to emit {event_type} for")
+        raise ValidationFailed("site_id", "the world has no site to emit this event for")
     return rng.choice(rows)
 
 
-def _device(world: World, rng: random.Random, site: Row, device_id: Any, kind: str | None) -> Row:
+def _pick_device(
+    world: World, rng: random.Random, site: Row, device_id: Any, kind: str | None
+) -> Row:
     if device_id is not None:
         row = world.store.one(
             "SELECT * FROM devices WHERE device_id = ? AND site_id = ?",
@@ -76,110 +312,24 @@ def _device(world: World, rng: random.Random, site: Row, device_id: Any, kind: s
     return rng.choice(rows)
 
 
-def _ids(site: Row, device: Row | None = None) -> dict[str, Any]:
-    ids: dict[str, Any] = {
-        "dealer_id": site["dealer_id"],
-        "site_id": site["site_id"],
-        "external_site_id": site["external_site_id"],
-    }
-    if device is not None:
-        ids["device_id"] = device["device_id"]
-        ids["external_device_id"] = device["external_device_id"]
-    return ids
-
-
 def build(
     world: World, rng: random.Random, event_type: str, overrides: Mapping[str, Any], base_url: str
 ) -> dict[str, Any]:
     """The ``data`` of one event of ``event_type``, with ``overrides`` applied last."""
-    if event_type not in EVENT_TYPES:
+    kind = EVENTS.get(event_type)
+    if kind is None:
         raise ValidationFailed(
             "type", f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
         )
-    site = _site(world, rng, overrides.get("site_id"), event_type)
-    now = world.now()
+    site = _pick_site(world, rng, overrides.get("site_id"), kind)
     alarm_id = overrides.get("alarm_id") or f"A-{rng.randrange(10000, 99999)}"
-    data: dict[str, Any]
-    if event_type == "alarm.created":
-        camera = _device(world, rng, site, overrides.get("device_id"), "camera")
-        trigger = rng.choice(TRIGGERS)
-        data = {
-            "alarm_id": alarm_id,
-            **_ids(site, camera),
-            "priority": rng.choice(PRIORITIES),
-            "trigger": trigger,
-            "location": camera["name"] or "Camera",
-            "zone_number": camera["zone_number"],
-            "contact_id_code": CONTACT_ID_CODES[trigger],
-            "snapshot_url": f"{base_url}/_sandbox/media/{alarm_id}.jpg",
-        }
-    elif event_type == "alarm.acknowledged":
-        data = {
-            "alarm_id": alarm_id,
-            **_ids(site),
-            "operator_id": f"op_{rng.choice(('jsmith', 'mlee', 'akim', 'rdiaz'))}",
-            "reason": rng.choice(("video verified", "reviewing", "customer called")),
-        }
-    elif event_type == "alarm.dispatched":
-        data = {
-            "alarm_id": alarm_id,
-            **_ids(site),
-            "responder_id": f"rsp_{rng.getrandbits(20):05x}",
-            "responder_type": rng.choice(RESPONDERS),
-            "eta_seconds": rng.randrange(180, 1800, 30),
-            "tracking_url": f"{base_url}/_sandbox/track/{alarm_id}",
-        }
-    elif event_type == "alarm.resolved":
-        data = {
-            "alarm_id": alarm_id,
-            **_ids(site),
-            "resolution": rng.choice(RESOLUTIONS),
-            "notes": rng.choice(("intruder fled", "wind moved a sign", "police on site")),
-        }
-    elif event_type in ("device.online", "device.offline"):
-        device = _device(world, rng, site, overrides.get("device_id"), None)
-        data = {
-            **_ids(site, device),
-            "device_type": device["device_type"],
-            "name": device["name"],
-            "last_seen": world.stamp(now),
-        }
-    elif event_type == "device.firmware_updated":
-        device = _device(world, rng, site, overrides.get("device_id"), None)
-        old, new = sorted(rng.sample(FIRMWARE, 2))
-        data = {**_ids(site, device), "from_version": old, "to_version": new}
-    elif event_type == "verification.requested":
-        contacts = world.store.all(
-            "SELECT contact_id, first_name, last_name, phone_number, email FROM contacts "
-            "WHERE site_id = ? ORDER BY contact_id",
-            (site["site_id"],),
-        )
-        data = {
-            "verification_id": f"ver_{rng.getrandbits(40):010x}",
-            "alarm_id": alarm_id,
-            **_ids(site),
-            "method": rng.choice(METHODS),
-            "contacts": contacts,
-            "timeout_seconds": rng.choice((60, 120, 300)),
-        }
-    elif event_type == "snapshot.created":
-        camera = _device(world, rng, site, overrides.get("device_id"), "camera")
-        snapshot_id = f"snap_{rng.getrandbits(40):010x}"
-        data = {
-            "snapshot_id": snapshot_id,
-            **_ids(site, camera),
-            "alarm_id": alarm_id,
-            "url": f"{base_url}/_sandbox/media/{snapshot_id}.jpg",
-            "captured_at": world.stamp(now),
-        }
-    else:  # site.armed / site.disarmed
-        armed = event_type == "site.armed"
-        data = {
-            **_ids(site),
-            "state": rng.choice(ARMED_STATES) if armed else "disarmed",
-            "partition": rng.randint(1, 2),
-            "user_id": f"user_{rng.randrange(1, 40)}",
-            "source": rng.choice(SOURCES),
-        }
+    device = None
+    if kind.device != "none":
+        wanted = "camera" if kind.device == "camera" else None
+        device = _pick_device(world, rng, site, overrides.get("device_id"), wanted)
+    scene = Scene(world, rng, site, device, alarm_id, base_url)
+    data: dict[str, Any] = {}
+    for datum in kind.fields:
+        data[datum.name] = datum.draw(scene, data)
     data.update({k: v for k, v in overrides.items() if k not in ("site_id", "device_id")})
     return data

@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 document of every surface: the auth server, the Partner API and the
-sandbox's control API, served at ``/openapi.json``. It is built from the definitions the
-handlers validate with, and the test suite checks every response it sees against it."""
+sandbox's control API, plus the webhooks it sends, served at ``/openapi.json``. It is built
+from the definitions the handlers validate with, and the test suite checks every response it
+sees against it. Client generators take it with default settings: every object and enum they
+would make a class of is a named component."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from starlette.responses import Response
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
 from sandbox.api.openapi import auth, control, partner
-from sandbox.api.openapi.schema import ERROR, json_content, obj
+from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
+from sandbox.api.openapi.webhooks import webhooks
 from sandbox.auth.clients import PARTNER_SCOPES
 from sandbox.auth.codes import OIDC_SCOPES
-from sandbox.world.fields import timezones
 
 
 def _operation_ids(paths: dict[str, Any]) -> None:
@@ -46,13 +48,47 @@ def _refusals(paths: dict[str, Any]) -> None:
             )
 
 
+ERROR_SCHEMA = obj(
+    ("error",),
+    error=named(
+        "ErrorDetail",
+        obj(
+            ("code", "message", "request_id"),
+            code={"type": "string"},
+            message={"type": "string"},
+            request_id={"type": "string"},
+            field={"type": "string"},
+        ),
+    ),
+)
+
+
+def _lift(node: Any, named: dict[str, Any]) -> Any:
+    """Move every titled schema into ``named`` under its title, leaving a reference, so
+    generated classes are named after it rather than after where it was used."""
+    if isinstance(node, list):
+        return [_lift(item, named) for item in node]
+    if not isinstance(node, dict):
+        return node
+    lifted = {k: v if k == "examples" else _lift(v, named) for k, v in node.items()}
+    title = lifted.get("title")
+    if not isinstance(title, str):
+        return lifted
+    if named.setdefault(title, lifted) != lifted:
+        raise ValueError(f"two different schemas are titled {title!r}")
+    return {"$ref": f"#/components/schemas/{title}"}
+
+
 THIS = {
     "/openapi.json": {
         "get": {
             "tags": ["Sandbox control"],
             "summary": "This document",
             "responses": {
-                "200": {"description": "OpenAPI 3.1", **json_content({"type": "object"})}
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    **json_content({"title": "OpenApiDocument", "type": "object"}),
+                }
             },
         }
     }
@@ -67,20 +103,29 @@ def document(issuer: str) -> dict[str, Any]:
     _operation_ids(paths)
     _refusals(paths)
     scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
+    schemas: dict[str, Any] = {}
+    paths = _lift(paths, schemas)
+    hooks = _lift(webhooks(), schemas)
+    base_schemas = _lift(
+        {"Error": ERROR_SCHEMA, **partner.schemas(), "TimeZone": TIME_ZONE}, schemas
+    )
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "CHeKT sandbox: auth server, Partner API and sandbox control",
+            "title": "chekt-sandbox",
             "version": __version__,
-            "description": "A local, offline CHeKT for partner integration tests.",
+            "description": "A local, offline CHeKT for partner integration tests: the auth "
+            "server, the Partner API, the sandbox's control API and the webhooks it sends.",
         },
         "servers": [{"url": base}],
         "tags": [
             {"name": "Auth server", "description": "tokens, sign-in, discovery"},
             {"name": "Partner API", "description": "CHeKT's Partner API, simulated"},
             {"name": "Sandbox control", "description": "drive and inspect the sandbox"},
+            {"name": "Webhooks", "description": "what the sandbox POSTs to subscriptions"},
         ],
         "paths": paths,
+        "webhooks": hooks,
         "components": {
             "securitySchemes": {
                 "bearer": {
@@ -103,20 +148,7 @@ def document(issuer: str) -> dict[str, Any]:
                     },
                 },
             },
-            "schemas": {
-                "Error": obj(
-                    ("error",),
-                    error=obj(
-                        ("code", "message", "request_id"),
-                        code={"type": "string"},
-                        message={"type": "string"},
-                        request_id={"type": "string"},
-                        field={"type": "string"},
-                    ),
-                ),
-                **partner.schemas(),
-                "TimeZone": {"enum": sorted(timezones()), "description": "an IANA time zone"},
-            },
+            "schemas": {**base_schemas, **dict(sorted(schemas.items()))},
         },
     }
 

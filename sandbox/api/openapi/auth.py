@@ -6,18 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.api.openapi.schema import TEXT, json_content, obj, query
+from sandbox.api.openapi.schema import TEXT, json_content, named, obj, query
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FORM = "application/x-www-form-urlencoded"
-OAUTH_ERROR = obj(("error",), error={"type": "string"}, error_description={"type": "string"})
+OAUTH_ERROR = named(
+    "OAuthError",
+    obj(("error",), error={"type": "string"}, error_description={"type": "string"}),
+)
 _SECRET = {"client_id": TEXT, "client_secret": TEXT}
 SCOPE = {"type": "string", "pattern": "^[!-~]+( [!-~]+)*$"}  # space-separated
 
 
-def _grant(name: str, required: tuple[str, ...], **fields: Any) -> dict[str, Any]:
+def _grant(title: str, name: str, required: tuple[str, ...], **fields: Any) -> dict[str, Any]:
     return {
+        "title": title,
         "type": "object",
         "additionalProperties": False,
         "required": ["grant_type", *required],
@@ -30,16 +34,24 @@ def _token_form() -> dict[str, Any]:
     optional = {"scope": SCOPE, "audience": TEXT}
     return {
         "oneOf": [
-            _grant("client_credentials", ("client_id", "client_secret"), **_SECRET, **optional),
-            # the client's id and secret in an HTTP Basic Authorization header instead
-            _grant("client_credentials", (), **optional),
             _grant(
+                "ClientSecretGrant",
+                "client_credentials",
+                ("client_id", "client_secret"),
+                **_SECRET,
+                **optional,
+            ),
+            # the client's id and secret in an HTTP Basic Authorization header instead
+            _grant("BasicAuthGrant", "client_credentials", (), **optional),
+            _grant(
+                "ClientAssertionGrant",
                 "client_credentials",
                 ("client_assertion_type", "client_assertion"),
                 **assertion,
                 **optional,
             ),
             _grant(
+                "AuthorizationCodeGrant",
                 "authorization_code",
                 ("code", "redirect_uri"),
                 code=TEXT,
@@ -47,21 +59,30 @@ def _token_form() -> dict[str, Any]:
                 code_verifier=TEXT,
                 **_SECRET,
             ),
-            _grant("refresh_token", ("refresh_token",), refresh_token=TEXT, **_SECRET),
-            _grant(JWT_BEARER, ("assertion",), assertion=TEXT, **optional),
+            _grant(
+                "RefreshTokenGrant",
+                "refresh_token",
+                ("refresh_token",),
+                refresh_token=TEXT,
+                **_SECRET,
+            ),
+            _grant("JwtBearerGrant", JWT_BEARER, ("assertion",), assertion=TEXT, **optional),
         ]
     }
 
 
 def _tokens() -> dict[str, Any]:
-    return obj(
-        ("access_token", "token_type", "expires_in"),
-        access_token={"type": "string"},
-        token_type={"const": "Bearer"},
-        expires_in={"type": "integer"},
-        scope={"type": "string"},
-        refresh_token={"type": "string"},
-        id_token={"type": "string"},
+    return named(
+        "Tokens",
+        obj(
+            ("access_token", "token_type", "expires_in"),
+            access_token={"type": "string"},
+            token_type={"const": "Bearer"},
+            expires_in={"type": "integer"},
+            scope={"type": "string"},
+            refresh_token={"type": "string"},
+            id_token={"type": "string"},
+        ),
     )
 
 
@@ -115,12 +136,16 @@ def paths() -> dict[str, Any]:
                     "content": {
                         FORM: {
                             "schema": {
+                                "title": "RevokeRequest",
                                 "type": "object",
                                 "additionalProperties": False,
                                 "required": ["token"],
                                 "properties": {
                                     "token": TEXT,
-                                    "token_type_hint": {"enum": ["refresh_token", "access_token"]},
+                                    "token_type_hint": {
+                                        "title": "TokenTypeHint",
+                                        "enum": ["refresh_token", "access_token"],
+                                    },
                                     **_SECRET,
                                 },
                             }
@@ -143,7 +168,9 @@ def paths() -> dict[str, Any]:
                     else {  # the consent page's form: the same fields, plus the choice
                         "requestBody": {
                             "required": True,
-                            "content": {FORM: {"schema": {"type": "object"}}},
+                            "content": {
+                                FORM: {"schema": {"title": "ConsentForm", "type": "object"}}
+                            },
                         }
                     }
                 ),
@@ -166,7 +193,9 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "signed out",
-                        **json_content(obj(("logged_out",), logged_out={"type": "boolean"})),
+                        **json_content(
+                            named("LoggedOut", obj(("logged_out",), logged_out={"type": "boolean"}))
+                        ),
                     },
                     "302": {"description": "signed out, on to returnTo"},
                     "400": _page("returnTo is not allowed"),
@@ -180,7 +209,18 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "JWKS",
-                        **json_content(obj(("keys",), keys={"type": "array"})),
+                        **json_content(
+                            named(
+                                "Jwks",
+                                obj(
+                                    ("keys",),
+                                    keys={
+                                        "type": "array",
+                                        "items": named("Jwk", {"type": "object"}),
+                                    },
+                                ),
+                            )
+                        ),
                     }
                 },
             }
@@ -193,11 +233,14 @@ def paths() -> dict[str, Any]:
                     "200": {
                         "description": "OpenID provider metadata",
                         **json_content(
-                            obj(
-                                ("issuer", "token_endpoint", "jwks_uri"),
-                                issuer={"type": "string"},
-                                token_endpoint={"type": "string"},
-                                jwks_uri={"type": "string"},
+                            named(
+                                "OpenIdConfiguration",
+                                obj(
+                                    ("issuer", "token_endpoint", "jwks_uri"),
+                                    issuer={"type": "string"},
+                                    token_endpoint={"type": "string"},
+                                    jwks_uri={"type": "string"},
+                                ),
                             )
                         ),
                     }

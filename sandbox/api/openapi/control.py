@@ -8,13 +8,13 @@ from typing import Any
 from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM, VARIANTS
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
-from sandbox.api.openapi.schema import body, listed, obj, operation, query
+from sandbox.api.openapi.schema import EVENT_TYPE, body, listed, named, obj, operation, query
 from sandbox.clock import MAX_TIME, TIME_HEADER
 from sandbox.recorder import FILTERS
 from sandbox.world import subscriptions
-from sandbox.world.subscriptions import EVENT_TYPES
 
 NUMBER = {"type": "number", "minimum": 0}
+JWK = named("Jwk", {"type": "object"})
 INTEGER = {"type": "integer"}
 STRING = {"type": "string"}
 ADMIN = {
@@ -24,7 +24,7 @@ ADMIN = {
     "description": "the admin token; required when the sandbox is bound off loopback",
     "schema": {"type": "string"},
 }
-CLOCK = obj(("now", "virtual"), now={"type": "number"}, virtual={"type": "boolean"})
+CLOCK = named("Clock", obj(("now", "virtual"), now={"type": "number"}, virtual={"type": "boolean"}))
 SECONDS = {"type": "number", "minimum": 0, "maximum": MAX_TIME}
 SANDBOX_TIME = {
     TIME_HEADER: {
@@ -33,10 +33,13 @@ SANDBOX_TIME = {
         "schema": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{6}$"},
     }
 }
-FAULTS = obj(
-    ("duplicate_rate", "reorder_window"),
-    duplicate_rate={"type": "number", "minimum": 0, "maximum": 1},
-    reorder_window={"type": "number", "minimum": 0, "maximum": 3600},
+FAULTS = named(
+    "Faults",
+    obj(
+        ("duplicate_rate", "reorder_window"),
+        duplicate_rate={"type": "number", "minimum": 0, "maximum": 1},
+        reorder_window={"type": "number", "minimum": 0, "maximum": 3600},
+    ),
 )
 
 
@@ -83,76 +86,98 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
 
 
 def _attempt() -> dict[str, Any]:
-    return obj(
-        ("seq", "event_id", "delivery_id", "webhook_id", "attempt", "outcome"),
-        seq=INTEGER,
-        event_id=STRING,
-        delivery_id=STRING,
-        webhook_id=STRING,
-        attempt=INTEGER,
-        outcome={"type": "string", "description": "delivered, failed, timeout, ..."},
-        status_code={"type": ["integer", "null"]},
-        url={"type": ["string", "null"]},
-        request={"type": "object"},
-        response={"type": ["object", "null"]},
+    return named(
+        "DeliveryAttempt",
+        obj(
+            ("seq", "event_id", "delivery_id", "webhook_id", "attempt", "outcome"),
+            seq=INTEGER,
+            event_id=STRING,
+            delivery_id=STRING,
+            webhook_id=STRING,
+            attempt=INTEGER,
+            outcome={"type": "string", "description": "delivered, failed, timeout, ..."},
+            status_code={"type": ["integer", "null"]},
+            url={"type": ["string", "null"]},
+            request=named("SentRequest", {"type": "object"}),
+            response={"anyOf": [named("ReceivedResponse", {"type": "object"}), {"type": "null"}]},
+        ),
     )
 
 
 def paths() -> dict[str, Any]:
-    emitted = obj(("event_ids", "events"), event_ids=listed(STRING), events=listed(obj()))
+    emitted = named(
+        "EmittedEvents",
+        obj(
+            ("event_ids", "events"),
+            event_ids=listed(STRING),
+            events=listed(named("EmittedEvent", obj())),
+        ),
+    )
     events = _closed(
-        type={"enum": list(EVENT_TYPES)},
-        data={"type": "object"},
+        type=EVENT_TYPE,
+        data=named("EventDataOverrides", {"type": "object"}),
         repeat={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
         lifecycle={"const": "alarm"},
-        variant={"enum": list(VARIANTS)},
+        variant=named("EventVariant", {"enum": list(VARIANTS)}),
         random={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
-        types=listed({"enum": list(EVENT_TYPES)}),
+        types=listed(EVENT_TYPE),
         rate={"type": "number", "exclusiveMinimum": 0},
         seed=INTEGER,
     )
+    events = named("EmitRequest", events)
     fields = subscriptions.SUBSCRIPTION_FIELDS
     return {
-        "/_sandbox/health": {"get": _op("Is it up?", 200, obj(("status",), status=STRING))},
+        "/_sandbox/health": {
+            "get": _op("Is it up?", 200, named("Health", obj(("status",), status=STRING)))
+        },
         "/_sandbox/credentials": {
             "get": _op(
                 "The seeded credentials: clients, API keys, dealer admins, the token URL",
                 200,
-                obj(("issuer", "token_url", "clients", "api_keys")),
+                named("Credentials", obj(("issuer", "token_url", "clients", "api_keys"))),
             )
         },
         "/_sandbox/reset": {
             "post": _op(
                 "Reset the world (reseeded), the journal and the deliveries, or some of them",
                 200,
-                obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER),
-                request=_closed(seed=INTEGER, only=listed({"enum": list(RESETTABLE)})),
+                named("ResetDone", obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER)),
+                request=named(
+                    "ResetRequest",
+                    _closed(
+                        seed=INTEGER, only=listed(named("Resettable", {"enum": list(RESETTABLE)}))
+                    ),
+                ),
             )
         },
         "/_sandbox/keys/rotate": {
-            "post": _op("Rotate the token signing key", 200, obj(("keys",), keys=listed(obj())))
+            "post": _op(
+                "Rotate the token signing key",
+                200,
+                named("SigningKeys", obj(("keys",), keys=listed(JWK))),
+            )
         },
         "/_sandbox/api-keys/rotate": {
             "post": _op(
                 "Rotate an API key (the old one stays valid for 24 h on the sandbox clock)",
                 201,
-                obj(("key",), key=STRING),
-                request=_required(_closed(key=STRING), "key"),
+                named("ApiKey", obj(("key",), key=STRING)),
+                request=_required(named("ApiKeyRotation", _closed(key=STRING)), "key"),
             )
         },
         "/_sandbox/clients": {
             "post": _op(
                 "Register a client: secret, public (PKCE), public key or JWKS URL",
                 201,
-                obj(("client_id",), client_id=STRING),
-                request={"type": "object"},
+                named("RegisteredClient", obj(("client_id",), client_id=STRING)),
+                request=named("ClientRegistration", {"type": "object"}),
             )
         },
         "/_sandbox/requests": {
             "get": _op(
                 "The journal of requests received, oldest first (secrets redacted)",
                 200,
-                listed(obj(("seq", "method", "path", "status"))),
+                listed(named("JournalEntry", obj(("seq", "method", "path", "status")))),
                 queries=_journal_queries(),
             )
         },
@@ -160,7 +185,7 @@ def paths() -> dict[str, Any]:
             "get": _op(
                 "The journal's size and evictions",
                 200,
-                obj(("entries", "bytes", "evicted", "last_seq")),
+                named("JournalSize", obj(("entries", "bytes", "evicted", "last_seq"))),
             )
         },
         "/_sandbox/clock": {"get": _op("The sandbox clock", 200, CLOCK, headers=SANDBOX_TIME)},
@@ -170,7 +195,7 @@ def paths() -> dict[str, Any]:
                     "Move the virtual clock forward, through every due retry and lifecycle step",
                     200,
                     CLOCK,
-                    request=_required(_closed(seconds=SECONDS), "seconds"),
+                    request=_required(named("ClockAdvance", _closed(seconds=SECONDS)), "seconds"),
                     headers=SANDBOX_TIME,
                 ),
                 "description": STEPPING,
@@ -182,7 +207,7 @@ def paths() -> dict[str, Any]:
                     "Move the virtual clock forward to a time, as advance does",
                     200,
                     CLOCK,
-                    request=_required(_closed(now=SECONDS), "now"),
+                    request=_required(named("ClockSet", _closed(now=SECONDS)), "now"),
                     headers=SANDBOX_TIME,
                 ),
                 "description": STEPPING,
@@ -193,7 +218,7 @@ def paths() -> dict[str, Any]:
                 "Subscribe a URL to every dealer's events",
                 201,
                 webhook_schema(True),
-                request=body(fields),
+                request=body(fields, title="WebhookInput"),
             ),
             "get": _op("Every subscription, of every client", 200, listed(webhook_schema())),
         },
@@ -219,7 +244,10 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Deliver an event again to its subscriptions",
                 202,
-                obj(("event_id", "delivery_ids"), event_id=STRING, delivery_ids=listed(STRING)),
+                named(
+                    "ResentEvent",
+                    obj(("event_id", "delivery_ids"), event_id=STRING, delivery_ids=listed(STRING)),
+                ),
                 params=("event_id",),
             )
         },
@@ -234,7 +262,11 @@ def paths() -> dict[str, Any]:
                         for name in ("event_id", "webhook_id", "delivery_id", "outcome")
                     ),
                     query("since_seq", {"type": "integer", "minimum": 0}, "attempts after"),
-                    query("reveal", {"enum": ["true", "false"]}, "show signatures (loopback)"),
+                    query(
+                        "reveal",
+                        named("Reveal", {"enum": ["true", "false"]}),
+                        "show signatures (loopback)",
+                    ),
                 ),
             )
         },
@@ -242,8 +274,8 @@ def paths() -> dict[str, Any]:
             "post": _op(
                 "Redeliver what failed since a time",
                 202,
-                obj(("delivery_ids",), delivery_ids=listed(STRING)),
-                request=_required(_closed(since=NUMBER), "since"),
+                named("RecoveredDeliveries", obj(("delivery_ids",), delivery_ids=listed(STRING))),
+                request=_required(named("RecoverRequest", _closed(since=NUMBER)), "since"),
             )
         },
         "/_sandbox/faults": {
@@ -252,9 +284,12 @@ def paths() -> dict[str, Any]:
                 "Set webhook faults: duplicates and reordering",
                 200,
                 FAULTS,
-                request=_closed(
-                    duplicate_rate=FAULTS["properties"]["duplicate_rate"],
-                    reorder_window=FAULTS["properties"]["reorder_window"],
+                request=named(
+                    "FaultsInput",
+                    _closed(
+                        duplicate_rate=FAULTS["properties"]["duplicate_rate"],
+                        reorder_window=FAULTS["properties"]["reorder_window"],
+                    ),
                 ),
             ),
         },

@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.openapi.schema import (
+    EVENT_TYPE,
     body,
     listed,
+    named,
     obj,
     operation,
     query,
@@ -102,20 +104,26 @@ def _links(item_path: str, id_name: str, parent: tuple[str, ...] = ()) -> dict[s
 def _dealer_paths() -> dict[str, Any]:
     d = ("dealer_id",)
     ds = ("dealer_id", "site_id")
-    dealer = obj(
-        ("dealer_id", "company_name", "created_at"),
-        dealer_id={"type": "integer"},
-        external_dealer_id={"type": ["string", "null"]},
-        company_name={"type": "string"},
-        created_at={"type": "string"},
+    dealer = named(
+        "Dealer",
+        obj(
+            ("dealer_id", "company_name", "created_at"),
+            dealer_id={"type": "integer"},
+            external_dealer_id={"type": ["string", "null"]},
+            company_name={"type": "string"},
+            created_at={"type": "string"},
+        ),
     )
-    arming = obj(
-        ("site_id", "security_type"),
-        site_id={"type": "integer"},
-        security_type={"type": "integer"},
+    arming = named(
+        "ArmingSettings",
+        obj(
+            ("site_id", "security_type"),
+            site_id={"type": "integer"},
+            security_type={"type": "integer"},
+        ),
     )
-    set_arming = body(sites.ARMING_FIELDS)
-    connect = body(dealers.CONNECT_FIELDS)
+    set_arming = body(sites.ARMING_FIELDS, title="ArmingSettingsInput")
+    connect = body(dealers.CONNECT_FIELDS, title="DealerConnectInput")
     return {
         "/partner/v1/dealers/connect": {
             "put": operation(
@@ -129,7 +137,7 @@ def _dealer_paths() -> dict[str, Any]:
                 "update:dealer",
                 200,
                 dealer,
-                body(dealers.DEALER_FIELDS, partial=True),
+                body(dealers.DEALER_FIELDS, partial=True, title="DealerPatch"),
                 params=d,
             ),
             "put": operation(
@@ -137,7 +145,7 @@ def _dealer_paths() -> dict[str, Any]:
                 "update:dealer",
                 200,
                 dealer,
-                body(dealers.DEALER_FIELDS),
+                body(dealers.DEALER_FIELDS, title="DealerInput"),
                 params=d,
             ),
         },
@@ -158,16 +166,20 @@ def _dealer_paths() -> dict[str, Any]:
 
 def _bulk_devices() -> dict[str, Any]:
     ds = ("dealer_id", "site_id")
-    report = obj(
-        ("success_count", "failure_count", "results"),
-        success_count={"type": "integer"},
-        failure_count={"type": "integer"},
-        results={"type": "array", "items": {"type": "object"}},
+    report = named(
+        "BulkReport",
+        obj(
+            ("success_count", "failure_count", "results"),
+            success_count={"type": "integer"},
+            failure_count={"type": "integer"},
+            results=listed(named("BulkItemResult", {"type": "object"})),
+        ),
     )
+    change = body(DEVICE.fields, partial=True, title="DeviceChange")
     changes = {
         "type": "array",
         "minItems": 1,
-        "items": {**body(DEVICE.fields, partial=True), "required": ["external_device_id"]},
+        "items": {**change, "required": ["external_device_id"]},
     }
     one = EXTERNAL_ID.pattern
     ids = query(
@@ -182,7 +194,7 @@ def _bulk_devices() -> dict[str, Any]:
             "create:devices",
             201,
             report,
-            {"type": "array", "minItems": 1, "items": body(DEVICE.fields)},
+            {"type": "array", "minItems": 1, "items": body(DEVICE.fields, title="DeviceInput")},
             params=ds,
         ),
         "get": operation(
@@ -227,7 +239,7 @@ def _resource_paths() -> dict[str, Any]:
                 f"create:{noun}",
                 201,
                 ref,
-                body(resource.fields),
+                body(resource.fields, title=f"{schema_name(resource)}Input"),
                 params=parent,
             )
             create["responses"]["201"]["links"] = _links(item_path, resource.id_column, parent)
@@ -261,7 +273,7 @@ def _resource_paths() -> dict[str, Any]:
                 f"update:{noun}",
                 200,
                 ref,
-                body(resource.fields, partial=True),
+                body(resource.fields, partial=True, title=f"{schema_name(resource)}Patch"),
                 params=item,
             ),
             "put": operation(
@@ -269,7 +281,7 @@ def _resource_paths() -> dict[str, Any]:
                 f"update:{noun}",
                 200,
                 ref,
-                body(resource.fields),
+                body(resource.fields, title=f"{schema_name(resource)}Input"),
                 params=item,
             ),
             "delete": operation(
@@ -283,7 +295,7 @@ def webhook_schema(with_secret: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "webhook_id": {"type": "string"},
         "url": {"type": "string"},
-        "events": {"type": "array", "items": {"type": "string"}},
+        "events": {"type": "array", "items": EVENT_TYPE},
         "status": {"type": "string"},
         "profile": {"type": "string"},
     }
@@ -291,21 +303,26 @@ def webhook_schema(with_secret: bool = False) -> dict[str, Any]:
     if with_secret:
         properties["secret"] = {"type": "string"}
         required += ("secret",)
-    return obj(required, **properties)
+    return named("WebhookWithSecret" if with_secret else "Webhook", obj(required, **properties))
 
 
 def webhook_change(partial: bool) -> dict[str, Any]:
     """A subscription's change: never its secret (only rotation changes it), and url, status
     and profile cannot be cleared."""
     changeable = tuple(f for f in subscriptions.SUBSCRIPTION_FIELDS if f.name != "secret")
-    return body(changeable, partial=partial, not_null=("url", "status", "profile"))
+    title = "WebhookPatch" if partial else "WebhookReplace"
+    return body(changeable, partial=partial, not_null=("url", "status", "profile"), title=title)
 
 
 def _webhook_paths() -> dict[str, Any]:
     w = ("webhook_id",)
     fields = subscriptions.SUBSCRIPTION_FIELDS
     create = operation(
-        "Subscribe to webhooks", "update:sites", 201, webhook_schema(True), body(fields)
+        "Subscribe to webhooks",
+        "update:sites",
+        201,
+        webhook_schema(True),
+        body(fields, title="WebhookInput"),
     )
     create["responses"]["201"]["links"] = _links(WEBHOOK, "webhook_id")
     return {
@@ -349,10 +366,13 @@ def _webhook_paths() -> dict[str, Any]:
                 "Send this subscription a sample alarm.created marked test: true",
                 "update:sites",
                 202,
-                obj(
-                    ("event_id", "webhook_id"),
-                    event_id={"type": "string"},
-                    webhook_id={"type": "string"},
+                named(
+                    "TestEventSent",
+                    obj(
+                        ("event_id", "webhook_id"),
+                        event_id={"type": "string"},
+                        webhook_id={"type": "string"},
+                    ),
                 ),
                 params=w,
             )
