@@ -94,8 +94,12 @@ class BrowserGuard:
         return verdict
 
     def _problem(self, scope: Scope) -> PermissionDenied | None:
-        host = next((v for k, v in scope["headers"] if k == b"host"), None)
-        if host is not None and not self._host_allowed(host):
+        host = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+                break
+        if host is not None and not (self._seen.get(host) or self._host_allowed(host)):
             return HostNotAllowed(
                 f"the Host {host.decode('latin-1')!r} does not name this sandbox, so the "
                 f"request is refused (a guard against DNS rebinding); if you reach the "
@@ -104,7 +108,9 @@ class BrowserGuard:
         path = scope["path"]
         if scope["method"] in SAFE_METHODS or path in CORS_OPEN or not path.startswith(GUARDED):
             return None
-        headers = dict(scope["headers"])
+        return self._cross_site(dict(scope["headers"]))
+
+    def _cross_site(self, headers: dict[bytes, bytes]) -> PermissionDenied | None:
         origin = headers.get(b"origin")
         if origin is not None:
             foreign = self.policy.foreign_origin(origin.decode("latin-1"))
