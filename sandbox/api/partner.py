@@ -380,13 +380,15 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
     built from the first site the caller reaches: never from data out of its reach."""
     s = services(request)
     webhook_id = request.path_params["webhook_id"]
-    subscriptions.get(s.world, principal.client_id, webhook_id)
-    if not subscriptions.hears(principal.scopes, "alarm.created"):
-        needed = subscriptions.EVENT_SCOPES["alarm.created"]
-        raise PermissionDenied(
-            f"the test event is an alarm.created, which needs {' or '.join(needed)}",
-            scope=needed[0],
-        )
+    heard = subscriptions.reach(s.world, principal.client_id, webhook_id)
+    for scopes, whose in ((principal.scopes, "this credential"), (heard, "the subscription")):
+        if scopes is not None and not subscriptions.hears(scopes, "alarm.created"):
+            needed = subscriptions.EVENT_SCOPES["alarm.created"]
+            raise PermissionDenied(
+                f"the test event is an alarm.created, which needs {' or '.join(needed)}, and "
+                f"{whose} lacks it",
+                scope=needed[0],
+            )
     reachable = (
         [principal.dealer_id]
         if principal.dealer_id is not None

@@ -149,6 +149,12 @@ def get(world: World, client_id: str | None, webhook_id: str) -> dict[str, Any]:
     return _public(world, _row(world, client_id, webhook_id))
 
 
+def reach(world: World, client_id: str | None, webhook_id: str) -> frozenset[str] | None:
+    """The scopes a subscription hears with (None: not recorded, the client's apply)."""
+    scopes = _row(world, client_id, webhook_id)["scopes"]
+    return None if scopes is None else frozenset(scopes.split())
+
+
 def list_for(world: World, client_id: str | None) -> list[dict[str, Any]]:
     rows = world.store.all(
         "SELECT * FROM webhooks WHERE client_id IS ? ORDER BY created_at, webhook_id", (client_id,)
