@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox.api import authorize, control, control_events, oauth, openapi, partner
+from sandbox.api.browser import BrowserGuard
 from sandbox.api.common import Services
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
@@ -123,6 +124,7 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestContext),
+            Middleware(BrowserGuard, settings=settings),  # refusals get a request id, a record
             *_self_check(settings),  # inside the context: the journal keeps what clients got
             Middleware(
                 Limits,

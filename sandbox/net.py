@@ -4,8 +4,9 @@
 The policy is applied to the *resolved* addresses, inside aiohttp's resolver hook, so a
 host name that resolves somewhere forbidden at send time is refused even if it looked fine
 at registration. Loopback is allowed (partners run receivers on their laptop) except the
-sandbox's own port; link-local and cloud-metadata addresses never are; private ranges only
-when ``allow_private_destinations`` is set.
+sandbox's own port; link-local, site-local and cloud-metadata addresses never are; private
+ranges only when ``allow_private_destinations`` is set. A 6to4 address is judged by the IPv4
+address it carries.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+METADATA = {
+    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, ...
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+}
 MAX_RESPONSE = 64 * 1024
 
 
@@ -35,8 +40,14 @@ class DestinationPolicy:
         self.own_port = own_port
 
     def address_problem(self, address: IPAddress, port: int) -> str | None:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            elif address.sixtofour is not None:  # 2002::/16 carries an IPv4 address
+                problem = self.address_problem(address.sixtofour, port)
+                return None if problem is None else f"{address} is 6to4 ({problem})"
+            elif address.is_site_local:
+                return f"{address} is site-local (fec0::/10, deprecated)"
         if address in METADATA:
             return f"{address} is a cloud metadata address"
         if address.is_link_local:

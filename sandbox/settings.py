@@ -95,6 +95,10 @@ class Settings:
     check_responses: bool = False  # self-check every response against /openapi.json
     journal_entries: int = 10_000  # the recorder keeps at most this many requests
     journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
+    # names besides loopback, host and issuer that a Host header may use (e.g. a compose
+    # service name); "*" turns the DNS-rebinding check off
+    allowed_hosts: tuple[str, ...] = ()
+    max_webhooks_per_client: int = 25
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -174,6 +178,14 @@ class Settings:
             raise SettingsError("request_timeout and idle_timeout must be positive")
         if self.webhook_timeout <= 0 or self.webhook_concurrency < 1:
             raise SettingsError("webhook_timeout and webhook_concurrency must be positive")
+        if self.max_webhooks_per_client < 1:
+            raise SettingsError("max_webhooks_per_client must be at least 1")
+        for name in self.allowed_hosts:
+            if not name or any(c in name for c in "/@ ") or name.count(":") == 1:
+                raise SettingsError(
+                    f"allowed_hosts lists bare host names or IP addresses (no scheme, port or "
+                    f"path), not {name!r}"
+                )
         if not 1 <= self.dealers <= 1000 or not 0 <= self.sites_per_dealer <= 1000:
             raise SettingsError("dealers must be 1..1000 and sites_per_dealer 0..1000")
         for client in self.clients:
@@ -256,6 +268,7 @@ _INTS = {
     "journal_bytes",
     "max_body",
     "max_headers",
+    "max_webhooks_per_client",
 }
 _FLOATS = {
     "webhook_timeout",
@@ -277,7 +290,7 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             return float(raw)
         except (TypeError, ValueError):
             raise SettingsError(f"{source}: {name} must be a number, not {raw!r}") from None
-    if name in ("extra_audiences", "callback_events"):
+    if name in ("extra_audiences", "callback_events", "allowed_hosts"):
         items = raw.split(",") if isinstance(raw, str) else raw
         return tuple(str(item).strip() for item in items if str(item).strip())
     if name in _BOOLS:

@@ -29,10 +29,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 CA_NAME = "chekt-sandbox local CA"
 SERVER_NAME = "chekt-sandbox server"
-CA_LIFETIME = timedelta(days=3650)
 SERVER_LIFETIME = timedelta(days=397)  # the longest that browsers and Apple clients accept
 BACKDATE = timedelta(hours=1)  # so a client whose clock is a little behind still accepts it
 RENEW_BEFORE = timedelta(days=30)
+# long enough for one full server certificate and no longer: a stolen CA key is not a decade
+CA_LIFETIME = SERVER_LIFETIME + RENEW_BEFORE
+# name constraints: whatever else the CA is made for, it may vouch for loopback
+LOOPBACK_SUBTREES: tuple[x509.GeneralName, ...] = (
+    x509.DNSName("localhost"),
+    x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+    x509.IPAddress(ipaddress.ip_network("::1/128")),
+)
 
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.pem", "ca-key.pem", "server.pem", "server-key.pem"
 
@@ -68,10 +75,11 @@ def ensure_certificates(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS) -
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = datetime.now(UTC)
     with _locked(directory):
-        ca_cert, ca_key = _load_or_create_ca(files.ca_cert, directory / CA_KEY, now)
+        ca_cert, ca_key = _load_or_create_ca(files.ca_cert, directory / CA_KEY, now, wanted)
+        _check_permitted(ca_cert, wanted)
         current = _load_server(files, ca_cert)
         if current is None or not _still_good(current, wanted, now):
-            kept = _hosts_of(current) if current is not None else set()
+            kept = {h for h in _hosts_of(current) if _permits(ca_cert, h)} if current else set()
             names = wanted + sorted(kept - set(wanted), key=str)
             _create_server(files, ca_cert, ca_key, names, now)
     return files
@@ -133,13 +141,57 @@ def _hosts_of(cert: x509.Certificate) -> set[_Host]:
     return names
 
 
+def _subtrees(hosts: Iterable[_Host]) -> list[x509.GeneralName]:
+    """Loopback plus ``hosts`` as permitted subtrees (a DNS subtree covers subdomains too)."""
+    trees = list(LOOPBACK_SUBTREES)
+    for host in hosts:
+        if not _covered(trees, host):
+            name = host if isinstance(host, str) else ipaddress.ip_network(host)
+            trees.append(x509.DNSName(name) if isinstance(name, str) else x509.IPAddress(name))
+    return trees
+
+
+def _covered(trees: Iterable[x509.GeneralName], host: _Host) -> bool:
+    for tree in trees:
+        if isinstance(tree, x509.DNSName) and isinstance(host, str):
+            if host == tree.value or host.endswith("." + tree.value):
+                return True
+        elif isinstance(tree, x509.IPAddress) and not isinstance(host, str):
+            network = tree.value
+            if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and (
+                network.version == host.version and host in network
+            ):
+                return True
+    return False
+
+
+def _permits(ca: x509.Certificate, host: _Host) -> bool:
+    """Whether the CA's name constraints allow a certificate for ``host`` (a CA made before
+    they existed has none, and allows anything)."""
+    try:
+        constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return True
+    return _covered(constraints.permitted_subtrees or (), host)
+
+
+def _check_permitted(ca: x509.Certificate, hosts: list[_Host]) -> None:
+    outside = [str(h) for h in hosts if not _permits(ca, h)]
+    if outside:
+        raise TlsError(
+            f"the local CA {CA_CERT} may only vouch for the names it was made for (its name "
+            f"constraints), not {', '.join(outside)}; delete {CA_CERT} and {CA_KEY} to create a "
+            f"CA for these names too (clients then have to trust the new {CA_CERT})"
+        )
+
+
 def _load_or_create_ca(
-    cert_path: Path, key_path: Path, now: datetime
+    cert_path: Path, key_path: Path, now: datetime, hosts: list[_Host]
 ) -> tuple[x509.Certificate, _SigningKey]:
-    """The CA is created only when ``ca.pem`` is absent. It is written after its key, so a
-    crash in between only causes a fresh start."""
+    """The CA is created only when ``ca.pem`` is absent, constrained to loopback and
+    ``hosts``. It is written after its key, so a crash in between only causes a fresh start."""
     if not cert_path.exists():
-        return _create_ca(cert_path, key_path, now)
+        return _create_ca(cert_path, key_path, now, hosts)
     reset = (
         f"delete {CA_CERT} and {CA_KEY} in {cert_path.parent} to create a new CA "
         f"(clients then have to trust the new {CA_CERT})"
@@ -160,8 +212,9 @@ def _load_or_create_ca(
 
 
 def _create_ca(
-    cert_path: Path, key_path: Path, now: datetime
+    cert_path: Path, key_path: Path, now: datetime, hosts: list[_Host]
 ) -> tuple[x509.Certificate, _SigningKey]:
+    permitted = _subtrees(hosts)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
     cert = (
@@ -174,6 +227,7 @@ def _create_ca(
         .not_valid_after(now + CA_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.NameConstraints(permitted, None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -26,9 +26,11 @@ class Settings(sandbox.Settings):
     """The suite's settings: the sandbox checks every response it sends against its OpenAPI
     document, so a response off the document fails whichever test received it, over any
     client (``CHEKT_SANDBOX_CHECK_RESPONSES`` does the same for sandboxes the suite starts
-    from the environment: the plugin's and ``serve``'s)."""
+    from the environment: the plugin's and ``serve``'s). The TestClient's ``Host: testserver``
+    is a name like a compose service's: allowed through the setting, as a user would."""
 
     check_responses: bool = True
+    allowed_hosts: tuple[str, ...] = ("testserver",)
 
 
 ISSUER = "http://testserver/"  # TestClient's origin

@@ -682,7 +682,7 @@ def test_token_in_header_and_query_is_invalid_request(api: Api, path: str, name:
 
 @pytest.mark.parametrize(
     ("minted_at", "used_at"),
-    [("other.example", "testserver"), ("testserver", "testserver:8080")],
+    [("localhost", "testserver"), ("testserver", "testserver:8080")],
 )
 def test_token_of_another_issuer_origin_is_refused(api: Api, minted_at: str, used_at: str) -> None:
     minted = api.client.post(

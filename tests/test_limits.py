@@ -61,7 +61,7 @@ def test_slow_silent_and_oversized_clients_are_cut_off_while_others_are_served()
         port = int(url.rsplit(":", 1)[1])
         key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
         head = (
-            f"POST {SITES} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f"POST {SITES} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n"
             "Content-Type: application/json\r\n"
         ).encode()
         served: list[float] = []
@@ -130,7 +130,7 @@ def test_a_growing_head_gets_431_as_it_passes_the_limit_on_a_real_server() -> No
 def test_pipelined_requests_are_answered_in_order_and_a_stalled_one_times_out() -> None:
     settings = Settings(request_timeout=1.0)
     with ThreadedServer(create_app(settings), settings=settings) as url:
-        get = b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        get = b"GET /_sandbox/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
         sock = _raw(int(url.rsplit(":", 1)[1]), get * 3 + get[:20])  # three, then a stall
         with sock:
             started = time.monotonic()
@@ -143,7 +143,9 @@ def test_pipelined_requests_are_answered_in_order_and_a_stalled_one_times_out() 
 def test_an_idle_keep_alive_connection_is_closed_after_idle_timeout() -> None:
     settings = Settings(idle_timeout=0.5)
     with ThreadedServer(create_app(settings), settings=settings) as url:
-        sock = _raw(int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock = _raw(
+            int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        )
         with sock:
             answered = time.monotonic()
             answer = _read_until_closed(sock)  # returns once the server closes

@@ -90,8 +90,8 @@ def test_control_characters_in_every_input_never_reach_logs_or_prints_raw(
         # bytes httpx would refuse to send: raw control and latin-1 bytes in the request line
         # and in header values
         for request in (
-            b"GET /partner/\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n",
-            f"GET {sites} HTTP/1.1\r\nHost: x\r\nX-A: \x85\x9b\t\r\n\r\n".encode("latin-1"),
+            b"GET /partner/\x1b[2J HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            f"GET {sites} HTTP/1.1\r\nHost: localhost\r\nX-A: \x85\x9b\t\r\n\r\n".encode("latin-1"),
         ):
             _raw_request(url, request)
         # a webhook receiver that answers with them

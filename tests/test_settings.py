@@ -74,6 +74,7 @@ def test_pinned_credentials_work_end_to_end(tmp_path: Path) -> None:
         f"  - key: {key}\n"
         "    dealer_id: 1002\n"
         "    scopes: [read:sites]\n"
+        "allowed_hosts: [testserver]\n"  # the TestClient's Host
     )
     with TestClient(create_app(Settings.load(config, env={}))) as client:
         token = client.post(

@@ -93,7 +93,8 @@ def test_ca_is_a_path_length_zero_signing_ca(tmp_path: Path) -> None:
     assert basic.critical and basic.value.ca and basic.value.path_length == 0
     usage = ca.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.key_cert_sign and usage.crl_sign and not usage.digital_signature
-    assert timedelta(days=3640) < ca.not_valid_after_utc - ca.not_valid_before_utc
+    # as long as one full server certificate needs, not a decade
+    assert ca.not_valid_after_utc - ca.not_valid_before_utc <= timedelta(days=397 + 30, hours=1)
     ca.verify_directly_issued_by(ca)
 
 
@@ -128,15 +129,15 @@ def test_new_host_regenerates_the_server_certificate_but_keeps_the_ca(tmp_path: 
     files = ensure_certificates(tmp_path)
     before = _snapshot(files)
 
-    ensure_certificates(tmp_path, hosts=["sandbox.test", "10.0.0.7"])
+    ensure_certificates(tmp_path, hosts=["api.localhost", "127.0.0.7"])  # in its constraints
     after = _snapshot(files)
 
     assert after["ca.pem"] == before["ca.pem"] and after["ca-key.pem"] == before["ca-key.pem"]
     assert after["server.pem"] != before["server.pem"]
     assert after["server-key.pem"] != before["server-key.pem"]
     dns, ips = _sans(_cert(files.cert))
-    assert dns == {"sandbox.test", "localhost"}, "earlier names are kept"
-    assert ipaddress.ip_address("10.0.0.7") in ips and ipaddress.ip_address("::1") in ips
+    assert dns == {"api.localhost", "localhost"}, "earlier names are kept"
+    assert ipaddress.ip_address("127.0.0.7") in ips and ipaddress.ip_address("::1") in ips
     _cert(files.cert).verify_directly_issued_by(_cert(files.ca_cert))
 
 
@@ -264,3 +265,84 @@ def test_handshake_fails_for_a_client_with_default_trust(
         pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         client.get(f"https://127.0.0.1:{port}/", timeout=5)
+
+
+def _forged_leaf(tmp_path: Path, san: x509.GeneralName) -> x509.Certificate:
+    """A certificate for ``san`` signed with the CA's own key: what a stolen key could make."""
+    ca = _cert(tmp_path / "ca.pem")
+    ca_key = serialization.load_pem_private_key((tmp_path / "ca-key.pem").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([san]), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _verify(ca: x509.Certificate, leaf: x509.Certificate, name: x509.GeneralName) -> None:
+    from cryptography.x509 import verification
+
+    subject: verification.Subject = (
+        verification.DNSName(name.value)
+        if isinstance(name, x509.DNSName)
+        else verification.IPAddress(name.value)
+    )
+    verifier = (
+        verification.PolicyBuilder()
+        .store(verification.Store([ca]))
+        .time(datetime.now(UTC))
+        .build_server_verifier(subject)
+    )
+    verifier.verify(leaf, [])
+
+
+def test_the_ca_is_name_constrained_to_what_it_serves(tmp_path: Path) -> None:
+    files = ensure_certificates(tmp_path, hosts=["localhost", "127.0.0.1", "::1", "sandbox.test"])
+    ca = _cert(files.ca_cert)
+    constraints = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert constraints.critical and constraints.value.excluded_subtrees is None
+    assert set(constraints.value.permitted_subtrees or ()) == {
+        x509.DNSName("localhost"),
+        x509.DNSName("sandbox.test"),
+        x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+        x509.IPAddress(ipaddress.ip_network("::1/128")),
+    }
+    for name in (x509.DNSName("sandbox.test"), x509.IPAddress(ipaddress.ip_address("::1"))):
+        _verify(ca, _cert(files.cert), name)  # the real server certificate chains
+    inside = x509.DNSName("api.sandbox.test")
+    _verify(ca, _forged_leaf(tmp_path, inside), inside)
+
+
+@pytest.mark.parametrize(
+    "outside",
+    [x509.DNSName("bank.example"), x509.IPAddress(ipaddress.ip_address("10.0.0.7"))],
+)
+def test_a_leaf_outside_the_constraints_does_not_verify(
+    tmp_path: Path, outside: x509.GeneralName
+) -> None:
+    from cryptography.x509.verification import VerificationError
+
+    files = ensure_certificates(tmp_path)
+    with pytest.raises(VerificationError):
+        _verify(_cert(files.ca_cert), _forged_leaf(tmp_path, outside), outside)
+
+
+def test_a_host_outside_the_constraints_is_reported_not_served(tmp_path: Path) -> None:
+    files = ensure_certificates(tmp_path)
+    before = _snapshot(files)
+    with pytest.raises(TlsError, match=r"name constraints.*sandbox\.test.*delete ca\.pem"):
+        ensure_certificates(tmp_path, hosts=["sandbox.test"])
+    assert _snapshot(files) == before

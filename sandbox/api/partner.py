@@ -29,7 +29,7 @@ from sandbox.api.common import (
     services,
 )
 from sandbox.auth.guard import Principal
-from sandbox.errors import BadRequest, PermissionDenied, ValidationFailed
+from sandbox.errors import BadRequest, Conflict, PermissionDenied, ValidationFailed
 from sandbox.webhooks import catalog, outbox
 from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
 from sandbox.world.fields import EXTERNAL_ID, validate
@@ -325,7 +325,15 @@ async def create_webhook(request: Request, principal: Principal) -> Response:
         read_only=subscriptions.READ_ONLY,
     )
     check_destination(request, values)
-    return reply(subscriptions.create(_world(request), principal.client_id, values), 201)
+    s = services(request)
+    created = subscriptions.create(
+        s.world,
+        principal.client_id,
+        values,
+        scopes=principal.scopes,
+        cap=s.settings.max_webhooks_per_client,
+    )
+    return reply(created, 201)
 
 
 @endpoint("read:sites")
@@ -350,7 +358,10 @@ async def update_webhook(request: Request, principal: Principal) -> Response:
     )
     check_destination(request, values)
     webhook_id = request.path_params["webhook_id"]
-    return reply(subscriptions.update(_world(request), principal.client_id, webhook_id, values))
+    world = _world(request)
+    return reply(
+        subscriptions.update(world, principal.client_id, webhook_id, values, principal.scopes)
+    )
 
 
 @endpoint("update:sites")
@@ -367,10 +378,19 @@ async def rotate_webhook_secret(request: Request, principal: Principal) -> Respo
 
 @endpoint("update:sites")
 async def test_webhook(request: Request, principal: Principal) -> Response:
-    """Send this subscription (and only it) a sample alarm.created marked ``"test": true``."""
+    """Send this subscription (and only it) a sample alarm.created marked ``"test": true``,
+    built from the first site the caller reaches: never from data out of its reach."""
     s = services(request)
     webhook_id = request.path_params["webhook_id"]
-    subscriptions.get(s.world, principal.client_id, webhook_id)
+    heard = subscriptions.reach(s.world, principal.client_id, webhook_id)
+    for scopes, whose in ((principal.scopes, "this credential"), (heard, "the subscription")):
+        if scopes is not None and not subscriptions.hears(scopes, "alarm.created"):
+            needed = subscriptions.EVENT_SCOPES["alarm.created"]
+            raise PermissionDenied(
+                f"the test event is an alarm.created, which needs {' or '.join(needed)}, and "
+                f"{whose} lacks it",
+                scope=needed[0],
+            )
     reachable = (
         [principal.dealer_id]
         if principal.dealer_id is not None
@@ -380,8 +400,14 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
         f"SELECT MIN(site_id) FROM sites WHERE dealer_id IN ({','.join('?' * len(reachable))})",
         reachable,
     )
-    overrides = {"test": True, **({"site_id": site_id} if site_id is not None else {})}
-    data = catalog.build(s.world, random.Random(), "alarm.created", overrides, s.base_url)
+    if site_id is None:
+        raise Conflict(
+            "this credential reaches no site to build a test event from; connect a dealer "
+            "that has a site (PUT /partner/v1/dealers/connect) or create one first"
+        )
+    data = catalog.build(
+        s.world, random.Random(), "alarm.created", {"test": True, "site_id": site_id}, s.base_url
+    )
     event_id = outbox.record_event(s.world, "alarm.created", data, target_webhook_id=webhook_id)
     s.dispatcher.wake()
     return reply({"event_id": event_id, "webhook_id": webhook_id}, 202)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sandbox.store.schema import SCHEMA, VIEWS, WORLD_TABLES
+from sandbox.store.schema import ADDED_COLUMNS, SCHEMA, VIEWS, WORLD_TABLES
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
@@ -43,6 +43,10 @@ class Store:
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(SCHEMA + VIEWS)
+        for table, column, declaration in ADDED_COLUMNS:
+            columns = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         with self._lock:

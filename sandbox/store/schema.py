@@ -224,7 +224,8 @@ CREATE TABLE IF NOT EXISTS webhooks (
     status TEXT NOT NULL,
     profile TEXT NOT NULL,
     created_at REAL NOT NULL,
-    failing_since REAL             -- first failed attempt of an unbroken failure run
+    failing_since REAL,            -- first failed attempt of an unbroken failure run
+    scopes TEXT                    -- the credential's, space-separated; NULL: the client's
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     client_id TEXT NOT NULL,
@@ -238,6 +239,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (client_id, method, path, key)
 );
 """
+
+# columns added after a release, added to older database files when they are opened
+ADDED_COLUMNS = (("webhooks", "scopes", "TEXT"),)
 
 VIEWS = """
 CREATE VIEW IF NOT EXISTS site_view AS

@@ -37,7 +37,6 @@ CONTACT_ID_CODES = {
 }
 # the alarm lifecycle's cadence, seconds after alarm.created (CHeKT's documented example)
 LIFECYCLE = (("alarm.acknowledged", 40), ("alarm.dispatched", 90), ("alarm.resolved", 360))
-SCOPE_OF = {t: ("read:devices" if t.startswith("device.") else "read:sites") for t in EVENT_TYPES}
 
 
 @dataclass(frozen=True)

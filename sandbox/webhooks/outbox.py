@@ -17,7 +17,7 @@ from typing import Any
 from sandbox.store import Row
 from sandbox.webhooks import catalog
 from sandbox.webhooks.profiles import render
-from sandbox.world import World
+from sandbox.world import World, subscriptions
 
 # seconds after the previous attempt; the 8th attempt is pinned to exactly 24 h after the 1st
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
@@ -93,16 +93,19 @@ def _subscriptions(world: World, event: Row) -> list[Row]:
         return world.store.all(
             "SELECT * FROM webhooks WHERE webhook_id = ?", (event["target_webhook_id"],)
         )
+    # a subscription hears what the credential that wrote it may read (an API key's own
+    # scopes, not its client's); rows from before that was recorded fall back to the client's
     candidates = world.store.all(
-        "SELECT w.*, c.kind, c.dealer_id AS own_dealer, c.scopes FROM webhooks w "
-        "LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' ORDER BY w.created_at"
+        "SELECT w.*, c.kind, c.dealer_id AS own_dealer, COALESCE(w.scopes, c.scopes) AS reach "
+        "FROM webhooks w LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' "
+        "ORDER BY w.created_at"
     )
     chosen = []
     for sub in candidates:
         if event["type"] not in json.loads(sub["events"]):
             continue
         if sub["client_id"] is not None:
-            if catalog.SCOPE_OF[event["type"]] not in (sub["scopes"] or "").split():
+            if not subscriptions.hears((sub["reach"] or "").split(), event["type"]):
                 continue
             dealer = event["dealer_id"]
             if sub["own_dealer"] is not None:

@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from typing import Any
 
-from sandbox.errors import NotFound, ValidationFailed
+from sandbox.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Row
 from sandbox.world.context import World
 from sandbox.world.fields import Field
 
-EVENT_TYPES = (
-    "alarm.created",
-    "alarm.acknowledged",
-    "alarm.dispatched",
-    "alarm.resolved",
-    "device.online",
-    "device.offline",
-    "device.firmware_updated",
-    "verification.requested",
-    "snapshot.created",
-    "site.armed",
-    "site.disarmed",
-)
+# which scopes let a credential hear each event type: the Partner API scope (arming and
+# webhooks ride on read:sites, CONTRACT §2.5) or the Apps API scope that gates it (§5.1)
+EVENT_SCOPES: dict[str, tuple[str, ...]] = {
+    "alarm.created": ("read:sites", "events:read"),
+    "alarm.acknowledged": ("read:sites", "events:read"),
+    "alarm.dispatched": ("read:sites", "events:read"),
+    "alarm.resolved": ("read:sites", "events:read"),
+    "device.online": ("read:devices", "devices:read"),
+    "device.offline": ("read:devices", "devices:read"),
+    "device.firmware_updated": ("read:devices", "devices:read"),
+    "verification.requested": ("read:sites", "events:read"),
+    "snapshot.created": ("read:sites", "snapshots:read"),
+    "site.armed": ("read:sites", "sites:read"),
+    "site.disarmed": ("read:sites", "sites:read"),
+}
+EVENT_TYPES = tuple(EVENT_SCOPES)
 PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
 STATUSES = ("enabled", "disabled")
 
@@ -53,6 +57,32 @@ SUBSCRIPTION_FIELDS = (
     Field("status", choices=STATUSES),
 )
 READ_ONLY = ("webhook_id", "created_at")
+
+
+def hears(scopes: Collection[str], event_type: str) -> bool:
+    """Whether a credential with ``scopes`` may receive ``event_type``."""
+    return any(scope in scopes for scope in EVENT_SCOPES[event_type])
+
+
+def _check_reach(events: list[str] | None, scopes: Collection[str]) -> None:
+    """An explicitly listed event the credential may not hear is a mistake worth naming
+    (an omitted list means "whatever I may hear")."""
+    for event_type in events or ():
+        if not hears(scopes, event_type):
+            needed = " or ".join(EVENT_SCOPES[event_type])
+            raise PermissionDenied(
+                f"this credential may not receive {event_type}: that needs {needed}",
+                scope=EVENT_SCOPES[event_type][0],
+            )
+
+
+def _check_cap(world: World, client_id: str, cap: int) -> None:
+    count = world.store.scalar("SELECT COUNT(*) FROM webhooks WHERE client_id = ?", (client_id,))
+    if count >= cap:
+        raise Conflict(
+            f"this client already has {count} webhook subscriptions, the most allowed "
+            f"(max_webhooks_per_client = {cap}); delete one first"
+        )
 
 
 def new_secret() -> str:
@@ -90,8 +120,15 @@ def create(
     *,
     default_profile: str = "chekt-apps",
     webhook_id: str | None = None,
+    scopes: Collection[str] | None = None,
+    cap: int | None = None,
 ) -> dict[str, Any]:
-    """``client_id`` None is a sandbox-wide subscription: every event of every dealer."""
+    """``client_id`` None is a sandbox-wide subscription: every event of every dealer.
+    ``scopes`` are the creating credential's: the subscription hears only what they allow."""
+    if client_id is not None and cap is not None:
+        _check_cap(world, client_id, cap)
+    if scopes is not None:
+        _check_reach(values.get("events"), scopes)
     secret = values.get("secret")
     row = {
         "webhook_id": webhook_id or "wh_" + secrets.token_hex(8),
@@ -102,6 +139,7 @@ def create(
         "status": values.get("status") or "enabled",
         "profile": values.get("profile") or default_profile,
         "created_at": world.now(),
+        "scopes": None if scopes is None else " ".join(sorted(scopes)),
     }
     world.store.insert("webhooks", row)
     return _public(world, row, with_secret=True)
@@ -109,6 +147,12 @@ def create(
 
 def get(world: World, client_id: str | None, webhook_id: str) -> dict[str, Any]:
     return _public(world, _row(world, client_id, webhook_id))
+
+
+def reach(world: World, client_id: str | None, webhook_id: str) -> frozenset[str] | None:
+    """The scopes a subscription hears with (None: not recorded, the client's apply)."""
+    scopes = _row(world, client_id, webhook_id)["scopes"]
+    return None if scopes is None else frozenset(scopes.split())
 
 
 def list_for(world: World, client_id: str | None) -> list[dict[str, Any]]:
@@ -119,10 +163,19 @@ def list_for(world: World, client_id: str | None) -> list[dict[str, Any]]:
 
 
 def update(
-    world: World, client_id: str | None, webhook_id: str, values: dict[str, Any]
+    world: World,
+    client_id: str | None,
+    webhook_id: str,
+    values: dict[str, Any],
+    scopes: Collection[str] | None = None,
 ) -> dict[str, Any]:
+    """``scopes``: the updating credential's, which the subscription takes on (so a narrower
+    key of the same client cannot point a wider key's subscription at itself)."""
     _row(world, client_id, webhook_id)
     changes = dict(values)
+    if scopes is not None:
+        _check_reach(changes.get("events"), scopes)
+        changes["scopes"] = " ".join(sorted(scopes))
     if "secret" in changes:
         raise ValidationFailed("secret", "change the secret with POST …/rotate-secret")
     if "events" in changes:
