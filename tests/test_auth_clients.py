@@ -166,6 +166,41 @@ def test_patching_a_partners_dealers_reconnects_it(api: Api) -> None:
     assert reach.status_code == 200
 
 
+def test_a_dealer_reconnected_under_another_id_survives_changes_to_the_clients(api: Api) -> None:
+    partner = api.token()
+    link = "/partner/v1/dealers/1002/connect"
+    assert api.client.delete(link, headers=api.bearer(partner)).status_code == 204
+    code = _code(_authorize_as(api, 1002), "http://localhost:3000/callback")
+    user = _exchange(
+        api,
+        code,
+        "http://localhost:3000/callback",
+        api.partner["client_id"],
+        api.partner["client_secret"],
+    ).json()["access_token"]
+    connected = api.client.put(
+        "/partner/v1/dealers/connect",
+        json={"external_dealer_id": "adc-2", "company_name": "x"},
+        headers=api.bearer(user),
+    )
+    assert connected.status_code == 200
+    assert _patch(api, api.partner["client_id"], name="Renamed").status_code == 200
+    assert api.client.post("/_sandbox/reset", json={"only": ["clients"]}).status_code == 200
+    dealer = api.client.get("/partner/v1/dealers/1002", headers=api.bearer(partner))
+    assert dealer.json()["external_dealer_id"] == "adc-2"
+
+
+def _authorize_as(api: Api, dealer_id: int) -> Any:
+    email = next(u["email"] for u in api.creds["users"] if u["dealer_id"] == dealer_id)
+    params = {
+        "response_type": "code",
+        "client_id": api.partner["client_id"],
+        "redirect_uri": "http://localhost:3000/callback",
+        "login_hint": email,
+    }
+    return api.client.get("/authorize", params=params, follow_redirects=False)
+
+
 # ---------------------------------------------------------------- DELETE
 
 

@@ -9,6 +9,7 @@ what the settings define.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
@@ -20,7 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 from sandbox.auth import codes
 from sandbox.auth.assertions import register_key
 from sandbox.auth.keys import is_well_formed, new_api_key
-from sandbox.errors import NotFound
+from sandbox.errors import Conflict, NotFound
 from sandbox.settings import ClientSpec, Settings, SettingsError
 from sandbox.store import Row
 from sandbox.world import World, dealers
@@ -423,8 +424,9 @@ def restore_connections(world: World, only: str | None = None) -> None:
         "AND client_id = COALESCE(?, client_id)",
         (only,),
     ):
-        for dealer_id in _home(world, row):
-            if dealer_id in existing:
+        connected = set(dealers.connected_dealers(world, row["client_id"]))
+        for dealer_id in sorted((set(_home(world, row)) & existing) - connected):
+            with contextlib.suppress(Conflict):  # the partner already calls another dealer so
                 dealers.connect(world, dealer_id, row["client_id"], f"ext-{dealer_id}")
 
 
