@@ -121,6 +121,18 @@ def test_a_token_signed_for_another_client_is_refused_and_keeps_working(api: Api
     assert _refresh(api, tokens["refresh_token"], _owner(api)).is_success
 
 
+def test_a_token_minted_at_another_origin_of_the_sandbox_is_revoked(api: Api) -> None:
+    form = {"grant_type": "client_credentials", **_owner(api)}
+    minted = api.client.post("/oauth/token", data=form, headers={"Host": "localhost:8765"})
+    token = minted.json()["access_token"]
+    revoked = api.client.post("/oauth/revoke", data={**_owner(api), "token": token})
+    assert revoked.status_code == 200
+    used = api.client.get(
+        "/partner/v1/dealers/1001", headers={**api.bearer(token), "Host": "localhost:8765"}
+    )
+    assert used.status_code == 401 and "revoked" in used.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("signing", ["unsigned", "foreign key"])
 def test_a_forged_token_naming_the_attacker_revokes_nothing(api: Api, signing: str) -> None:
     """A forged token that copies a victim's jti and sid but names the attacker as azp."""
