@@ -10,7 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Api, Settings, public_pem, signed_assertion
+from starlette.testclient import TestClient
 
+from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec
 
 CONFIGURED = ClientSpec(
@@ -204,33 +206,39 @@ def _authorize_as(api: Api, dealer_id: int) -> Any:
 # ---------------------------------------------------------------- DELETE
 
 
-def test_delete_removes_the_client_and_revokes_what_it_issued(api: Api) -> None:
-    secret = "first-secret-0123456789"
-    redirect = "https://a.example/cb"
-    _register(api, client_secret=secret, redirect_uris=[redirect])
-    m2m = _token(api, "runtime-web", secret).json()["access_token"]
-    code = _code(_authorize(api, "runtime-web", redirect), redirect)
-    user = _exchange(api, code, redirect, "runtime-web", secret).json()
-    pending = _code(_authorize(api, "runtime-web", redirect), redirect)
-    assert _dealer(api, m2m) == 200 and _dealer(api, user["access_token"]) == 200
+def test_delete_removes_the_client_and_revokes_what_it_issued() -> None:
+    clock = VirtualClock(start=1_800_000_000)
+    with TestClient(create_app(Settings(), clock=clock)) as client:
+        api = Api(client)
+        secret = "first-secret-0123456789"
+        redirect = "https://a.example/cb"
+        _register(api, client_secret=secret, redirect_uris=[redirect])
+        m2m = _token(api, "runtime-web", secret).json()["access_token"]
+        code = _code(_authorize(api, "runtime-web", redirect), redirect)
+        user = _exchange(api, code, redirect, "runtime-web", secret).json()
+        pending = _code(_authorize(api, "runtime-web", redirect), redirect)
+        assert _dealer(api, m2m) == 200 and _dealer(api, user["access_token"]) == 200
 
-    assert api.client.delete("/_sandbox/clients/runtime-web").status_code == 204
-    assert api.client.delete("/_sandbox/clients/runtime-web").status_code == 404
-    listed = api.client.get("/_sandbox/credentials").json()["clients"]
-    assert "runtime-web" not in {c["client_id"] for c in listed}
-    assert _token(api, "runtime-web", secret).status_code == 401
+        assert client.delete("/_sandbox/clients/runtime-web").status_code == 204
+        assert client.delete("/_sandbox/clients/runtime-web").status_code == 404
+        listed = client.get("/_sandbox/credentials").json()["clients"]
+        assert "runtime-web" not in {c["client_id"] for c in listed}
+        assert _token(api, "runtime-web", secret).status_code == 401
+        assert _dealer(api, m2m) == 401
 
-    # registered again under the same id, nothing issued before comes back to life
-    _register(api, client_secret=secret, redirect_uris=[redirect])
-    assert _dealer(api, m2m) == 401 and _dealer(api, user["access_token"]) == 401
-    refresh = {"grant_type": "refresh_token", "refresh_token": user["refresh_token"]}
-    again = api.client.post(
-        "/oauth/token", data={**refresh, "client_id": "runtime-web", "client_secret": secret}
-    )
-    assert again.json()["error"] == "invalid_grant"
-    assert _exchange(api, pending, redirect, "runtime-web", secret).json()["error"] == (
-        "invalid_grant"
-    )
+        # registered again under the same id, nothing issued before comes back to life
+        clock.advance(1)
+        _register(api, client_secret=secret, redirect_uris=[redirect])
+        assert _dealer(api, m2m) == 401 and _dealer(api, user["access_token"]) == 401
+        refresh = {"grant_type": "refresh_token", "refresh_token": user["refresh_token"]}
+        again = client.post(
+            "/oauth/token", data={**refresh, "client_id": "runtime-web", "client_secret": secret}
+        )
+        assert again.json()["error"] == "invalid_grant"
+        late = _exchange(api, pending, redirect, "runtime-web", secret)
+        assert late.json()["error"] == "invalid_grant"
+        fresh = _token(api, "runtime-web", secret).json()["access_token"]  # the same second
+        assert _dealer(api, fresh) == 200
 
 
 # ---------------------------------------------------------------- reset

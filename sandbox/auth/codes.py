@@ -20,7 +20,6 @@ from sandbox.world import World
 
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 §4.1
-_REVOKED_BEFORE = "client_revoked_before:"  # store meta: the client's tokens until then are void
 
 
 def _hash(value: str) -> str:
@@ -205,15 +204,14 @@ def revoke_access(world: World, jti: str, expires_at: float) -> None:
 
 
 def revoke_client(world: World, client_id: str) -> None:
-    """Revoke everything issued to a client: its token families, its codes, and every access
-    token issued up to now (so re-registering the same client_id revives none of them)."""
+    """Revoke what a client was issued: its token families and its codes. Its access tokens
+    die with it, and stay dead if the client_id is registered again (see is_revoked)."""
     world.credentials_changed()
     world.store.execute(
         "UPDATE token_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
         (world.now(), client_id),
     )
     world.store.execute("DELETE FROM auth_codes WHERE client_id = ?", (client_id,))
-    world.store.set_meta(_REVOKED_BEFORE + client_id, repr(world.now()))
 
 
 def is_revoked(world: World, claims: dict[str, Any]) -> bool:
@@ -222,9 +220,11 @@ def is_revoked(world: World, claims: dict[str, Any]) -> bool:
         is not None
     ):
         return True
-    before = world.store.get_meta(_REVOKED_BEFORE + str(claims.get("azp")))
-    if before is not None and claims.get("iat", 0) <= float(before):
-        return True
+    registered = world.store.scalar(
+        "SELECT created_at FROM clients WHERE client_id = ?", (claims.get("azp"),)
+    )
+    if registered is not None and claims.get("iat", 0) < int(registered):
+        return True  # issued to an earlier client of the same id (iat has whole seconds)
     sid = claims.get("sid")
     return (
         sid is not None
