@@ -115,7 +115,8 @@ def paths() -> dict[str, Any]:
         },
         "/_sandbox/reset": {
             "post": _op(
-                "Reset the world (reseeded), the journal and the deliveries, or some of them",
+                "Reset the world (reseeded), the journal and the deliveries, or some of them; "
+                '"clients" (only when listed) returns the clients to what the settings define',
                 200,
                 obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER),
                 request=_closed(seed=INTEGER, only=listed({"enum": list(RESETTABLE)})),
