@@ -23,8 +23,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from sandbox.api.common import issuer_of, reply, route, services
 from sandbox.api.oauth import basic_form_client
 from sandbox.auth import codes
-from sandbox.auth.clients import Client, get_client, logout_allowed, redirect_allowed
+from sandbox.auth.clients import Client, get_client
 from sandbox.auth.tokens import TokenInvalid
+from sandbox.auth.urls import logout_allowed, redirect_allowed
 from sandbox.errors import OAuthError
 
 
@@ -61,7 +62,7 @@ def _parse(request: Request, params: Mapping[str, str]) -> AuthorizationRequest:
     if client is None:
         raise PageError("Unknown client_id: this application is not registered.")
     redirect_uri = params.get("redirect_uri", "")
-    if not redirect_allowed(client, redirect_uri):
+    if not redirect_allowed(client.redirect_uris, redirect_uri):
         raise PageError(
             "The redirect_uri does not exactly match one registered for this application "
             "(only a loopback http one may differ, in its port), so the sandbox will not "
@@ -215,7 +216,7 @@ async def logout(request: Request) -> Response:
     return_to = request.query_params.get("returnTo")
     if return_to is None:
         return reply({"logged_out": True})
-    if client is None or not logout_allowed(client, return_to):
+    if client is None or not logout_allowed(client.logout_urls, client.redirect_uris, return_to):
         return _error_page("returnTo is not an allowed logout URL of this application.")
     return RedirectResponse(return_to, status_code=302)
 

@@ -16,7 +16,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
 from sandbox.auth import codes
 from sandbox.auth.assertions import register_key
@@ -64,61 +63,6 @@ def get_client(world: World, client_id: str) -> Client | None:
         logout_urls=tuple(json.loads(row["logout_urls"])),
         public=bool(row["public"]),
     )
-
-
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-
-
-def _split(url: str) -> SplitResult | None:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        return None
-    return parts
-
-
-def redirect_allowed(client: Client, uri: str) -> bool:
-    """Exact match, except that a loopback ``http`` redirect may use any port (RFC 8252
-    §7.3): a native app or a test listens on whatever port it got."""
-    if uri in client.redirect_uris:
-        return True
-    given = _split(uri)
-    if given is None or given.scheme != "http" or given.hostname not in LOOPBACK_HOSTS:
-        return False
-    if given.username is not None or given.password is not None:
-        return False
-    for registered in map(_split, client.redirect_uris):
-        if (
-            registered is not None
-            and registered.scheme == "http"
-            and registered.hostname == given.hostname
-            and registered.username is None
-            and (registered.path, registered.query, registered.fragment)
-            == (given.path, given.query, given.fragment)
-        ):
-            return True
-    return False
-
-
-def _origin(parts: SplitResult | None) -> tuple[str, str, int] | None:
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    if parts.username is not None:
-        return None
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def logout_allowed(client: Client, return_to: str) -> bool:
-    """One of the client's logout URLs or, when it registered none, the origin of one of its
-    redirect URIs (with or without the trailing slash)."""
-    if client.logout_urls:
-        return return_to in client.logout_urls
-    given = _split(return_to)
-    if given is None or given.path not in ("", "/") or given.query or given.fragment:
-        return False
-    origins = {_origin(_split(uri)) for uri in client.redirect_uris} - {None}
-    return _origin(given) in origins
 
 
 def get_api_key(world: World, key: str) -> dict[str, Any] | None:
