@@ -75,6 +75,7 @@ class Settings:
     dealers: int = 3
     sites_per_dealer: int = 5
     default_user: str | None = None  # email or user id signed in without a page at /authorize
+    login_hint_off_loopback: bool = False  # login_hint skips the sign-in page off loopback too
     code_lifetime: int = 60
     allow_private_destinations: bool = False
     tls: bool = False
@@ -277,7 +278,7 @@ _FLOATS = {
     "request_timeout",
     "idle_timeout",
 }
-_BOOLS = {"allow_private_destinations", "tls", "check_responses"}
+_BOOLS = {"allow_private_destinations", "tls", "check_responses", "login_hint_off_loopback"}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:

@@ -4,7 +4,8 @@
 Errors about the client or its ``redirect_uri`` are shown on a page and never redirected
 (RFC 6749 §4.1.2.1); every other error goes back to the client as ``?error=…&state=…``.
 A ``login_hint`` naming a seeded user, or the ``default_user`` setting, signs in without a
-page, so a test can simply follow the redirect.
+page, so a test can simply follow the redirect. ``login_hint`` does so only on a loopback bind
+(or with ``login_hint_off_loopback``): anywhere else it would let anyone sign in as anyone.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from sandbox import jsontext
 from sandbox.api.common import issuer_of, reply, route, services
 from sandbox.api.oauth import basic_form_client
 from sandbox.auth import codes
 from sandbox.auth.clients import Client, get_client
+from sandbox.auth.tokens import TokenInvalid
+from sandbox.auth.urls import logout_allowed, redirect_allowed
 from sandbox.errors import OAuthError
 
 
@@ -60,10 +62,11 @@ def _parse(request: Request, params: Mapping[str, str]) -> AuthorizationRequest:
     if client is None:
         raise PageError("Unknown client_id: this application is not registered.")
     redirect_uri = params.get("redirect_uri", "")
-    if redirect_uri not in client.redirect_uris:
+    if not redirect_allowed(client.redirect_uris, redirect_uri):
         raise PageError(
-            "The redirect_uri does not exactly match one registered for this application, "
-            "so the sandbox will not send you there."
+            "The redirect_uri does not exactly match one registered for this application "
+            "(only a loopback http one may differ, in its port), so the sandbox will not "
+            "send you there."
         )
     partial = AuthorizationRequest(client, redirect_uri, (), "", params.get("state"), None, None)
     if params.get("response_type") != "code":
@@ -157,7 +160,8 @@ async def authorize(request: Request) -> Response:
         if user is None:
             return _error_page("Choose one of the listed users.")
         return _grant(request, auth, user["user_id"])
-    hint = params.get("login_hint") or s.settings.default_user
+    trusted = s.settings.loopback or s.settings.login_hint_off_loopback
+    hint = (params.get("login_hint") if trusted else None) or s.settings.default_user
     if hint:
         user = codes.find_user(s.world, hint)
         if user is None:
@@ -171,34 +175,48 @@ async def authorize(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    """RFC 7009: always 200 for a well-authenticated client, known token or not."""
+    """RFC 7009: 200 for a well-authenticated client, whether or not the token was valid; a
+    token signed by the sandbox for another client is refused and stays valid."""
     s = services(request)
     form, basic = await basic_form_client(request)
-    client = await s.tokens.authenticate_client(form, basic, issuer_of(request), allow_public=True)
+    issuer = issuer_of(request)
+    client = await s.tokens.authenticate_client(form, basic, issuer, allow_public=True)
     token = form.get("token")
     if not token:
         raise OAuthError("invalid_request", "token is required")
-    if not codes.revoke_refresh(s.world, token):
-        try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-            jsontext.check(claims)  # e.g. a jti no database can hold
-        except (jwt.PyJWTError, ValueError):
-            claims = {}
-        if claims.get("azp") == client.client_id and claims.get("jti"):
-            codes.revoke_access(s.world, str(claims["jti"]), float(claims.get("exp", 0)))
-            if claims.get("sid"):
-                codes.revoke_family(s.world, str(claims["sid"]))
-    s.world.credentials_changed()
+    if not codes.revoke_refresh(s.world, token, client.client_id):
+        claims = _signed_claims(request, token)
+        if claims and claims.get("azp") != client.client_id:
+            raise OAuthError("invalid_grant", "the token was issued to another client")
+        if claims.get("jti"):
+            codes.revoke_access(s.world, str(claims["jti"]), float(claims["exp"]))
+        if claims.get("sid"):
+            codes.revoke_family(s.world, str(claims["sid"]))
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
+def _signed_claims(request: Request, token: str) -> dict[str, Any]:
+    """The claims of a live access token the sandbox signed, minted at any of its origins
+    (``localhost`` or ``127.0.0.1``); empty for anything else: forged, expired, not a JWT."""
+    s = services(request)
+    try:
+        minted_at = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        return s.keys.verify(
+            token, now=s.world.now(), issuer=str(minted_at), audiences=s.settings.audiences
+        )
+    except (jwt.PyJWTError, TokenInvalid):
+        return {}
+
+
 async def logout(request: Request) -> Response:
+    """Return to a registered logout URL or, when none is registered, to the origin of one of
+    the client's redirect URIs (CHeKT's sample returns to ``http://localhost:3000``)."""
     s = services(request)
     client = get_client(s.world, request.query_params.get("client_id", ""))
     return_to = request.query_params.get("returnTo")
     if return_to is None:
         return reply({"logged_out": True})
-    if client is None or return_to not in client.logout_urls:
+    if client is None or not logout_allowed(client.logout_urls, client.redirect_uris, return_to):
         return _error_page("returnTo is not an allowed logout URL of this application.")
     return RedirectResponse(return_to, status_code=302)
 

@@ -10,9 +10,9 @@ import secrets
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.api.common import issuer_of, read_json, reply, route, services
+from sandbox.api.common import issuer_of, no_content, read_json, reply, route, services
 from sandbox.auth import clients
-from sandbox.auth.clients import credentials, ensure_credentials
+from sandbox.auth.clients import credentials
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
 from sandbox.recorder import FILTERS, export
 from sandbox.settings import Settings, SettingsError
@@ -47,16 +47,19 @@ async def get_credentials(request: Request) -> Response:
     return reply(body, headers={"Cache-Control": "no-store"})
 
 
-RESETTABLE = ("world", "recorder", "deliveries")
+RESET_BY_DEFAULT = ("world", "recorder", "deliveries")
+RESETTABLE = (*RESET_BY_DEFAULT, "clients")
 
 
 async def reset(request: Request) -> Response:
-    """Reset everything, or only some of: the world (reseeded, optionally with another seed;
-    subscriptions and events go with it), the recorder, the deliveries. Credentials stay."""
+    """Reset the world, the journal and the deliveries, or only some of: the world (reseeded,
+    optionally with another seed; subscriptions and events go with it), the recorder, the
+    deliveries, and — only when listed — the clients (back to what the settings define:
+    clients registered at run time are removed and their tokens revoked)."""
     admin(request)
     s = services(request)
     seed = s.settings.seed
-    only: list[str] = list(RESETTABLE)
+    only: list[str] = list(RESET_BY_DEFAULT)
     if await request.body():
         body = await read_json(request)
         if not isinstance(body, dict) or not set(body) <= {"seed", "only"}:
@@ -71,9 +74,11 @@ async def reset(request: Request) -> Response:
                 raise ValidationFailed("only", f"only lists some of {', '.join(RESETTABLE)}")
     if "world" in only:
         seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
-        ensure_credentials(s.world, s.settings)
+        clients.restore_connections(s.world)
         subscriptions.ensure_callback(s.world, s.settings)
         s.world.credentials_changed()
+    if "clients" in only:
+        clients.reset_clients(s.world, s.settings)
     if "deliveries" in only:
         with s.world.store.transaction():
             for table in ("attempts", "deliveries", "events"):
@@ -82,13 +87,13 @@ async def reset(request: Request) -> Response:
         s.recorder.clear()
     s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate
     s.dispatcher.faults.reorder_window = s.settings.reorder_window
-    return reply({"reset": sorted(only), "seed": seed})
+    return reply({"reset": sorted(set(only)), "seed": seed})
 
 
 async def rotate_signing_key(request: Request) -> Response:
     admin(request)
     s = services(request)
-    statuses = s.keys.rotate(s.world.now())
+    statuses = s.keys.rotate(s.world.now(), keep_for=s.settings.token_lifetime)
     s.world.credentials_changed()
     return reply({"keys": [{"kid": kid, "status": status} for kid, status in statuses.items()]})
 
@@ -128,6 +133,28 @@ async def create_client(request: Request) -> Response:
     return reply(created, 201)
 
 
+async def update_client(request: Request) -> Response:
+    """Change a client (redirect URIs, scopes, secret, key or JWKS URL, ...), validated as a
+    registration is."""
+    admin(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed("body", "send a JSON object with the fields to change")
+    s = services(request)
+    try:
+        changed = clients.update_client(s.world, request.path_params["client_id"], body)
+    except SettingsError as exc:
+        raise ValidationFailed("body", str(exc)) from None
+    return reply(changed)
+
+
+async def delete_client(request: Request) -> Response:
+    """Remove a client and revoke everything it was issued."""
+    admin(request)
+    clients.delete_client(services(request).world, request.path_params["client_id"])
+    return no_content()
+
+
 async def health(request: Request) -> Response:
     admin(request)
     return reply({"status": "ok"})
@@ -140,6 +167,7 @@ routes = [
     route("/_sandbox/keys/rotate", POST=rotate_signing_key),
     route("/_sandbox/api-keys/rotate", POST=rotate_api_key),
     route("/_sandbox/clients", POST=create_client),
+    route("/_sandbox/clients/{client_id}", PATCH=update_client, DELETE=delete_client),
 ]
 
 

@@ -52,7 +52,8 @@ async def basic_form_client(request: Request) -> tuple[dict[str, str], tuple[str
 _CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    # Auth0-Client: the telemetry header Auth0's browser SDK (auth0-spa-js) sends
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Auth0-Client",
     "Access-Control-Max-Age": "600",
 }
 
@@ -76,7 +77,8 @@ async def preflight(request: Request) -> Response:
 
 
 async def jwks(request: Request) -> Response:
-    return reply(services(request).keys.jwks(), headers={"Cache-Control": "max-age=300"})
+    s = services(request)
+    return reply(s.keys.jwks(s.world.now()), headers={"Cache-Control": "max-age=300"})
 
 
 async def openid_configuration(request: Request) -> Response:

@@ -121,15 +121,16 @@ async def connect_dealer(request: Request, principal: Principal) -> Response:
             "connecting a dealer needs a dealer-admin user token from the authorization code "
             "flow (GET /authorize), not an app credential"
         )
-    if principal.user_role != "dealer_admin" or principal.dealer_id is None:
+    if principal.user_role != "dealer_admin" or principal.user_dealer_id is None:
         raise PermissionDenied("only a dealer admin can connect their dealer")
     if principal.kind != "platform_partner":
         raise PermissionDenied("only a platform partner's application can connect dealers")
     values = validate(await read_json(request), dealers.CONNECT_FIELDS)
     world = _world(request)
-    dealers.connect(world, principal.dealer_id, principal.client_id, values["external_dealer_id"])
+    dealer_id = principal.user_dealer_id
+    dealers.connect(world, dealer_id, principal.client_id, values["external_dealer_id"])
     services(request).world.credentials_changed()
-    return reply(dealers.get(world, principal.dealer_id, principal.client_id))
+    return reply(dealers.get(world, dealer_id, principal.client_id))
 
 
 @endpoint("read:dealer")

@@ -1,22 +1,28 @@
 """Registered applications and their API keys: seeded ones, ones pinned in the settings
-file, and the dealer connections that give platform partners their reach.
+file, ones registered at run time, and the dealer connections that give platform partners
+their reach.
 
 Credentials survive a world reset; connections are part of the world and are restored by
-:func:`ensure_credentials` after every reseed.
+:func:`restore_connections` after every reseed. :func:`reset_clients` returns the clients to
+what the settings define.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.auth import codes
 from sandbox.auth.assertions import register_key
 from sandbox.auth.keys import is_well_formed, new_api_key
-from sandbox.errors import NotFound
+from sandbox.errors import Conflict, NotFound
 from sandbox.settings import ClientSpec, Settings, SettingsError
+from sandbox.store import Row
 from sandbox.world import World, dealers
 
 RESOURCES = ("sites", "site_contacts", "devices", "monitoring_stations")
@@ -27,7 +33,6 @@ PARTNER_SCOPES = (
 )
 SEEDED_PARTNER = "sandbox-platform-partner"
 DEV_REDIRECTS = ("http://localhost:3000/callback", "http://127.0.0.1:3000/callback")
-DEV_LOGOUTS = ("http://localhost:3000/", "http://127.0.0.1:3000/")
 
 
 @dataclass(frozen=True)
@@ -126,32 +131,41 @@ def _save_key(
     )
 
 
-def _seed(world: World) -> None:
-    """Create the sandbox's own demo credentials once per store."""
-    if world.store.scalar("SELECT 1 FROM clients WHERE origin = 'seeded'") is not None:
-        return
+def _seed(world: World, restore: bool = False) -> None:
+    """Create the sandbox's own demo clients (each once per store); ``restore`` also undoes
+    run-time changes to them, except their secrets."""
     first = int(world.store.scalar("SELECT MIN(dealer_id) FROM dealers"))
     partner = Client(
         SEEDED_PARTNER,
-        "sandbox_" + secrets.token_urlsafe(24),
+        None,
         "platform_partner",
         "Sandbox platform partner",
         PARTNER_SCOPES,
         None,
         redirect_uris=DEV_REDIRECTS,
-        logout_urls=DEV_LOGOUTS,
     )
     app = Client(
         f"sandbox-dealer-app-{first}",
-        "sandbox_" + secrets.token_urlsafe(24),
+        None,
         "dealer_app",
         f"Sandbox dealer app for dealer {first}",
         PARTNER_SCOPES,
         first,
     )
-    _save_client(world, partner, "seeded")
-    _save_client(world, app, "seeded")
-    _save_key(world, new_api_key(), app.client_id, first, PARTNER_SCOPES, "seeded", "seeded")
+    for client in (partner, app):
+        existing = get_client(world, client.client_id)
+        if existing is not None and not restore:
+            continue
+        secret = existing.client_secret if existing is not None else None
+        secret = secret or "sandbox_" + secrets.token_urlsafe(24)
+        world.store.execute("DELETE FROM client_keys WHERE client_id = ?", (client.client_id,))
+        _save_client(world, dataclasses.replace(client, client_secret=secret), "seeded")
+        world.store.execute(
+            "UPDATE clients SET home_dealers = '[]' WHERE client_id = ?", (client.client_id,)
+        )
+        if existing is None and client is app:
+            key = new_api_key()
+            _save_key(world, key, app.client_id, first, PARTNER_SCOPES, "seeded", "seeded")
 
 
 def _register_spec_key(world: World, spec: ClientSpec, where: str, origin: str) -> None:
@@ -183,7 +197,7 @@ def ensure_credentials(world: World, settings: Settings) -> None:
         _seed(world)
         for spec in settings.clients:
             _save_spec(world, spec, "config")
-        _restore_connections(world)
+        restore_connections(world)
         for number, key_spec in enumerate(settings.api_keys):
             where = f"api_keys[{key_spec.name or number}]"
             if not is_well_formed(key_spec.key):
@@ -238,21 +252,7 @@ def credentials(world: World) -> dict[str, Any]:
             if k["expires_at"] is None or k["expires_at"] > world.now()
         ],
         "clients": [
-            {
-                "client_id": c["client_id"],
-                "client_secret": c["client_secret"],
-                "kind": c["kind"],
-                "name": c["name"],
-                "dealer_ids": (
-                    [c["dealer_id"]]
-                    if c["kind"] == "dealer_app"
-                    else dealers.connected_dealers(world, c["client_id"])
-                ),
-                "scopes": c["scopes"].split(),
-                "origin": c["origin"],
-                "public": bool(c["public"]),
-                "redirect_uris": json.loads(c["redirect_uris"]),
-            }
+            _describe(world, c)
             for c in clients
             if c["client_secret"] is not None or c["public"] or c["client_id"] in keyed
         ],
@@ -276,6 +276,25 @@ def credentials(world: World) -> dict[str, Any]:
             }
             for u in users
         ],
+    }
+
+
+def _describe(world: World, row: Row) -> dict[str, Any]:
+    return {
+        "client_id": row["client_id"],
+        "client_secret": row["client_secret"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "dealer_ids": (
+            [row["dealer_id"]]
+            if row["kind"] == "dealer_app"
+            else dealers.connected_dealers(world, row["client_id"])
+        ),
+        "scopes": row["scopes"].split(),
+        "origin": row["origin"],
+        "public": bool(row["public"]),
+        "redirect_uris": json.loads(row["redirect_uris"]),
+        "logout_urls": json.loads(row["logout_urls"]),
     }
 
 
@@ -332,20 +351,26 @@ def _save_spec(world: World, spec: ClientSpec, origin: str) -> Client:
     return client
 
 
-def _restore_connections(world: World, only: str | None = None) -> None:
+def _home(world: World, row: Row) -> list[int]:
+    """The dealers a platform partner is connected to whenever the world is (re)seeded."""
+    home: list[int] = json.loads(row["home_dealers"])
+    if row["client_id"] == SEEDED_PARTNER and not home:
+        ordered = [r["dealer_id"] for r in world.store.all("SELECT dealer_id FROM dealers")]
+        home = sorted(ordered)[:-1] or ordered  # every dealer but the last
+    return home
+
+
+def restore_connections(world: World, only: str | None = None) -> None:
     """Connect platform partners to their home dealers (after a reseed wiped them)."""
     existing = {r["dealer_id"] for r in world.store.all("SELECT dealer_id FROM dealers")}
-    ordered = sorted(existing)
     for row in world.store.all(
         "SELECT client_id, home_dealers FROM clients WHERE kind = 'platform_partner' "
         "AND client_id = COALESCE(?, client_id)",
         (only,),
     ):
-        home = json.loads(row["home_dealers"])
-        if row["client_id"] == SEEDED_PARTNER:
-            home = ordered[:-1] or ordered  # every dealer but the last
-        for dealer_id in home:
-            if dealer_id in existing:
+        connected = set(dealers.connected_dealers(world, row["client_id"]))
+        for dealer_id in sorted((set(_home(world, row)) & existing) - connected):
+            with contextlib.suppress(Conflict):  # the partner already calls another dealer so
                 dealers.connect(world, dealer_id, row["client_id"], f"ext-{dealer_id}")
 
 
@@ -353,7 +378,7 @@ def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
     """A client created over /_sandbox/clients."""
     with world.store.transaction():
         client = _save_spec(world, spec, "control")
-        _restore_connections(world, only=spec.client_id)
+        restore_connections(world, only=spec.client_id)
     secret = spec.client_secret
     return {
         "client_id": client.client_id,
@@ -362,3 +387,93 @@ def register_client(world: World, spec: ClientSpec) -> dict[str, Any]:
         "dealer_ids": list(spec.dealer_ids),
         "scopes": list(client.scopes),
     }
+
+
+KEY_FIELDS = ("public_key", "public_key_file", "jwks_url", "key_id")
+
+
+def _definition(world: World, row: Row) -> dict[str, Any]:
+    """A stored client as the mapping that registered it (what a change is merged into)."""
+    definition: dict[str, Any] = {
+        "client_id": row["client_id"],
+        "client_secret": row["client_secret"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "scopes": row["scopes"].split(),
+        "redirect_uris": json.loads(row["redirect_uris"]),
+        "logout_urls": json.loads(row["logout_urls"]),
+        "public": bool(row["public"]),
+        "dealer_ids": ([row["dealer_id"]] if row["kind"] == "dealer_app" else _home(world, row)),
+    }
+    key = world.store.one(
+        "SELECT * FROM client_keys WHERE client_id = ? ORDER BY kid LIMIT 1", (row["client_id"],)
+    )
+    if key is not None and key["public_pem"] is not None:
+        definition.update(public_key=key["public_pem"], key_id=key["kid"])
+    elif key is not None:
+        definition["jwks_url"] = key["jwks_url"]
+    return definition
+
+
+def _row(world: World, client_id: str) -> Row:
+    row = world.store.one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
+    if row is None:
+        raise NotFound(f"no client {client_id!r}")
+    return row
+
+
+def update_client(world: World, client_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply a PATCH to any client, validated as a registration is. ``client_id`` and ``kind``
+    are fixed; a partner's dropped home dealers are disconnected. Tokens already issued keep
+    their scopes until they expire (as Auth0's do)."""
+    with world.store.transaction():
+        row = _row(world, client_id)
+        for fixed in ("client_id", "kind"):
+            if fixed in changes and changes[fixed] != row[fixed]:
+                raise SettingsError(f"{fixed} cannot be changed; delete and register again")
+        merged = _definition(world, row)
+        if any(name in changes for name in KEY_FIELDS):
+            merged = {k: v for k, v in merged.items() if k not in KEY_FIELDS}
+            world.store.execute("DELETE FROM client_keys WHERE client_id = ?", (client_id,))
+        merged.update(changes)
+        spec = Settings.from_mapping({"clients": [merged]}, source="body").clients[0]
+        home = _home(world, row) if row["kind"] == "platform_partner" else []
+        dropped = set(home) - set(spec.dealer_ids)
+        _save_spec(world, spec, row["origin"])
+        if spec.kind == "platform_partner":
+            for dealer_id in dropped:
+                dealers.disconnect(world, dealer_id, client_id)
+            restore_connections(world, only=client_id)
+    world.credentials_changed()
+    return _describe(world, _row(world, client_id))
+
+
+def delete_client(world: World, client_id: str) -> None:
+    """Remove a client with its keys, connections and subscriptions, revoking its tokens."""
+    with world.store.transaction():
+        _row(world, client_id)
+        _remove(world, client_id)
+
+
+def _remove(world: World, client_id: str) -> None:
+    codes.revoke_client(world, client_id)
+    for table in ("webhooks", "connections"):
+        world.store.execute(f"DELETE FROM {table} WHERE client_id = ?", (client_id,))
+    world.store.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))  # keys cascade
+
+
+def reset_clients(world: World, settings: Settings) -> None:
+    """Back to what the settings define: clients registered at run time are removed (their
+    tokens revoked), seeded and configured ones are restored (a seeded one keeps its secret)."""
+    with world.store.transaction():
+        for row in world.store.all(
+            "SELECT client_id FROM clients WHERE origin NOT IN ('seeded', 'config')"
+        ):
+            _remove(world, row["client_id"])
+        world.store.execute(
+            "DELETE FROM client_keys WHERE client_id IN "
+            "(SELECT client_id FROM clients WHERE origin = 'config')"
+        )
+        _seed(world, restore=True)
+        ensure_credentials(world, settings)
+    world.credentials_changed()

@@ -91,22 +91,40 @@ def issue_code(
 def exchange_code(
     world: World, *, client_id: str, code: str, redirect_uri: str | None, verifier: str | None
 ) -> Family:
+    """Every check runs before the code is marked used, so a wrong client or verifier
+    cannot burn (or, on reuse, revoke) a legitimate flow's code."""
     with world.store.transaction():
         row = world.store.one("SELECT * FROM auth_codes WHERE code_hash = ?", (_hash(code),))
-        if row is not None and row["used_at"] is None:
+        if row is None or row["client_id"] != client_id:
+            raise OAuthError("invalid_grant", "the authorization code is unknown")
+        _check_code(world, row, redirect_uri, verifier)
+        if row["used_at"] is None:
             world.store.execute(
                 "UPDATE auth_codes SET used_at = ? WHERE code_hash = ?",
                 (world.now(), row["code_hash"]),
             )
-    if row is None or row["client_id"] != client_id:
-        raise OAuthError("invalid_grant", "the authorization code is unknown")
     if row["used_at"] is not None:
         revoke_family(world, row["family_id"])
         raise OAuthError(
             "invalid_grant",
             "the authorization code was already used; the tokens issued from it are revoked",
         )
-    if row["expires_at"] <= world.now():
+    world.store.insert(
+        "token_families",
+        {
+            "family_id": row["family_id"],
+            "client_id": client_id,
+            "user_id": row["user_id"],
+            "scope": row["scope"],
+            "audience": row["audience"],
+            "nonce": row["nonce"],
+        },
+    )
+    return _family(row)
+
+
+def _check_code(world: World, row: Row, redirect_uri: str | None, verifier: str | None) -> None:
+    if row["used_at"] is None and row["expires_at"] <= world.now():
         raise OAuthError("invalid_grant", "the authorization code has expired")
     if redirect_uri != row["redirect_uri"]:
         raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
@@ -121,18 +139,6 @@ def exchange_code(
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
     elif verifier:
         raise OAuthError("invalid_grant", "code_verifier sent, but no code_challenge was")
-    world.store.insert(
-        "token_families",
-        {
-            "family_id": row["family_id"],
-            "client_id": client_id,
-            "user_id": row["user_id"],
-            "scope": row["scope"],
-            "audience": row["audience"],
-            "nonce": row["nonce"],
-        },
-    )
-    return _family({**row, "family_id": row["family_id"]})
 
 
 def issue_refresh(world: World, family_id: str) -> str:
@@ -142,27 +148,32 @@ def issue_refresh(world: World, family_id: str) -> str:
 
 
 def use_refresh(world: World, *, client_id: str, token: str) -> Family:
+    """Rotate a refresh token; another client presenting it changes nothing."""
     with world.store.transaction():
-        row = world.store.one(
-            "SELECT r.used_at, f.* FROM refresh_tokens r JOIN token_families f "
-            "USING (family_id) WHERE r.token_hash = ?",
-            (_hash(token),),
-        )
-        if row is not None and row["used_at"] is None:
+        row = _refresh_row(world, token)
+        if row is None or row["client_id"] != client_id:
+            raise OAuthError("invalid_grant", "the refresh token is unknown")
+        if row["revoked_at"] is not None:
+            raise OAuthError("invalid_grant", "the refresh token was revoked")
+        if row["used_at"] is None:
             world.store.execute(
                 "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?",
                 (world.now(), _hash(token)),
             )
-    if row is None or row["client_id"] != client_id:
-        raise OAuthError("invalid_grant", "the refresh token is unknown")
-    if row["revoked_at"] is not None:
-        raise OAuthError("invalid_grant", "the refresh token was revoked")
     if row["used_at"] is not None:
         revoke_family(world, row["family_id"])
         raise OAuthError(
             "invalid_grant", "the refresh token was already used; its family is revoked"
         )
     return _family(row)
+
+
+def _refresh_row(world: World, token: str) -> Row | None:
+    return world.store.one(
+        "SELECT r.used_at, f.* FROM refresh_tokens r JOIN token_families f "
+        "USING (family_id) WHERE r.token_hash = ?",
+        (_hash(token),),
+    )
 
 
 def revoke_family(world: World, family_id: str) -> None:
@@ -173,12 +184,14 @@ def revoke_family(world: World, family_id: str) -> None:
     )
 
 
-def revoke_refresh(world: World, token: str) -> bool:
-    row = world.store.one(
-        "SELECT family_id FROM refresh_tokens WHERE token_hash = ?", (_hash(token),)
-    )
+def revoke_refresh(world: World, token: str, client_id: str) -> bool:
+    """Revoke the family of a refresh token issued to ``client_id``; False when the token is
+    unknown. Another client's token is refused (RFC 7009 §2.1)."""
+    row = _refresh_row(world, token)
     if row is None:
         return False
+    if row["client_id"] != client_id:
+        raise OAuthError("invalid_grant", "the token was issued to another client")
     revoke_family(world, row["family_id"])
     return True
 
@@ -190,12 +203,28 @@ def revoke_access(world: World, jti: str, expires_at: float) -> None:
     )
 
 
+def revoke_client(world: World, client_id: str) -> None:
+    """Revoke what a client was issued: its token families and its codes. Its access tokens
+    die with it, and stay dead if the client_id is registered again (see is_revoked)."""
+    world.credentials_changed()
+    world.store.execute(
+        "UPDATE token_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
+        (world.now(), client_id),
+    )
+    world.store.execute("DELETE FROM auth_codes WHERE client_id = ?", (client_id,))
+
+
 def is_revoked(world: World, claims: dict[str, Any]) -> bool:
     if (
         world.store.scalar("SELECT 1 FROM revoked_tokens WHERE jti = ?", (claims.get("jti"),))
         is not None
     ):
         return True
+    registered = world.store.scalar(
+        "SELECT created_at FROM clients WHERE client_id = ?", (claims.get("azp"),)
+    )
+    if registered is not None and claims.get("iat", 0) < int(registered):
+        return True  # issued to an earlier client of the same id (iat has whole seconds)
     sid = claims.get("sid")
     return (
         sid is not None

@@ -31,6 +31,7 @@ class Principal:
     expires_at: float | None = None
     user_id: str | None = None  # user tokens (authorization code flow)
     user_role: str | None = None
+    user_dealer_id: int | None = None  # the signed-in user's dealer (what connect links)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -148,9 +149,12 @@ class Guard:
                 kind=client.kind,
                 tier="user",
                 scopes=scopes,
-                dealer_id=user["dealer_id"],
+                # a user token reaches what its application does, never more: a dealer app's
+                # dealer, or the dealers connected to a platform partner
+                dealer_id=client.dealer_id,
                 expires_at=float(claims["exp"]),
                 user_id=subject,
                 user_role=user["role"],
+                user_dealer_id=user["dealer_id"],
             )
         return self._remember(cache_key, principal)

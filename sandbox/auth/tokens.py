@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sandbox.store import Store
 
 ALGORITHM = "RS256"
+_UNTIL = "signing_key_until:"  # store meta: when the last token a demoted key signed expires
 
 
 class TokenInvalid(Exception):
@@ -79,13 +80,21 @@ class KeyRing:
             assert isinstance(private, rsa.RSAPrivateKey)
             self._keys[row["kid"]] = SigningKey(row["kid"], private, row["status"])
 
-    def rotate(self, now: float) -> dict[str, Any]:
-        """previous -> retired, current -> previous, next -> current, and a new next.
+    def rotate(self, now: float, keep_for: float) -> dict[str, Any]:
+        """previous -> retired (once every token it signed has expired), current -> previous,
+        next -> current, and a new next.
 
-        Tokens signed by the previous key keep verifying until they expire."""
+        A key that stops signing stays published for ``keep_for`` seconds (the token
+        lifetime), however many rotations follow, so no unexpired token loses its key."""
         store = self._store
         with store.transaction():
-            store.execute("UPDATE signing_keys SET status = 'retired' WHERE status = 'previous'")
+            for row in store.all("SELECT kid FROM signing_keys WHERE status = 'previous'"):
+                if self._published_until(row["kid"]) <= now:
+                    store.execute(
+                        "UPDATE signing_keys SET status = 'retired' WHERE kid = ?", (row["kid"],)
+                    )
+            demoted = self.current.kid
+            store.set_meta(_UNTIL + demoted, repr(now + keep_for))
             store.execute("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
             store.execute("UPDATE signing_keys SET status = 'current' WHERE status = 'next'")
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
@@ -94,6 +103,10 @@ class KeyRing:
         self._keys = {}
         self._load()
         return {key.kid: key.status for key in self._keys.values()}
+
+    def _published_until(self, kid: str) -> float:
+        """When the last token a previous key signed expires (0: unknown, an older store)."""
+        return float(self._store.get_meta(_UNTIL + kid) or 0)
 
     def _add(self, status: str, now: float) -> None:
         key, pem = _new_key(status)
@@ -112,8 +125,16 @@ class KeyRing:
     def current(self) -> SigningKey:
         return next(k for k in self._keys.values() if k.status == "current")
 
-    def jwks(self) -> dict[str, Any]:
-        return {"keys": [key.jwk() for key in self._keys.values()]}
+    def jwks(self, now: float) -> dict[str, Any]:
+        """The next and current keys, and every previous key that may have signed a token
+        that has not expired yet."""
+        return {
+            "keys": [
+                key.jwk()
+                for key in self._keys.values()
+                if key.status != "previous" or self._published_until(key.kid) > now
+            ]
+        }
 
     def sign(self, claims: dict[str, Any]) -> str:
         key = self.current

@@ -58,6 +58,16 @@ def _op(summary: str, ok: int, result: dict[str, Any] | None, **extra: Any) -> d
     return op
 
 
+def _client_op(
+    summary: str, ok: int, result: dict[str, Any] | None, **extra: Any
+) -> dict[str, Any]:
+    """An operation on one client, named by its (string) id in the path."""
+    op = _op(summary, ok, result, **extra)
+    client_id = {"name": "client_id", "in": "path", "required": True, "schema": STRING}
+    op["parameters"].insert(0, client_id)
+    return op
+
+
 def _closed(**properties: Any) -> dict[str, Any]:
     """A request body object with only these (optional) properties."""
     return {"type": "object", "additionalProperties": False, "properties": properties}
@@ -139,7 +149,8 @@ def paths() -> dict[str, Any]:
         },
         "/_sandbox/reset": {
             "post": _op(
-                "Reset the world (reseeded), the journal and the deliveries, or some of them",
+                "Reset the world (reseeded), the journal and the deliveries, or some of them; "
+                '"clients" (only when listed) returns the clients to what the settings define',
                 200,
                 named("ResetDone", obj(("reset", "seed"), reset=listed(STRING), seed=INTEGER)),
                 request=named(
@@ -172,6 +183,24 @@ def paths() -> dict[str, Any]:
                 named("RegisteredClient", obj(("client_id",), client_id=STRING)),
                 request=named("ClientRegistration", {"type": "object"}),
             )
+        },
+        "/_sandbox/clients/{client_id}": {
+            "patch": _client_op(
+                "Change a client: redirect URIs, scopes, secret, public key or JWKS URL, ...",
+                200,
+                obj(
+                    ("client_id", "kind", "scopes", "redirect_uris", "logout_urls"),
+                    client_id=STRING,
+                    client_secret={"type": ["string", "null"]},
+                    kind=STRING,
+                    scopes=listed(STRING),
+                    redirect_uris=listed(STRING),
+                    logout_urls=listed(STRING),
+                    dealer_ids=listed(INTEGER),
+                ),
+                request={"type": "object"},
+            ),
+            "delete": _client_op("Remove a client and revoke what it was issued", 204, None),
         },
         "/_sandbox/requests": {
             "get": _op(
