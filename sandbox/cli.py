@@ -27,6 +27,7 @@ from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import TlsError, client_env_hint
+from sandbox.vocabulary import CLOCKS, PROFILES, RESOLUTIONS
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
@@ -113,7 +114,7 @@ def _banner(app: Starlette, url: str) -> None:
     help="Settings file (YAML or TOML), e.g. to pin clients and API keys.",
 )
 @click.option("--db", help=f"SQLite file of the store, or :memory:. [default: {DEFAULT_DB}]")
-@click.option("--clock", type=click.Choice(["system", "virtual"]), help="[default: system]")
+@click.option("--clock", type=click.Choice(CLOCKS), help="[default: system]")
 @click.option("--issuer", help="Pin the token issuer (default: the origin each client used).")
 @click.option("--admin-token", help="Token for /_sandbox/* on a non-loopback bind.")
 @click.option(
@@ -127,7 +128,7 @@ def _banner(app: Starlette, url: str) -> None:
 @click.option(
     "--profile",
     "webhook_profile",
-    type=click.Choice(["chekt-apps", "legacy-guide", "dealer-v1"]),
+    type=click.Choice(PROFILES),
     help="Webhook format. [default: chekt-apps]",
 )
 @click.option(
@@ -217,7 +218,7 @@ for _command in COMMANDS:
 @click.option("--lifecycle", type=click.Choice(["alarm"]), help="Emit a whole alarm lifecycle.")
 @click.option(
     "--variant",
-    type=click.Choice(["handled", "false-positive", "escalated"]),
+    type=click.Choice(RESOLUTIONS),
     help="How the lifecycle ends.",
 )
 @click.option("--random", "count", type=int, help="Emit N random events.")
@@ -331,7 +332,7 @@ def list_requests(
 @click.option("--seed", type=int, help="Override the scenario's world seed.")
 @click.option(
     "--profile",
-    type=click.Choice(["chekt-apps", "legacy-guide", "dealer-v1"]),
+    type=click.Choice(PROFILES),
     help="Override the scenario's webhook profile.",
 )
 @click.option(

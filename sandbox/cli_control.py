@@ -17,6 +17,7 @@ import click
 from sandbox.api.control import RESETTABLE
 from sandbox.client import Sandbox, SandboxError, answer_of
 from sandbox.logs import printable
+from sandbox.vocabulary import OUTCOMES, PROFILES
 
 URL = click.option(
     "--url",
@@ -84,7 +85,7 @@ def resend(event_id: str, url: str, admin_token: str | None) -> None:
 @click.argument("callback_url", required=False)
 @click.option("--events", help="Comma-separated event types. [default: all]")
 @click.option("--secret", help="Signing secret (16+ characters). [default: a new one]")
-@click.option("--profile", type=click.Choice(["chekt-apps", "legacy-guide", "dealer-v1"]))
+@click.option("--profile", type=click.Choice(PROFILES))
 @click.option("--remove", "remove_id", metavar="WEBHOOK_ID", help="Remove this subscription.")
 @URL
 @TOKEN
@@ -191,7 +192,7 @@ def _secret_of(sandbox: Sandbox, client_id: str) -> str:
 @click.option("--webhook-id", help="Only attempts for this subscription.")
 @click.option(
     "--outcome",
-    type=click.Choice(["delivered", "failed", "timeout", "blocked_destination", "disabled"]),
+    type=click.Choice(OUTCOMES),
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep printing attempts as they happen.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from sandbox.vocabulary import PROFILES, SETTABLE_SIGNATURE_VARIANTS, one_of
+
 ENV_PREFIX = "CHEKT_SANDBOX_"
 LIVE_PREFIX = "chekt_live_"
 CLIENT_KINDS = ("dealer_app", "platform_partner")
@@ -159,18 +161,10 @@ class Settings:
             raise SettingsError(f"port {self.port} is out of range")
         if self.token_lifetime <= 0:
             raise SettingsError("token_lifetime must be a positive number of seconds")
-        if self.webhook_profile not in ("chekt-apps", "legacy-guide", "dealer-v1"):
-            raise SettingsError("webhook_profile must be chekt-apps, legacy-guide or dealer-v1")
-        if self.signature_variant not in (
-            "timestamped-hex",
-            "timestamped-sha256",
-            "timestamped-base64",
-            "body-hex",
-        ):
-            raise SettingsError(
-                "signature_variant must be timestamped-hex, timestamped-sha256, "
-                "timestamped-base64 or body-hex"
-            )
+        if self.webhook_profile not in PROFILES:
+            raise SettingsError(f"webhook_profile must be {one_of(PROFILES)}")
+        if self.signature_variant not in SETTABLE_SIGNATURE_VARIANTS:
+            raise SettingsError(f"signature_variant must be {one_of(SETTABLE_SIGNATURE_VARIANTS)}")
         if not 0 <= self.duplicate_rate <= 1:
             raise SettingsError("duplicate_rate must be between 0 and 1")
         if not 0 <= self.reorder_window <= 3600:

@@ -20,6 +20,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sandbox.vocabulary import RESOLUTIONS
 from sandbox.webhooks import catalog
 from sandbox.webhooks.signing import sign
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -86,7 +87,7 @@ def event_data(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
         fields = {
             **_site_ids(False),
             "alarm_id": _alarm_id,
-            "resolution": st.sampled_from(catalog.RESOLUTIONS),
+            "resolution": st.sampled_from(RESOLUTIONS),
             "notes": _text,
         }
     elif event_type in ("device.online", "device.offline"):

@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from webhook_samples import deliveries
 
 from sandbox import create_app
+from sandbox.vocabulary import PROFILES
 from sandbox.webhooks import profiles
 
 BIN = Path(sys.executable).parent
@@ -172,7 +173,7 @@ def test_the_generated_client_sends_named_bodies_and_the_server_checks_time_zone
 def test_datamodel_codegen_makes_a_model_per_event_type_per_profile(
     webhook_models: ModuleType,
 ) -> None:
-    titles = [schema["title"] for p in profiles.PROFILES for schema in profiles.schemas(p).values()]
+    titles = [schema["title"] for p in PROFILES for schema in profiles.schemas(p).values()]
     assert len(titles) == len(set(titles)) == 11 + 5 + 5
     missing = [title for title in titles if not hasattr(webhook_models, title)]
     assert not missing

@@ -15,13 +15,13 @@ from sandbox.api.common import check_destination, no_content, read_json, reply, 
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
+from sandbox.vocabulary import RESOLUTIONS, one_of
 from sandbox.webhooks import outbox
 from sandbox.world import subscriptions
 from sandbox.world.fields import validate
 from sandbox.world.subscriptions import EVENT_TYPES
 
 MAX_RANDOM = 100_000
-VARIANTS = ("handled", "false-positive", "escalated")
 
 
 def _clock_state(request: Request) -> dict[str, Any]:
@@ -149,8 +149,8 @@ async def emit_events(request: Request) -> Response:
             if body["lifecycle"] != "alarm":
                 raise ValidationFailed("lifecycle", 'the only lifecycle is "alarm"')
             variant = body.get("variant", "handled")
-            if variant not in VARIANTS:
-                raise ValidationFailed("variant", f"variant must be one of {', '.join(VARIANTS)}")
+            if variant not in RESOLUTIONS:
+                raise ValidationFailed("variant", f"variant must be {one_of(RESOLUTIONS)}")
             event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
         else:
             event_ids = _random(body, rng, world, base)

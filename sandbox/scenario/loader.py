@@ -12,6 +12,7 @@ import yaml
 
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
+from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.subscriptions import EVENT_TYPES
 
 
@@ -124,13 +125,13 @@ def _problem(kind: str, value: Any) -> str | None:
     choices: dict[str, tuple[str, ...]] = {
         "event_type": EVENT_TYPES,
         "lifecycle": ("alarm",),
-        "variant": ("handled", "false-positive", "escalated"),
+        "variant": RESOLUTIONS,
         "method": spec.METHODS,
         "credential": spec.CREDENTIALS,
-        "outcome": spec.OUTCOMES,
+        "outcome": OUTCOMES,
         "adversarial": spec.ADVERSARIAL,
         "verdict": ("reject", "accept"),
-        "profile": spec.PROFILES,
+        "profile": PROFILES,
     }
     if kind == "event_types":
         if not isinstance(value, list) or not value:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.subscriptions import EVENT_TYPES
 
 TOP_LEVEL = {
@@ -21,8 +22,6 @@ TOP_LEVEL = {
     "steps": "steps",
 }
 REQUIRED_TOP = ("name", "steps")
-PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
-OUTCOMES = ("delivered", "failed", "timeout", "blocked_destination", "disabled")
 ADVERSARIAL = (
     "tampered_signature",
     "stale_timestamp",
@@ -162,7 +161,7 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "event_type": {"enum": list(EVENT_TYPES)},
     "event_types": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},
     "lifecycle": {"enum": ["alarm"]},
-    "variant": {"enum": ["handled", "false-positive", "escalated"]},
+    "variant": {"enum": list(RESOLUTIONS)},
     "method": {"enum": list(METHODS)},
     "credential": {"enum": list(CREDENTIALS)},
     "outcome": {"enum": list(OUTCOMES)},

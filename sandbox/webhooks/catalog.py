@@ -16,13 +16,13 @@ from typing import Any, Literal
 
 from sandbox.errors import ValidationFailed
 from sandbox.store import Row
+from sandbox.vocabulary import RESOLUTIONS
 from sandbox.world import World
 from sandbox.world.subscriptions import EVENT_TYPES
 
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 TRIGGERS = ("motion", "panic", "door-forced", "glass-break", "custom")
 RESPONDERS = ("guard", "police", "fire", "medical")
-RESOLUTIONS = ("handled", "false-positive", "escalated")
 METHODS = ("sms", "email", "push", "call")
 ARMED_STATES = ("armed_away", "armed_stay", "armed_night", "armed_custom")
 SOURCES = ("keypad", "app", "schedule", "partner_api")

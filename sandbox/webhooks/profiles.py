@@ -16,7 +16,6 @@ from sandbox import jsontext
 from sandbox.webhooks.catalog import INTEGER, MAYBE_TEXT, TEXT, data_schema, one_of
 from sandbox.world.subscriptions import EVENT_TYPES
 
-PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
 LEGACY_TYPES = {
     "alarm.created": "alarm.triggered",
     "alarm.resolved": "alarm.cleared",

@@ -18,7 +18,8 @@ import hmac
 import time
 from collections.abc import Mapping
 
-VARIANTS = ("timestamped-hex", "timestamped-sha256", "timestamped-base64", "body-hex", "legacy")
+from sandbox.vocabulary import SIGNATURE_VARIANTS
+
 SIGNATURE = "X-CHeKT-Signature"
 TIMESTAMP = "X-CHeKT-Timestamp"
 LEGACY_SIGNATURE = "x-webhook-signature"
@@ -48,7 +49,9 @@ def sign(
     elif variant == "timestamped-hex":
         value = digest.hex()
     else:
-        raise ValueError(f"unknown signature variant {variant!r}; use one of {', '.join(VARIANTS)}")
+        raise ValueError(
+            f"unknown signature variant {variant!r}; use one of {', '.join(SIGNATURE_VARIANTS)}"
+        )
     return {SIGNATURE: value, TIMESTAMP: str(timestamp)}
 
 

@@ -15,6 +15,7 @@ from sandbox.errors import Conflict, NotFound, PermissionDenied, ValidationFaile
 from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Row
+from sandbox.vocabulary import PROFILES
 from sandbox.world.context import World
 from sandbox.world.fields import Field
 
@@ -34,7 +35,6 @@ EVENT_SCOPES: dict[str, tuple[str, ...]] = {
     "site.disarmed": ("read:sites", "sites:read"),
 }
 EVENT_TYPES = tuple(EVENT_SCOPES)
-PROFILES = ("chekt-apps", "legacy-guide", "dealer-v1")
 STATUSES = ("enabled", "disabled")
 
 

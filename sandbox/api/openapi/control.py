@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.control import RESETTABLE
-from sandbox.api.control_events import MAX_RANDOM, VARIANTS
+from sandbox.api.control_events import MAX_RANDOM
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
 from sandbox.api.openapi.schema import EVENT_TYPE, body, listed, named, obj, operation, query
 from sandbox.clock import MAX_TIME, TIME_HEADER
 from sandbox.recorder import FILTERS
+from sandbox.vocabulary import RESOLUTIONS
 from sandbox.world import subscriptions
 
 NUMBER = {"type": "number", "minimum": 0}
@@ -128,7 +129,7 @@ def paths() -> dict[str, Any]:
         data=named("EventDataOverrides", {"type": "object"}),
         repeat={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
         lifecycle={"const": "alarm"},
-        variant=named("EventVariant", {"enum": list(VARIANTS)}),
+        variant=named("EventVariant", {"enum": list(RESOLUTIONS)}),
         random={"type": "integer", "minimum": 1, "maximum": MAX_RANDOM},
         types=listed(EVENT_TYPE),
         rate={"type": "number", "exclusiveMinimum": 0},

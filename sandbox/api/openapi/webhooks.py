@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.openapi.schema import json_content
+from sandbox.vocabulary import PROFILES
 from sandbox.webhooks import profiles, signing
 
 STRING = {"type": "string"}
@@ -46,6 +47,6 @@ def webhooks() -> dict[str, Any]:
     """Keyed ``profile:event``: each profile names its events in its own way."""
     return {
         f"{profile}:{name}": _operation(profile, name, schema)
-        for profile in profiles.PROFILES
+        for profile in PROFILES
         for name, schema in profiles.schemas(profile).items()
     }
