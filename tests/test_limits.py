@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Api, Settings
+from starlette.testclient import TestClient
 
 from sandbox import create_app
 from sandbox.server import ThreadedServer
@@ -46,6 +47,18 @@ def test_a_chunked_oversized_body_gets_413(api: Api) -> None:
         SITES, content=chunks(), headers={**api.bearer(api.key), "Content-Type": "application/json"}
     )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("max_body", [64 << 10, 3 << 20])
+def test_the_max_body_setting_is_the_one_bound(max_body: int) -> None:
+    """Bodies are bounded by ``Settings.max_body`` alone: no second constant in a handler."""
+    body = json.dumps({"url": "http://127.0.0.1:9/" + "a" * (2 << 20)}).encode()
+    with TestClient(create_app(Settings(max_body=max_body))) as client:
+        response = client.post(
+            "/_sandbox/subscriptions", content=body, headers={"Content-Type": "application/json"}
+        )
+    expected = 413 if len(body) > max_body else 422  # too long a url, read and refused
+    assert response.status_code == expected, response.text
 
 
 def _raw(port: int, payload: bytes) -> socket.socket:

@@ -19,7 +19,6 @@ from sandbox.errors import (
     BadRequest,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     ValidationFailed,
 )
 from sandbox.recorder import Recorder
@@ -27,7 +26,6 @@ from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
 
-MAX_BODY = 1024 * 1024
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -99,12 +97,7 @@ async def read_json(request: Request) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise BadRequest("send the body as JSON with Content-Type: application/json")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    raw = await request.body()  # the Limits middleware has bounded it by settings.max_body
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON document")
     return parse_json(raw)
