@@ -28,6 +28,7 @@ from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import TlsError, client_env_hint
 from sandbox.vocabulary import CLOCKS, PROFILES, RESOLUTIONS
+from sandbox.world import subscriptions
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
@@ -72,7 +73,7 @@ def _banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
-    callback = services.world.store.one("SELECT * FROM webhooks WHERE webhook_id = 'wh_callback'")
+    callback = subscriptions.callback(services.world)
     if callback is not None:
         lines += [
             f"  webhooks    {callback['url']}  ({callback['profile']})",

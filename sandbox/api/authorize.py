@@ -167,11 +167,7 @@ async def authorize(request: Request) -> Response:
         if user is None:
             return auth.redirect(error="login_required", error_description=f"no user {hint!r}")
         return _grant(request, auth, user["user_id"])
-    users = s.world.store.all(
-        "SELECT user_id, name, email, dealer_id FROM users WHERE role = 'dealer_admin' "
-        "ORDER BY dealer_id"
-    )
-    return _consent_page(auth, params, users)
+    return _consent_page(auth, params, codes.dealer_admins(s.world))
 
 
 async def revoke(request: Request) -> Response:

@@ -397,14 +397,11 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
         if principal.dealer_id is not None
         else dealers.connected_dealers(s.world, principal.client_id)
     )
-    site_id = s.world.store.scalar(
-        f"SELECT MIN(site_id) FROM sites WHERE dealer_id IN ({','.join('?' * len(reachable))})",
-        reachable,
-    )
+    site_id = sites.first_with_camera(s.world, reachable)
     if site_id is None:
         raise Conflict(
-            "this credential reaches no site to build a test event from; connect a dealer "
-            "that has a site (PUT /partner/v1/dealers/connect) or create one first"
+            "this credential reaches no site with a camera to build a test alarm from; connect "
+            "a dealer that has one (PUT /partner/v1/dealers/connect) or add a camera to a site"
         )
     data = catalog.build(
         s.world, random.Random(), "alarm.created", {"test": True, "site_id": site_id}, s.base_url

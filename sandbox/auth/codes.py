@@ -57,6 +57,14 @@ def find_user(world: World, hint: str) -> Row | None:
     )
 
 
+def dealer_admins(world: World) -> list[Row]:
+    """The users the sign-in page offers."""
+    return world.store.all(
+        "SELECT user_id, name, email, dealer_id FROM users WHERE role = 'dealer_admin' "
+        "ORDER BY dealer_id"
+    )
+
+
 def issue_code(
     world: World,
     *,

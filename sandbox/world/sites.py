@@ -46,6 +46,17 @@ def _check(world: World, dealer_id: int, merged: dict[str, Any], site_id: int | 
                 )
 
 
+def first_with_camera(world: World, dealer_ids: list[int]) -> int | None:
+    """The lowest site of these dealers that has a camera (what a test alarm can be about)."""
+    marks = ",".join("?" * len(dealer_ids))
+    found = world.store.scalar(
+        f"SELECT MIN(site_id) FROM sites WHERE dealer_id IN ({marks}) AND site_id IN "
+        "(SELECT site_id FROM devices WHERE device_type = 'camera')",
+        dealer_ids,
+    )
+    return None if found is None else int(found)
+
+
 def create(world: World, dealer_id: int, values: dict[str, Any]) -> dict[str, Any]:
     with world.store.transaction():
         _check(world, dealer_id, values, None)

@@ -207,6 +207,11 @@ def rotate_secret(world: World, client_id: str | None, webhook_id: str) -> dict[
     return _public(world, _row(world, client_id, webhook_id), with_secret=True)
 
 
+def callback(world: World) -> Row | None:
+    """The sandbox-wide subscription ``serve --callback`` made, if any."""
+    return world.store.one("SELECT * FROM webhooks WHERE webhook_id = 'wh_callback'")
+
+
 def ensure_callback(world: World, settings: Settings) -> None:
     """The sandbox-wide subscription of ``serve --callback URL``, with a stable id."""
     if settings.callback is None:
