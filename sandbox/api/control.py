@@ -76,7 +76,6 @@ async def reset(request: Request) -> Response:
         seed_world(s.world, seed, s.settings.dealers, s.settings.sites_per_dealer)
         clients.restore_connections(s.world)
         subscriptions.ensure_callback(s.world, s.settings)
-        s.world.credentials_changed()
     if "clients" in only:
         clients.reset_clients(s.world, s.settings)
     if "deliveries" in only:
@@ -94,7 +93,6 @@ async def rotate_signing_key(request: Request) -> Response:
     admin(request)
     s = services(request)
     statuses = s.keys.rotate(s.world.now(), keep_for=s.settings.token_lifetime)
-    s.world.credentials_changed()
     return reply({"keys": [{"kid": kid, "status": status} for kid, status in statuses.items()]})
 
 
@@ -105,7 +103,6 @@ async def rotate_api_key(request: Request) -> Response:
         raise ValidationFailed("key", 'send {"key": "<the API key to rotate>"}')
     s = services(request)
     rotated = clients.rotate_api_key(s.world, body["key"])
-    s.world.credentials_changed()
     return reply(rotated, 201)
 
 

@@ -154,7 +154,6 @@ async def emit_events(request: Request) -> Response:
             event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
         else:
             event_ids = _random(body, rng, world, base)
-    s.dispatcher.wake()
     marks = ",".join("?" * len(event_ids))
     rows = world.store.all(
         f"SELECT event_id, type, created_at FROM events WHERE event_id IN ({marks})", event_ids
@@ -265,7 +264,6 @@ async def resend_event(request: Request) -> Response:
     if s.world.store.scalar("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is None:
         raise NotFound(f"event {event_id} was not found")
     delivery_ids = outbox.resend(s.world, event_id)
-    s.dispatcher.wake()
     return reply({"event_id": event_id, "delivery_ids": delivery_ids}, 202)
 
 
@@ -274,7 +272,6 @@ async def recover_failed(request: Request) -> Response:
     s = services(request)
     since = _number(await read_json(request), "since")
     delivery_ids = outbox.recover_failed(s.world, since)
-    s.dispatcher.wake()
     return reply({"delivery_ids": delivery_ids}, 202)
 
 

@@ -129,7 +129,6 @@ async def connect_dealer(request: Request, principal: Principal) -> Response:
     world = _world(request)
     dealer_id = principal.user_dealer_id
     dealers.connect(world, dealer_id, principal.client_id, values["external_dealer_id"])
-    services(request).world.credentials_changed()
     return reply(dealers.get(world, dealer_id, principal.client_id))
 
 
@@ -157,7 +156,6 @@ async def disconnect_dealer(request: Request, principal: Principal) -> Response:
     if principal.kind != "platform_partner":
         raise PermissionDenied("only a platform partner's credentials can disconnect a dealer")
     dealers.disconnect(_world(request), dealer_id, principal.client_id)
-    services(request).world.credentials_changed()
     return no_content()
 
 
@@ -293,7 +291,6 @@ async def create_devices(request: Request, principal: Principal) -> Response:
             overrides = {"site_id": site_id, "device_id": result["device_id"]}
             data = catalog.build(s.world, rng, "device.online", overrides, s.base_url)
             outbox.record_event(s.world, "device.online", data)
-    s.dispatcher.wake()
     return reply(report, 201)
 
 
@@ -407,7 +404,6 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
         s.world, random.Random(), "alarm.created", {"test": True, "site_id": site_id}, s.base_url
     )
     event_id = outbox.record_event(s.world, "alarm.created", data, target_webhook_id=webhook_id)
-    s.dispatcher.wake()
     return reply({"event_id": event_id, "webhook_id": webhook_id}, 202)
 
 

@@ -444,7 +444,6 @@ def update_client(world: World, client_id: str, changes: dict[str, Any]) -> dict
             for dealer_id in dropped:
                 dealers.disconnect(world, dealer_id, client_id)
             restore_connections(world, only=client_id)
-    world.credentials_changed()
     return _describe(world, _row(world, client_id))
 
 
@@ -476,4 +475,3 @@ def reset_clients(world: World, settings: Settings) -> None:
         )
         _seed(world, restore=True)
         ensure_credentials(world, settings)
-    world.credentials_changed()

@@ -185,7 +185,6 @@ def _refresh_row(world: World, token: str) -> Row | None:
 
 
 def revoke_family(world: World, family_id: str) -> None:
-    world.credentials_changed()
     world.store.execute(
         "UPDATE token_families SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
         (world.now(), family_id),
@@ -205,7 +204,6 @@ def revoke_refresh(world: World, token: str, client_id: str) -> bool:
 
 
 def revoke_access(world: World, jti: str, expires_at: float) -> None:
-    world.credentials_changed()
     world.store.execute(
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", (jti, expires_at)
     )
@@ -214,7 +212,6 @@ def revoke_access(world: World, jti: str, expires_at: float) -> None:
 def revoke_client(world: World, client_id: str) -> None:
     """Revoke what a client was issued: its token families and its codes. Its access tokens
     die with it, and stay dead if the client_id is registered again (see is_revoked)."""
-    world.credentials_changed()
     world.store.execute(
         "UPDATE token_families SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL",
         (world.now(), client_id),

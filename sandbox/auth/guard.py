@@ -19,6 +19,16 @@ from sandbox.settings import Settings
 from sandbox.world import World
 
 _CACHE_LIMIT = 10_000
+# what a cached verdict rests on: keys, clients, their connections, revocations
+CREDENTIAL_TABLES = (
+    "signing_keys",
+    "clients",
+    "client_keys",
+    "api_keys",
+    "connections",
+    "token_families",
+    "revoked_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,10 @@ class Guard:
         self.keys = keys
         self.settings = settings
         self._verified: dict[str, Principal] = {}
-        self._seen_revocations = 0
+        # any write to what a verdict rests on forgets every cached verdict
+        world.store.watch(CREDENTIAL_TABLES, self._verified.clear)
 
     def _cached(self, cache_key: str, now: float) -> Principal | None:
-        if self._seen_revocations != self.world.revocations:
-            self._verified.clear()
-            self._seen_revocations = self.world.revocations
         cached = self._verified.get(cache_key)
         if cached is not None and (cached.expires_at is None or cached.expires_at > now):
             return cached

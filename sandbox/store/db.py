@@ -3,13 +3,18 @@
 Every handler runs on the event loop thread, so one connection serves them all; the lock
 keeps the odd caller from another thread (the CLI, a test helper) safe. Writes that must be
 atomic go through :meth:`Store.transaction` (``BEGIN IMMEDIATE``).
+
+What caches or waits on the store says so once with :meth:`Store.watch`, and every write
+statement to a watched table calls it back: no handler has to remember to invalidate a cache
+or wake the dispatcher.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,11 @@ from sandbox.store.schema import ADDED_COLUMNS, SCHEMA, VIEWS, WORLD_TABLES
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
+Listener = Callable[[], None]
+# the verb and the table of a write statement, e.g. ("INSERT", "deliveries")
+_WRITE = re.compile(
+    r"\s*(INSERT|UPDATE|DELETE|REPLACE)(?:\s+OR\s+\w+)?\s+(?:INTO\s+|FROM\s+)?(\w+)", re.I
+)
 
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
@@ -37,6 +47,7 @@ class Store:
         self._version = 0
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._shared = self.path != ":memory:"
+        self._watchers: list[tuple[frozenset[str], frozenset[str], Listener]] = []
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -71,11 +82,29 @@ class Store:
             if outermost:
                 self._conn.execute("COMMIT")
 
+    def watch(
+        self, tables: Iterable[str], listener: Listener, verbs: Iterable[str] = ("*",)
+    ) -> None:
+        """Call ``listener`` after every write to one of ``tables`` (only ``verbs``, such as
+        ``INSERT``, when given), and after every script."""
+        self._watchers.append((frozenset(tables), frozenset(v.upper() for v in verbs), listener))
+
+    def _written(self, sql: str) -> None:
+        match = _WRITE.match(sql)
+        verb, table = (match[1].upper(), match[2].lower()) if match else ("*", "*")
+        for tables, verbs, listener in self._watchers:
+            if (table in tables or table == "*") and ("*" in verbs or verb in verbs):
+                listener()
+
     def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         with self._lock:
-            if not sql.lstrip()[:6].upper().startswith("SELECT"):
-                self._version += 1
-            return self._conn.execute(sql, params)
+            if sql.lstrip()[:6].upper().startswith("SELECT"):
+                return self._conn.execute(sql, params)
+            self._version += 1
+            cursor = self._conn.execute(sql, params)
+            if self._watchers:
+                self._written(sql)
+            return cursor
 
     def data_version(self) -> tuple[int, int]:
         if not self._shared:
@@ -136,6 +165,8 @@ class Store:
         with self._lock:
             self._version += 1
             self._conn.executescript(script)
+            for _tables, _verbs, listener in self._watchers:
+                listener()
 
     def wipe_world(self) -> None:
         with self.transaction():

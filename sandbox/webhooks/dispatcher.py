@@ -78,6 +78,8 @@ class Dispatcher:
         self._in_flight: dict[str, int] = defaultdict(int)
         self._sends: set[asyncio.Task[None]] = set()
         self.errors: list[BaseException] = []
+        # a new event or delivery, from any surface or thread, is a reason to look again
+        world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
         self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
         self._outcomes: list[outbox.Outcome] = []  # written together at the next step
         self._advancing = asyncio.Lock()  # one virtual-clock advance at a time

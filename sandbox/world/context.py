@@ -13,14 +13,9 @@ class World:
     store: Store
     clock: Clock
     timestamp_style: str = "iso"
-    # bumped whenever a credential may have changed, so caches of verified ones forget
-    revocations: int = 0
 
     def now(self) -> float:
         return self.clock.now()
-
-    def credentials_changed(self) -> None:
-        self.revocations += 1
 
     def stamp(self, timestamp: float) -> str:
         return iso(timestamp, self.timestamp_style)

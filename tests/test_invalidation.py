@@ -1,0 +1,35 @@
+"""Caches and the dispatcher follow the store by themselves: a write made anywhere (a domain
+call from another thread, another tool on the same store) is seen without any handler having
+to remember to invalidate or wake."""
+
+from __future__ import annotations
+
+import random
+
+from helpers import Api, Settings, live_server
+from receiver import Receiver, wait_for
+from starlette.testclient import TestClient
+
+from sandbox import create_app
+from sandbox.webhooks import outbox
+
+SITES = "/partner/v1/dealers/1001/sites"
+
+
+def test_a_key_deleted_behind_the_handlers_back_stops_working_at_once(api: Api) -> None:
+    headers = api.bearer(api.key)
+    assert api.client.get(SITES, headers=headers).status_code == 200  # verdict now cached
+    store = api.client.app.state.services.world.store  # type: ignore[attr-defined]
+    store.execute("DELETE FROM api_keys WHERE key = ?", (api.key,))
+    assert api.client.get(SITES, headers=headers).status_code == 401
+
+
+def test_an_event_recorded_in_process_is_delivered_without_a_wake_call() -> None:
+    receiver = Receiver()
+    with live_server(receiver.app) as url, TestClient(create_app(Settings())) as client:
+        created = client.post("/_sandbox/subscriptions", json={"url": f"{url}/hook"})
+        assert created.status_code == 201, created.text
+        world = client.app.state.services.world  # type: ignore[attr-defined]
+        with world.store.transaction():
+            outbox.emit(world, random.Random(1), "site.armed", {}, "http://127.0.0.1")
+        wait_for(lambda: receiver.at("/hook"), timeout=5)
