@@ -26,7 +26,7 @@ from sandbox.client import SandboxError
 from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
-from sandbox.tls import TlsError, client_env_hint
+from sandbox.tls import client_env_hint
 from sandbox.vocabulary import CLOCKS, PROFILES, RESOLUTIONS
 from sandbox.world import subscriptions
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
@@ -41,7 +41,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (SandboxError, SettingsError, TlsError, OSError) as exc:
+        except (SandboxError, OSError) as exc:
             raise click.ClickException(" ".join(str(exc).split())) from exc
 
 

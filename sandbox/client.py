@@ -28,20 +28,19 @@ from starlette.applications import Starlette
 from sandbox.app import create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
 from sandbox.clock import checked
+from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
 from sandbox.logs import printable
 from sandbox.server import ThreadedServer, bind, tls_files
 from sandbox.settings import Settings
 
-__all__ = ["Sandbox", "SandboxError", "SandboxServerError", "describe_attempt"]
+__all__ = [
+    "ExpectationFailed",
+    "Sandbox",
+    "SandboxError",
+    "SandboxServerError",
+    "describe_attempt",
+]
 ADVANCE_TIMEOUT = httpx.Timeout(30, read=None)  # advance answers once the server stepped there
-
-
-class SandboxError(AssertionError):
-    """A control call was refused, or an expectation about the sandbox was not met."""
-
-
-class SandboxServerError(RuntimeError):
-    """The sandbox itself failed while serving (a bug): raised on the thread that owns it."""
 
 
 class Clock:
@@ -69,7 +68,7 @@ class Clock:
         try:
             checked(value, name)  # NaN and infinities are not even JSON
         except ValueError as exc:
-            raise SandboxError(str(exc)) from None
+            raise ExpectationFailed(str(exc)) from None
         return float(
             self._sandbox.call("POST", path, {name: value}, timeout=ADVANCE_TIMEOUT)["now"]
         )
@@ -166,15 +165,17 @@ class Sandbox:
         timeout: httpx.Timeout | None = None,
     ) -> Any:
         if self._http is None:
-            raise SandboxError("the sandbox is not running; use it as a context manager")
+            raise ExpectationFailed("the sandbox is not running; use it as a context manager")
         try:
             response = self._http.request(
                 method, path, json=body, params=params, timeout=timeout or self._http.timeout
             )
         except httpx.TransportError as exc:
-            raise SandboxError(f"cannot reach the sandbox at {self.url}: {exc}") from exc
+            raise ExpectationFailed(f"cannot reach the sandbox at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise SandboxError(f"{method} {path}: {response.status_code} {_error_text(response)}")
+            raise ExpectationFailed(
+                f"{method} {path}: {response.status_code} {_error_text(response)}"
+            )
         return response.json() if response.content else None
 
     @property
@@ -216,7 +217,7 @@ class Sandbox:
             key: Any = serialization.load_pem_private_key(private_key, None)
             algorithm = algorithm_for(key.public_key())
         except (ValueError, TypeError, AttributeError) as exc:
-            raise SandboxError(f"not a PEM RSA or EC private key: {exc}") from None
+            raise ExpectationFailed(f"not a PEM RSA or EC private key: {exc}") from None
         now = int(self.clock.now())
         claims = {
             "iss": client_id,
@@ -237,13 +238,13 @@ class Sandbox:
 
     def _token(self, form: dict[str, str]) -> str:
         if self._http is None:
-            raise SandboxError("the sandbox is not running; use it as a context manager")
+            raise ExpectationFailed("the sandbox is not running; use it as a context manager")
         try:
             response = self._http.post("/oauth/token", data=form)
         except httpx.TransportError as exc:
-            raise SandboxError(f"cannot reach the sandbox at {self.url}: {exc}") from exc
+            raise ExpectationFailed(f"cannot reach the sandbox at {self.url}: {exc}") from exc
         if response.status_code != 200:
-            raise SandboxError(f"token request refused: {response.text[:300]}")
+            raise ExpectationFailed(f"token request refused: {response.text[:300]}")
         return str(response.json()["access_token"])
 
     def register_client(self, **fields: Any) -> dict[str, Any]:
@@ -336,7 +337,7 @@ class Sandbox:
                 return found[0]
             if time.monotonic() > deadline:
                 recent = self.deliveries()[-5:]
-                raise SandboxError(
+                raise ExpectationFailed(
                     f"no delivery matching {filters} within {timeout} s; latest attempts: "
                     + "; ".join(f"{a['event_id']} {describe_attempt(a)}" for a in recent)
                 )
@@ -357,7 +358,7 @@ class Sandbox:
             if hits:
                 return hits[0]
             if time.monotonic() > deadline:
-                raise SandboxError(
+                raise ExpectationFailed(
                     f"no {method or 'request'} {path or ''} matching {match or ''} within "
                     f"{timeout} s\n" + self._nearest(method, path, match)
                 )
@@ -378,7 +379,7 @@ class Sandbox:
         hits = self._matching(method, path, match)
         if (times is None and not hits) or (times is not None and len(hits) != times):
             expected = "at least once" if times is None else f"{times} time(s)"
-            raise SandboxError(
+            raise ExpectationFailed(
                 f"expected {method or 'a request'} {path or ''} {expected}, saw {len(hits)}\n"
                 + self._nearest(method, path, match)
             )
@@ -390,7 +391,7 @@ class Sandbox:
         hits = self._matching(method, path, match)
         if hits:
             first = hits[0]
-            raise SandboxError(
+            raise ExpectationFailed(
                 f"expected no {method or 'request'} {path or ''}, saw {len(hits)}; first: "
                 + describe(first)
             )

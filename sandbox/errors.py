@@ -1,6 +1,17 @@
-"""The single error envelope and the exceptions that carry CHeKT's error codes.
+"""Every exception the sandbox raises on purpose, in two trees.
 
-Exception tree::
+The library's, raised to the Python caller (a test, the CLI)::
+
+    SandboxError                  root: ``except SandboxError`` catches them all
+    ├── ExpectationFailed         a control call was refused or an expectation about the
+    │                             sandbox was not met (also an AssertionError)
+    ├── SandboxServerError        the sandbox itself failed while serving: a bug
+    ├── SettingsError             (sandbox.settings) a configuration problem
+    ├── ScenarioError             (sandbox.scenario.loader) a scenario file that cannot run
+    ├── TlsError                  (sandbox.tls) the kept local CA cannot be used
+    └── InvalidSignature          (sandbox.webhooks.signing) a receiver's failed check
+
+The HTTP side, each carrying CHeKT's error code and answered with the single envelope::
 
     ApiError                      -> {"error": {"code", "message", "request_id", "field"?}}
     ├── BadRequest                400 bad_request
@@ -20,6 +31,18 @@ Exception tree::
 from __future__ import annotations
 
 from typing import Any
+
+
+class SandboxError(Exception):
+    """The root of the library's own errors."""
+
+
+class ExpectationFailed(SandboxError, AssertionError):
+    """A control call was refused, or an expectation about the sandbox was not met."""
+
+
+class SandboxServerError(SandboxError, RuntimeError):
+    """The sandbox itself failed while serving (a bug): raised on the thread that owns it."""
 
 
 class ApiError(Exception):

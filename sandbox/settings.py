@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from sandbox.errors import SandboxError
 from sandbox.vocabulary import PROFILES, SETTABLE_SIGNATURE_VARIANTS, one_of
 
 ENV_PREFIX = "CHEKT_SANDBOX_"
@@ -25,7 +26,7 @@ LIVE_PREFIX = "chekt_live_"
 CLIENT_KINDS = ("dealer_app", "platform_partner")
 
 
-class SettingsError(ValueError):
+class SettingsError(SandboxError, ValueError):
     """A configuration problem, worded for the person who wrote the configuration."""
 
 

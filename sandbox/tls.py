@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sandbox.errors import SandboxError
+
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 CA_NAME = "chekt-sandbox local CA"
 SERVER_NAME = "chekt-sandbox server"
@@ -47,7 +49,7 @@ _Host: TypeAlias = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 _SigningKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
-class TlsError(RuntimeError):
+class TlsError(SandboxError, RuntimeError):
     """The kept CA cannot be used. We never replace it silently, because clients trust it."""
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from helpers import live_server
 from receiver import Receiver
 
-from sandbox import Sandbox, SandboxError, SandboxServerError
+from sandbox import Sandbox, SandboxError, SandboxServerError, Settings
+from sandbox.errors import ExpectationFailed
+from sandbox.scenario.loader import parse
 from sandbox.webhooks import verify_signature
 
 
@@ -126,3 +130,19 @@ def test_partner_is_the_seeded_one_whatever_else_is_registered() -> None:
             dealer_ids=[1002],
         )
         assert sandbox.partner["client_id"] == seeded != "a-partner"
+
+
+def test_every_library_error_shares_one_root(tmp_path: Path) -> None:
+    """``except SandboxError`` catches whatever the library raises on purpose."""
+    failures: list[Callable[[], object]] = [
+        lambda: Settings(port=-1).validate(),
+        lambda: parse("name: x\nsteps: [{explode: 1}]\n"),
+        lambda: verify_signature("s" * 16, {}, b"{}"),
+        lambda: Settings.load(tmp_path / "missing.yaml"),
+    ]
+    for fail in failures:
+        with pytest.raises(SandboxError):
+            fail()
+    with Sandbox() as sandbox, pytest.raises(ExpectationFailed) as refused:
+        sandbox.call("POST", "/_sandbox/clock/advance", {"seconds": -1})
+    assert isinstance(refused.value, AssertionError)  # test runners show it as a failed check

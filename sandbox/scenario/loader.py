@@ -10,13 +10,14 @@ from typing import Any
 
 import yaml
 
+from sandbox.errors import SandboxError
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.subscriptions import EVENT_TYPES
 
 
-class ScenarioError(ValueError):
+class ScenarioError(SandboxError, ValueError):
     """A scenario file that cannot be run, with where and why."""
 
 

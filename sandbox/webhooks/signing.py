@@ -18,6 +18,7 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from sandbox.errors import SandboxError
 from sandbox.vocabulary import SIGNATURE_VARIANTS
 
 SIGNATURE = "X-CHeKT-Signature"
@@ -25,7 +26,7 @@ TIMESTAMP = "X-CHeKT-Timestamp"
 LEGACY_SIGNATURE = "x-webhook-signature"
 
 
-class InvalidSignature(ValueError):
+class InvalidSignature(SandboxError, ValueError):
     """The delivery's signature does not prove it came from CHeKT with this secret."""
 
 
