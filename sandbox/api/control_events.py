@@ -4,6 +4,7 @@ events, and the delivery journal (``/_sandbox/clock``, ``/subscriptions``, ``/ev
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 from typing import Any
@@ -15,7 +16,8 @@ from sandbox.api.common import check_destination, no_content, read_json, reply, 
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
-from sandbox.webhooks import outbox
+from sandbox.redaction import Scrub
+from sandbox.webhooks import catalog, outbox
 from sandbox.world import subscriptions
 from sandbox.world.fields import validate
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -137,6 +139,7 @@ async def emit_events(request: Request) -> Response:
         if "type" in body:
             if not isinstance(body["type"], str):
                 raise ValidationFailed("type", "type must be an event type name")
+            _check_data(world, base, body["type"], data)
             event_ids = _repeat(body, rng, world, base, data)
         elif "lifecycle" in body:
             if body["lifecycle"] != "alarm":
@@ -144,6 +147,7 @@ async def emit_events(request: Request) -> Response:
             variant = body.get("variant", "handled")
             if variant not in VARIANTS:
                 raise ValidationFailed("variant", f"variant must be one of {', '.join(VARIANTS)}")
+            _check_data(world, base, "alarm.created", data)
             event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
         else:
             event_ids = _random(body, rng, world, base)
@@ -157,6 +161,22 @@ async def emit_events(request: Request) -> Response:
         for r in rows
     }
     return reply({"event_ids": event_ids, "events": [due[e] for e in event_ids]}, 202)
+
+
+def _check_data(world: Any, base: str, event_type: str, data: dict[str, Any]) -> None:
+    """Overrides must name fields the event has: a typo (``sight_id``) would otherwise be
+    ignored and the event fire at a random site."""
+    if not data:
+        return
+    known = set(catalog.build(world, random.Random(0), event_type, {}, base))
+    for key in data:
+        if key not in known:
+            nearest = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+            raise ValidationFailed(
+                f"data.{key}",
+                f"{event_type} has no field {key!r}{hint} (fields: {', '.join(sorted(known))})",
+            )
 
 
 def _rate(body: dict[str, Any]) -> float | None:
@@ -201,13 +221,37 @@ def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> 
 SIGNATURE_HEADERS = {"x-chekt-signature", "x-webhook-signature"}
 
 
+def _scrubbed_text(text: str | None, content_type: str = "") -> str | None:
+    if not text:
+        return text
+    return Scrub().body(text.encode(), content_type).decode("utf-8", "replace")
+
+
+def _scrubbed_headers(headers: dict[str, str] | None, reveal: bool) -> dict[str, str] | None:
+    """Signatures hidden unless ``reveal`` (they prove nothing about the secret but are
+    the receiver's to check); any other credential hidden always."""
+    if not headers:
+        return headers
+    out = {}
+    for name, value in headers.items():
+        if name.lower() in SIGNATURE_HEADERS:
+            out[name] = value if reveal else "[redacted]"
+        else:
+            clean = Scrub().header(name.encode("latin-1"), value.encode("latin-1", "replace"))
+            out[name] = clean.decode("latin-1")
+    return out
+
+
 def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
-    """One attempt as exported; signatures are redacted unless ``reveal``."""
+    """One attempt as exported: credentials in what was sent or answered are hidden (a
+    receiver may echo anything); signatures are shown only with ``reveal``."""
     request = json.loads(row["request"] or "{}")
-    headers = request.get("headers")
-    if headers and not reveal:
-        headers = {
-            k: "[redacted]" if k.lower() in SIGNATURE_HEADERS else v for k, v in headers.items()
+    response = json.loads(row["response"]) if row["response"] else None
+    if response is not None:
+        response = {
+            **response,
+            "headers": _scrubbed_headers(response.get("headers"), reveal=False),
+            "body": _scrubbed_text(response.get("body")),
         }
     return {
         "seq": row["seq"],
@@ -221,10 +265,13 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
         "sent_at": row["sent_at"],
         "next_at": row["next_at"],
         "latency_ms": row["latency_ms"],
-        "error": row["error"],
-        "url": request.get("url"),
-        "request": {"headers": headers, "body": request.get("body")},
-        "response": json.loads(row["response"]) if row["response"] else None,
+        "error": _scrubbed_text(row["error"]),
+        "url": _scrubbed_text(request.get("url")),
+        "request": {
+            "headers": _scrubbed_headers(request.get("headers"), reveal),
+            "body": _scrubbed_text(request.get("body"), "application/json"),
+        },
+        "response": response,
     }
 
 

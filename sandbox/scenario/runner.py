@@ -43,6 +43,7 @@ class Report:
     results: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # never printed: the webhook and client secrets of the run
 
     @property
     def passed(self) -> bool:
@@ -79,7 +80,7 @@ class Runner:
         self.client = (client_id, client_secret)  # "as: partner"; None: the seeded partner
 
     def run(self, scenario: Scenario) -> Report:
-        report = Report(scenario)
+        report = Report(scenario, secrets=tuple(s for s in (self.secret, self.client[1]) if s))
         started = time.perf_counter()
         if scenario.seed is not None:
             self.sandbox.reset(seed=scenario.seed)

@@ -57,9 +57,9 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
         "since": "entries at or after this time (unix seconds)",
         "until": "entries before this time (unix seconds)",
         "trace_id": "the partner's X-Partner-Trace-Id",
-        "tier": "api_key, token or none",
+        "tier": "api_key, secret, assertion or user",
         "limit": "at most this many (the newest)",
-        "reveal": "true: unredacted (loopback only)",
+        "reveal": "true: test credentials shown (loopback only)",
     }
     return tuple(query(name, STRING, described[name]) for name in FILTERS)
 
