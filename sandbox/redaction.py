@@ -44,8 +44,10 @@ _TEXT_PAIR = re.compile(
 # substring tests first: far cheaper than any regex over every body
 _SHAPE_STARTS = ("chekt_", "whsec_", "sandbox_", "rt_", "eyJ")
 _SHAPE_STARTS_BYTES = tuple(start.encode() for start in _SHAPE_STARTS)
-_HINTS = (b"secret", b"passw", b"token", b"key", b"assertion", b"signature", b"credential")
-_HINTS += (b"code", b"cookie", b"%", *(start.lower() for start in _SHAPE_STARTS_BYTES))
+_HINTS = (
+    *(b"secret", b"passw", b"token", b"key", b"assertion", b"signature", b"credential"),
+    *(b"code", b"cookie", b"%", *(start.lower() for start in _SHAPE_STARTS_BYTES)),
+)
 
 
 def _may_hold_shape(raw: bytes) -> bool:
