@@ -50,7 +50,8 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
     described = {
         "method": "an HTTP method",
         "path": "a glob over the path, e.g. /partner/v1/*",
-        "path_regex": "a regular expression searched in the path",
+        "path_regex": "a regular expression searched in the path's first 512 characters "
+        "(at most 200 characters, two open-ended quantifiers, none nested)",
         "client_id": "the authenticated client",
         "status": "a status, or a class such as 4xx",
         "since_seq": "entries after this sequence number",
