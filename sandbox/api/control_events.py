@@ -269,7 +269,8 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
         "url": _scrubbed_text(request.get("url")),
         "request": {
             "headers": _scrubbed_headers(request.get("headers"), reveal),
-            "body": _scrubbed_text(request.get("body"), "application/json"),
+            # the sandbox's own payload: only emitted data could carry a credential's shape
+            "body": Scrub().text(request["body"]) if request.get("body") else request.get("body"),
         },
         "response": response,
     }
