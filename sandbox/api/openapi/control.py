@@ -9,6 +9,7 @@ from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM, VARIANTS
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
 from sandbox.api.openapi.schema import body, listed, obj, operation, query
+from sandbox.auth.guard import TIERS
 from sandbox.recorder import FILTERS
 from sandbox.world import subscriptions
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -62,7 +63,13 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
         "limit": "at most this many (the newest)",
         "reveal": "true: test credentials shown (loopback only)",
     }
-    return tuple(query(name, STRING, described[name]) for name in FILTERS)
+    schemas: dict[str, dict[str, Any]] = {
+        "tier": {"type": "string", "enum": list(TIERS)},
+        "reveal": {"type": "string", "enum": ["true", "false"]},
+        "status": {"type": "string", "pattern": "^[1-5]([0-9][0-9]|xx|XX)$"},
+        "method": {"type": "string", "pattern": "^[A-Za-z]{1,16}$"},
+    }
+    return tuple(query(name, schemas.get(name, STRING), described[name]) for name in FILTERS)
 
 
 def _attempt() -> dict[str, Any]:
