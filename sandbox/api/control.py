@@ -176,7 +176,8 @@ _SHAPES = {
 
 
 async def list_requests(request: Request) -> Response:
-    """The journal of inbound requests; secrets redacted unless ``reveal=true`` on loopback."""
+    """The journal of inbound requests. Credentials were hidden when recorded; ``reveal=true``
+    (loopback only) shows the test credentials among them, never anything else."""
     admin(request)
     s = services(request)
     params = _filters(request)

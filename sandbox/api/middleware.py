@@ -146,10 +146,12 @@ def _revealable(
     guard: Guard, authorization: str | None, state: dict[str, Any]
 ) -> Callable[[str], bool]:
     """Which hidden credentials the journal may keep for reveal: test credentials only."""
-    accepted = authorization if state.get("principal") is not None else None
+    accepted = None
+    if authorization is not None and state.get("principal") is not None:
+        accepted = authorization.partition(" ")[2].strip()  # the guard verified it
 
     def test(value: str) -> bool:
-        return (accepted is not None and value in accepted) or guard.test_credential(value)
+        return value == accepted or guard.test_credential(value)
 
     return test
 
