@@ -25,7 +25,7 @@ REDACTED = "[redacted]"
 _KEPT = r"chekt_(?:test|live)_|whsec_|sandbox_|rt_"
 _SHAPE = (
     r"(?P<keep>chekt_(?:test|live)_)[\w-]+"
-    r"|(?P<keep2>whsec_|sandbox_|rt_)[\w-]{16,}"
+    r"|\b(?P<keep2>whsec_|sandbox_|rt_)[\w-]{16,}"
     r"|eyJ[\w-]{2,}\.[\w-]{2,}\.[\w-]*"
 )
 SHAPE = re.compile(_SHAPE)
@@ -54,7 +54,8 @@ def _may_hold_shape(raw: bytes) -> bool:
     return any(start in raw for start in _SHAPE_STARTS_BYTES)
 
 
-def _may_hold_secret(raw: bytes) -> bool:
+def may_hold_secret(raw: bytes) -> bool:
+    """False when ``raw`` surely holds no credential (most bodies): the cheap first test."""
     lower = raw.lower()
     return any(hint in lower for hint in _HINTS)
 
@@ -152,7 +153,7 @@ class Scrub:
 
     def query(self, raw: bytes, *, oauth: bool = False) -> bytes:
         """A query string (or form body) with secret parameters hidden, byte-exact otherwise."""
-        if not raw or not _may_hold_secret(raw):
+        if not raw or not may_hold_secret(raw):
             return raw
         text = raw.decode("latin-1")
         oauth = oauth or "grant_type=" in text
@@ -190,7 +191,7 @@ class Scrub:
 
     def body(self, raw: bytes, content_type: str) -> bytes:
         """A body of any content type with its credentials hidden; untouched when it has none."""
-        if not raw or not _may_hold_secret(raw):
+        if not raw or not may_hold_secret(raw):
             return raw
         if "x-www-form-urlencoded" in content_type:
             return self.query(raw)

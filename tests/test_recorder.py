@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from sandbox.auth.assertions import ASSERTION_TYPE
 from sandbox.settings import ClientSpec
 
 SITES = "/partner/v1/dealers/1001/sites"
+FORM = "application/x-www-form-urlencoded"
 
 
 def test_entries_say_who_called_what_and_what_they_got(api: Api) -> None:
@@ -311,3 +313,28 @@ def test_a_trace_id_that_is_not_a_uuid_is_echoed_and_noted(api: Api) -> None:
     good = str(uuid.uuid4())
     api.client.get(SITES, headers={**api.bearer(api.key), "X-Partner-Trace-Id": good})
     assert _last(api.client)["note"] is None
+
+
+def test_only_secret_values_are_hidden() -> None:
+    from sandbox.redaction import Scrub
+
+    clean = Scrub()
+    answer = {
+        "error": {"code": "invalid_token", "message": "expired"},
+        "token_type": "Bearer",
+        "note": "start_time_seconds_long_value",
+        "password": "hunter2",
+        "nested": [{"client_secret": "s3cret"}],
+    }
+    hidden = json.loads(clean.body(json.dumps(answer).encode(), "application/json"))
+    assert hidden == {
+        **answer,
+        "password": "[redacted]",
+        "nested": [{"client_secret": "[redacted]"}],
+    }
+    exchange = b"grant_type=authorization_code&code=abc123&state=xyz"
+    assert clean.body(exchange, FORM) == b"grant_type=authorization_code&code=[redacted]&state=xyz"
+    assert clean.query(b"code=DEV-17&page=2") == b"code=DEV-17&page=2"  # not an OAuth exchange
+    assert clean.body(b"no credentials here", "text/plain") == b"no credentials here"
+    assert clean.body(b"password=hunter2; user=me", "text/plain") == b"password=[redacted]; user=me"
+    assert not clean.vault  # nothing revealable: nothing kept

@@ -16,7 +16,7 @@ from sandbox.api.common import check_destination, no_content, read_json, reply, 
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
-from sandbox.redaction import Scrub
+from sandbox.redaction import Scrub, may_hold_secret
 from sandbox.webhooks import catalog, outbox
 from sandbox.world import subscriptions
 from sandbox.world.fields import validate
@@ -221,38 +221,42 @@ def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> 
 SIGNATURE_HEADERS = {"x-chekt-signature", "x-webhook-signature"}
 
 
-def _scrubbed_text(text: str | None, content_type: str = "") -> str | None:
-    if not text:
+def _scrubbed_text(text: str | None) -> str | None:
+    if not text or not may_hold_secret(text.encode()):
         return text
-    return Scrub().body(text.encode(), content_type).decode("utf-8", "replace")
+    return Scrub().body(text.encode(), "").decode("utf-8", "replace")
 
 
-def _scrubbed_headers(headers: dict[str, str] | None, reveal: bool) -> dict[str, str] | None:
-    """Signatures hidden unless ``reveal`` (they prove nothing about the secret but are
-    the receiver's to check); any other credential hidden always."""
-    if not headers:
-        return headers
-    out = {}
-    for name, value in headers.items():
-        if name.lower() in SIGNATURE_HEADERS:
-            out[name] = value if reveal else "[redacted]"
-        else:
-            clean = Scrub().header(name.encode("latin-1"), value.encode("latin-1", "replace"))
-            out[name] = clean.decode("latin-1")
-    return out
+def _scrubbed_answer(raw: str | None) -> dict[str, Any] | None:
+    """The receiver's answer with any credential it echoed hidden."""
+    if not raw:
+        return None
+    answer: dict[str, Any] = json.loads(raw)
+    if not may_hold_secret(raw.encode()):
+        return answer
+    clean = Scrub()
+    headers = answer.get("headers") or {}
+    return {
+        **answer,
+        "headers": {
+            k: clean.header(k.encode("latin-1"), v.encode("latin-1", "replace")).decode("latin-1")
+            for k, v in headers.items()
+        },
+        "body": _scrubbed_text(answer.get("body")),
+    }
 
 
 def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
-    """One attempt as exported: credentials in what was sent or answered are hidden (a
-    receiver may echo anything); signatures are shown only with ``reveal``."""
+    """One attempt as exported: signatures shown only with ``reveal``; credentials in the
+    callback URL or in what the receiver answered (it may echo anything) hidden always. The
+    headers sent are the sandbox's own, and the payload is scanned for credential shapes."""
     request = json.loads(row["request"] or "{}")
-    response = json.loads(row["response"]) if row["response"] else None
-    if response is not None:
-        response = {
-            **response,
-            "headers": _scrubbed_headers(response.get("headers"), reveal=False),
-            "body": _scrubbed_text(response.get("body")),
+    headers = request.get("headers")
+    if headers and not reveal:
+        headers = {
+            k: "[redacted]" if k.lower() in SIGNATURE_HEADERS else v for k, v in headers.items()
         }
+    body = request.get("body")
     return {
         "seq": row["seq"],
         "event_id": row["event_id"],
@@ -267,12 +271,8 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
         "latency_ms": row["latency_ms"],
         "error": _scrubbed_text(row["error"]),
         "url": _scrubbed_text(request.get("url")),
-        "request": {
-            "headers": _scrubbed_headers(request.get("headers"), reveal),
-            # the sandbox's own payload: only emitted data could carry a credential's shape
-            "body": Scrub().text(request["body"]) if request.get("body") else request.get("body"),
-        },
-        "response": response,
+        "request": {"headers": headers, "body": Scrub().text(body) if body else body},
+        "response": _scrubbed_answer(row["response"]),
     }
 
 
