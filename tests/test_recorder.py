@@ -338,3 +338,13 @@ def test_only_secret_values_are_hidden() -> None:
     assert clean.body(b"no credentials here", "text/plain") == b"no credentials here"
     assert clean.body(b"password=hunter2; user=me", "text/plain") == b"password=[redacted]; user=me"
     assert not clean.vault  # nothing revealable: nothing kept
+
+
+def test_hostile_bodies_are_recorded_and_exported_in_linear_time(api: Api) -> None:
+    hostile = [b"token" * 13000, b"eyJ" * 21000, b"eyJ-" * 16000, b"key " + b"a-" * 32000]
+    started = time.monotonic()
+    for body in hostile:
+        api.client.post(SITES, content=body, headers={"Content-Type": "text/plain"})
+    entries = api.client.get("/_sandbox/requests", params={"method": "POST"}).json()
+    assert len(entries) == len(hostile)
+    assert time.monotonic() - started < 5  # quadratic scans took minutes
