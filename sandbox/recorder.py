@@ -4,44 +4,32 @@ response, in one ordered, bounded, in-memory log.
 Bounded by entry count and bytes (oldest evicted first, evictions counted) so a long soak
 can't exhaust memory. Kept in process memory because appending must cost microseconds on
 the hot path; durable webhook attempts live in the store's outbox instead.
-Secrets are redacted when entries are exported, unless the caller explicitly asks for them.
+Credentials are hidden when an entry is recorded, before it reaches memory or the spill
+files (:mod:`sandbox.redaction`); only test credentials are kept, for ``reveal=true``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import json
 import os
 import re
 import tempfile
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from sandbox import jsontext
+from sandbox.errors import ValidationFailed
+from sandbox.redaction import Scrub, never, unmark, unmark_all
 
 BODY_LIMIT = 64 * 1024
-SECRET_HEADERS = {"authorization", "x-sandbox-admin-token", "cookie", "set-cookie"}
-SECRET_FIELDS = {
-    "client_secret",
-    "client_assertion",
-    "assertion",
-    "code",
-    "code_verifier",
-    "refresh_token",
-    "access_token",
-    "id_token",
-    "secret",
-    "token",
-    "key",
-    "password",
-    "signature",
-}
-_SECRET_VALUE = re.compile(r"chekt_(test|live)_[A-Za-z0-9]+|eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 
 def pack(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -76,38 +64,48 @@ class Entry:
     dealer_id: int | None = None
     trace_id: str | None = None
     request_id: str | None = None
-    spilled: tuple[int, int, int, int, int, int] | None = None  # file, offset, four lengths
+    note: str | None = None  # what the sandbox noticed, e.g. a trace id that is not a UUID
+    vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
+    spilled: tuple[int, ...] | None = None  # file, offset, then the lengths of _PARTS
 
     @property
     def size(self) -> int:
-        """What the byte bound counts: the bodies, plus a flat allowance for the rest."""
-        if self.spilled is not None:
-            return self.spilled[3] + self.spilled[5] + 512
-        return len(self.body) + len(self.response_body) + 512
+        """What the byte bound counts: headers and bodies both ways, path and query, plus a
+        flat allowance for the small fields."""
+        bulk = sum(self.spilled[2:]) if self.spilled is not None else sum(map(len, _parts(self)))
+        return bulk + len(self.path) + len(self.query) + 256
 
 
-def redact_text(text: str) -> str:
-    return _SECRET_VALUE.sub(lambda m: m.group(0)[:12] + "…[redacted]", text)
+_PARTS = ("headers", "body", "response_headers", "response_body", "vault")
 
 
-def _redact_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: ("[redacted]" if k.lower() in SECRET_FIELDS and v else _redact_json(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact_json(v) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
+def _parts(entry: Entry) -> list[bytes]:
+    return [getattr(entry, name) for name in _PARTS]
+
+
+def scrub(entry: Entry, revealable: Callable[[str], bool] = never) -> None:
+    """Hide every credential in ``entry`` before it is stored (see :mod:`sandbox.redaction`)."""
+    clean = Scrub(revealable)
+    request_headers = clean.headers(entry.headers, unpack(entry.headers))
+    response_headers = clean.headers(entry.response_headers, unpack(entry.response_headers))
+    entry.path = clean.text(entry.path)
+    entry.query = clean.query(entry.query)
+    entry.body = clean.body(entry.body, _content_type(request_headers))
+    entry.response_body = clean.body(entry.response_body, _content_type(response_headers))
+    entry.headers, entry.response_headers = pack(request_headers), pack(response_headers)
+    if entry.trace_id is not None:
+        entry.trace_id = clean.text(entry.trace_id)
+    if entry.client_id is not None:  # claimed, unverified: may hold what UTF-8 cannot
+        entry.client_id = jsontext.scrub(entry.client_id)
+    if clean.vault:
+        entry.vault = json.dumps(clean.vault).encode()
 
 
 def _sent(text: str) -> Any:
     return jsontext.loads(text, unique_names=False)
 
 
-def _body(raw: bytes, content_type: str, reveal: bool, read: Callable[[str], Any] = _sent) -> Any:
+def _body(raw: bytes, content_type: str, read: Callable[[str], Any] = _sent) -> Any:
     """A body as JSON when it is JSON, as a form dict when a form, else as text. A request's
     JSON is read as the API reads it, repeated names aside (what no response could carry, a
     surrogate, nesting past the cap, NaN, shows as text); the sandbox's own responses are
@@ -117,40 +115,16 @@ def _body(raw: bytes, content_type: str, reveal: bool, read: Callable[[str], Any
         return None
     if "json" in content_type:
         try:
-            parsed = read(text)
+            return read(text)
         except ValueError:
-            return text if reveal else redact_text(text)
-        return parsed if reveal else _redact_json(parsed)
+            return text
     if "x-www-form-urlencoded" in content_type:
-        form = dict(parse_qsl(text, keep_blank_values=True))
-        return form if reveal else _redact_json(form)
-    return text if reveal else redact_text(text)
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return text
 
 
-def redact_query(query: str) -> str:
-    """A query string with the values of secret parameters (code, token, ...) hidden."""
-    if not query:
-        return query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(k.lower() in SECRET_FIELDS for k, _ in pairs):
-        return redact_text(query)
-    return urlencode(
-        [(k, "[redacted]" if k.lower() in SECRET_FIELDS else redact_text(v)) for k, v in pairs]
-    )
-
-
-def _headers(raw: Iterable[tuple[bytes, bytes]], reveal: bool) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for raw_name, raw_value in raw:
-        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-        if not reveal and name.lower() in SECRET_HEADERS:
-            scheme = value.split(" ", 1)[0] if " " in value else ""
-            value = f"{scheme} [redacted]".strip()
-        elif not reveal and name.lower() == "location" and "?" in value:
-            base, _, query = value.partition("?")  # e.g. a redirect carrying ?code=
-            value = f"{base}?{redact_query(query)}"
-        out[name] = value
-    return out
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
 
 
 def _content_type(raw: Iterable[tuple[bytes, bytes]]) -> str:
@@ -158,29 +132,34 @@ def _content_type(raw: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
+    """An entry as the control API shows it; ``reveal`` puts back the test credentials that
+    were hidden when it was recorded (nothing else was kept)."""
     request_headers, response_headers = unpack(entry.headers), unpack(entry.response_headers)
-    request_type = _content_type(request_headers)
-    response_type = _content_type(response_headers)
-    return {
+    vault: list[str] = json.loads(entry.vault) if entry.vault else []
+    exported = {
         "seq": entry.seq,
         "time": entry.time,
         "method": entry.method,
         "path": entry.path,
-        "query": entry.query.decode("latin-1")
-        if reveal
-        else redact_query(entry.query.decode("latin-1")),
-        "headers": _headers(request_headers, reveal),
-        "body": _body(entry.body, request_type, reveal),
+        "query": unmark(entry.query.decode("latin-1"), vault, reveal=reveal, quoted=True),
+        "headers": _headers(request_headers),
+        "body": _body(entry.body, _content_type(request_headers)),
         "client_id": entry.client_id,
         "tier": entry.tier,
         "dealer_id": entry.dealer_id,
         "trace_id": entry.trace_id,
         "request_id": entry.request_id,
+        "note": entry.note,
         "status": entry.status,
-        "response_headers": _headers(response_headers, reveal),
-        "response_body": _body(entry.response_body, response_type, reveal, json.loads),
+        "response_headers": _headers(response_headers),
+        "response_body": _body(entry.response_body, _content_type(response_headers), json.loads),
         "duration_ms": entry.duration_ms,
     }
+    if not vault:
+        return exported
+    for name in ("path", "headers", "body", "trace_id", "response_headers", "response_body"):
+        exported[name] = unmark_all(exported[name], vault, reveal=reveal)
+    return exported
 
 
 def _close_all(files: dict[int, tuple[int, int]]) -> None:
@@ -258,35 +237,31 @@ class Recorder:
         self._spill = _Spill(segment=max(1 << 20, max_bytes // 4))
 
     def _store(self, entry: Entry) -> None:
-        parts = (entry.headers, entry.body, entry.response_headers, entry.response_body)
+        parts = _parts(entry)
         index, offset = self._spill.write(b"".join(parts))
-        entry.spilled = (index, offset, *(len(p) for p in parts))  # type: ignore[assignment]
-        entry.headers = entry.body = entry.response_headers = entry.response_body = b""
+        entry.spilled = (index, offset, *(len(p) for p in parts))
+        for name in _PARTS:
+            setattr(entry, name, b"")
 
     def _load(self, entry: Entry) -> Entry:
         if entry.spilled is None:
             return entry
         index, offset, *lengths = entry.spilled
         data = self._spill.read(index, offset, sum(lengths))
-        cuts = [sum(lengths[:i]) for i in range(5)]
-        headers, body, response_headers, response_body = (
-            data[cuts[i] : cuts[i + 1]] for i in range(4)
-        )
-        return replace(
-            entry,
-            headers=headers,
-            body=body,
-            response_headers=response_headers,
-            response_body=response_body,
-            spilled=None,
-        )
+        cuts = [sum(lengths[:i]) for i in range(len(_PARTS) + 1)]
+        loaded = replace(entry, spilled=None)
+        for i, name in enumerate(_PARTS):
+            setattr(loaded, name, data[cuts[i] : cuts[i + 1]])
+        return loaded
 
     def next_seq(self) -> int:
         with self._lock:
             self._seq += 1
             return self._seq
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: Entry, revealable: Callable[[str], bool] = never) -> None:
+        """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`)."""
+        scrub(entry, revealable)
         with self._lock:
             self._store(entry)
             self._entries.append(entry)
@@ -317,12 +292,16 @@ class Recorder:
             }
 
     def query(self, filters: Mapping[str, str]) -> list[Entry]:
-        """Entries matching every filter (see :func:`matcher`), oldest first."""
+        """Entries matching every filter (see :func:`matcher`), oldest first. Filtering runs
+        outside the lock, so a slow filter never holds up recording."""
         test = matcher(filters)
+        limit = int(filters.get("limit", "10000"))
         with self._lock:
             entries = list(self._entries)
-            limit = int(filters.get("limit", "10000"))
-            return [self._load(e) for e in [e for e in entries if test(e)][:limit]]
+        chosen = [e for e in entries if test(e)][:limit]
+        with self._lock:
+            kept = self._entries[0].seq if self._entries else self._seq + 1
+            return [self._load(e) for e in chosen if e.seq >= kept]  # evicted meanwhile: gone
 
 
 FILTERS = (
@@ -341,10 +320,72 @@ FILTERS = (
 )
 
 
+PATTERN_LIMIT = 200  # characters of a path_regex
+SUBJECT_LIMIT = 512  # characters of a path a path_regex is matched against
+REGEX_BUDGET = 0.5  # seconds all path_regex matches of one query may take
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+_parser: Any = importlib.import_module("re._parser")  # the stdlib's own regex parser
+
+
+def path_regex(pattern: str) -> re.Pattern[str]:
+    """A ``path_regex`` compiled, or a 422 for one that could backtrack for minutes: longer
+    than PATTERN_LIMIT, a quantifier inside a quantified group (``(a+)+``), a quantified
+    alternation (``(a|aa)*``), or more than two open-ended quantifiers (``.*.*.*x`` is
+    polynomial)."""
+    if len(pattern) > PATTERN_LIMIT:
+        raise ValidationFailed("path_regex", f"path_regex is limited to {PATTERN_LIMIT} characters")
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValidationFailed("path_regex", f"not a regular expression: {exc}") from None
+    try:
+        repeats = _repeats(_parser.parse(pattern), nested=False)
+    except ValueError as exc:
+        raise ValidationFailed("path_regex", str(exc)) from None
+    if repeats > 2:
+        raise ValidationFailed("path_regex", "use at most two open-ended quantifiers")
+    return compiled
+
+
+def _repeats(nodes: Any, *, nested: bool) -> int:
+    """How many quantifiers ``nodes`` holds; refuses nesting (see :func:`path_regex`)."""
+    count = 0
+    for op, value in nodes:
+        name = str(op)
+        if name in _REPEATS and value[1] > 1:
+            if nested:
+                raise ValueError("a quantifier inside a quantified group can take forever")
+            count += (value[1] > 10) + _repeats(value[2], nested=True)
+        elif name == "BRANCH":
+            if nested:
+                raise ValueError("a quantified alternation can take forever")
+            count += sum(_repeats(branch, nested=nested) for branch in value[1])
+        elif name == "SUBPATTERN":
+            count += _repeats(value[3], nested=nested)
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            count += _repeats(value[1], nested=nested)
+    return count
+
+
+def _regex_test(pattern: str) -> Callable[[str], bool]:
+    """``search`` on at most SUBJECT_LIMIT characters, within REGEX_BUDGET for the query."""
+    regex = path_regex(pattern)
+    deadline = time.monotonic() + REGEX_BUDGET
+
+    def test(path: str) -> bool:
+        if time.monotonic() > deadline:
+            raise ValidationFailed(
+                "path_regex", f"path_regex took over {REGEX_BUDGET} s; anchor or simplify it"
+            )
+        return regex.search(path[:SUBJECT_LIMIT]) is not None
+
+    return test
+
+
 def matcher(filters: Mapping[str, str]) -> Any:
     method = filters.get("method", "").upper() or None
     path = filters.get("path")
-    regex = re.compile(filters["path_regex"]) if filters.get("path_regex") else None
+    regex = _regex_test(filters["path_regex"]) if filters.get("path_regex") else None
     status = filters.get("status")
     since_seq = int(filters.get("since_seq", "0"))
     since = float(filters["since"]) if "since" in filters else None
@@ -355,7 +396,7 @@ def matcher(filters: Mapping[str, str]) -> Any:
             return False
         if path and not fnmatch.fnmatchcase(entry.path, path):
             return False
-        if regex and not regex.search(entry.path):
+        if regex and not regex(entry.path):
             return False
         if status and not _status_matches(entry.status, status):
             return False

@@ -98,7 +98,7 @@ class Settings:
     idle_timeout: float = 10.0  # close connections that send nothing for this long
     check_responses: bool = False  # self-check every response against /openapi.json
     journal_entries: int = 10_000  # the recorder keeps at most this many requests
-    journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many body bytes
+    journal_bytes: int = 50 * 1024 * 1024  # ... and at most this many bytes (headers, bodies)
     # names besides loopback, host and issuer that a Host header may use (e.g. a compose
     # service name); "*" turns the DNS-rebinding check off
     allowed_hosts: tuple[str, ...] = ()

@@ -481,12 +481,12 @@ def test_webhook_validation(api: Api, h: dict[str, str], body: dict[str, Any], f
 # ---- conventions -------------------------------------------------------------------------
 
 
-def test_trace_id_is_echoed_and_must_be_a_uuid(api: Api, h: dict[str, str]) -> None:
+def test_trace_id_is_echoed_even_when_not_a_uuid(api: Api, h: dict[str, str]) -> None:
     trace = str(uuid.uuid4())
     response = api.client.get(f"{D}/sites", headers={**h, "x-partner-trace-id": trace})
     assert response.headers["x-partner-trace-id"] == trace
-    bad = api.client.get(f"{D}/sites", headers={**h, "x-partner-trace-id": "nope"})
-    assert _error(bad, 422, "validation_failed")["field"] == "x-partner-trace-id"
+    odd = api.client.get(f"{D}/sites", headers={**h, "x-partner-trace-id": "nope"})
+    assert odd.status_code == 200 and odd.headers["x-partner-trace-id"] == "nope"
 
 
 @pytest.mark.parametrize(

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import time
 import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import httpx
-from helpers import Api, Settings, live_server
+from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import Api, Settings, live_server, public_pem, signed_assertion
 from starlette.testclient import TestClient
 
 from sandbox import create_app
+from sandbox.auth.assertions import ASSERTION_TYPE
+from sandbox.settings import ClientSpec
 
 SITES = "/partner/v1/dealers/1001/sites"
+FORM = "application/x-www-form-urlencoded"
 
 
 def test_entries_say_who_called_what_and_what_they_got(api: Api) -> None:
@@ -158,3 +166,185 @@ def test_spilled_bodies_read_back_exactly_across_files_and_old_files_are_release
     assert len(recorder._spill.files) <= 3  # files of evicted entries were closed
     recorder.clear()
     assert recorder._spill.files == {}
+
+
+def _last(client: TestClient, **filters: str) -> dict[str, Any]:
+    entries = client.get("/_sandbox/requests", params=filters).json()
+    return dict(entries[-1])
+
+
+def test_tier_tells_the_four_credential_kinds_apart() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    settings = Settings(
+        clients=(ClientSpec(client_id="t-signer", dealer_ids=(1001,), public_key=public_pem(key)),)
+    )
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        secret_token = api.token()
+        signed = client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": signed_assertion("t-signer", key),
+            },
+        ).json()["access_token"]
+        admin = next(u for u in api.creds["users"] if u["dealer_id"] == 1001)["email"]
+        redirect = api.partner["redirect_uris"][0]
+        location = client.get(
+            "/authorize",
+            follow_redirects=False,
+            params={
+                "response_type": "code",
+                "client_id": api.partner["client_id"],
+                "redirect_uri": redirect,
+                "login_hint": admin,
+            },
+        ).headers["location"]
+        user_token = client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": parse_qs(urlsplit(location).query)["code"][0],
+                "redirect_uri": redirect,
+                "client_id": api.partner["client_id"],
+                "client_secret": api.partner["client_secret"],
+            },
+        ).json()["access_token"]
+        tiers = [e["tier"] for e in client.get("/_sandbox/requests").json()]
+        assert tiers == ["secret", "assertion", None, "user"]  # None: /authorize
+        for credential, tier, who in (
+            (api.key, "api_key", "sandbox-dealer-app-1001"),
+            (secret_token, "secret", api.partner["client_id"]),
+            (signed, "assertion", "t-signer"),
+            (user_token, "user", api.partner["client_id"]),
+        ):
+            client.get(SITES, headers=api.bearer(credential))
+            entry = _last(client)
+            assert (entry["tier"], entry["client_id"]) == (tier, who), credential
+            assert [
+                e["tier"]
+                for e in client.get(
+                    "/_sandbox/requests", params={"tier": tier, "path": SITES}
+                ).json()
+            ] == [tier]
+
+
+def test_failed_requests_carry_the_client_they_claimed(api: Api) -> None:
+    api.client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": api.partner["client_id"],
+            "client_secret": "not-the-secret",
+        },
+    )
+    refused = _last(api.client)
+    assert refused["status"] == 401
+    assert (refused["client_id"], refused["tier"]) == (api.partner["client_id"], "secret")
+    assert refused["body"]["client_secret"] == "[redacted]"
+    assert refused["response_body"]["error"] == "invalid_client"  # not a secret: shown
+    token = api.token()
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    api.client.get(SITES, headers=api.bearer(forged))
+    entry = _last(api.client)
+    assert entry["status"] == 401
+    assert (entry["client_id"], entry["tier"]) == (api.partner["client_id"], "secret")
+    assert entry["response_body"]["error"]["code"] == "invalid_token"  # an error code is shown
+
+
+def test_unknown_filter_values_are_refused(api: Api) -> None:
+    for name, value in (
+        ("tier", "bogus"),
+        ("status", "abc"),
+        ("status", "4x"),
+        ("method", "GET /"),
+        ("reveal", "yes"),
+    ):
+        answer = api.client.get("/_sandbox/requests", params={name: value})
+        assert answer.status_code == 422, (name, value)
+        assert answer.json()["error"]["field"] == name
+
+
+def test_emit_refuses_an_unknown_data_field_naming_the_nearest(api: Api) -> None:
+    answer = api.client.post(
+        "/_sandbox/events", json={"type": "site.armed", "data": {"sight_id": 1001}}
+    )
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["field"] == "data.sight_id" and "'site_id'" in error["message"]
+    lifecycle = api.client.post(
+        "/_sandbox/events", json={"lifecycle": "alarm", "data": {"priorty": "HIGH"}}
+    )
+    assert lifecycle.status_code == 422 and "'priority'" in lifecycle.json()["error"]["message"]
+    assert api.client.get("/_sandbox/deliveries").json() == []  # nothing fired
+
+
+def test_the_byte_bound_counts_headers() -> None:
+    with TestClient(create_app(Settings(journal_bytes=64 * 1024))) as client:
+        for _ in range(40):
+            client.get("/.well-known/jwks.json", headers={"X-Padding": "p" * 4096})
+        stats = client.get("/_sandbox/journal").json()
+    assert stats["evicted"] > 0 and stats["bytes"] <= 64 * 1024
+
+
+def test_a_catastrophic_path_regex_answers_fast(api: Api) -> None:
+    for n in (200,) * 20 + (5000,) * 5:
+        api.client.get("/partner/" + "a" * n + "x")  # nothing below matches: worst backtracking
+    journal = "/_sandbox/requests"
+    for pattern in ("(a+)+$", "(a|aa)*$", "(.*)*x", ".*.*.*x", "a" * 300):
+        started = time.monotonic()
+        answer = api.client.get(journal, params={"path_regex": pattern})
+        assert answer.status_code == 422, pattern
+        assert answer.json()["error"]["field"] == "path_regex"
+        assert time.monotonic() - started < 2
+    started = time.monotonic()
+    slow = api.client.get(journal, params={"path_regex": "a*a*b$"})
+    assert slow.status_code in (200, 422) and time.monotonic() - started < 10
+    fine = api.client.get(journal, params={"path_regex": "^/partner/a{200}x$"})
+    assert fine.status_code == 200 and len(fine.json()) == 20
+
+
+def test_a_trace_id_that_is_not_a_uuid_is_echoed_and_noted(api: Api) -> None:
+    answer = api.client.get(SITES, headers={**api.bearer(api.key), "X-Partner-Trace-Id": "abc-1"})
+    assert answer.status_code == 200 and answer.headers["x-partner-trace-id"] == "abc-1"
+    entry = _last(api.client)
+    assert entry["trace_id"] == "abc-1" and "not a UUID" in entry["note"]
+    good = str(uuid.uuid4())
+    api.client.get(SITES, headers={**api.bearer(api.key), "X-Partner-Trace-Id": good})
+    assert _last(api.client)["note"] is None
+
+
+def test_only_secret_values_are_hidden() -> None:
+    from sandbox.redaction import Scrub
+
+    clean = Scrub()
+    answer = {
+        "error": {"code": "invalid_token", "message": "expired"},
+        "token_type": "Bearer",
+        "note": "start_time_seconds_long_value",
+        "password": "hunter2",
+        "nested": [{"client_secret": "s3cret"}],
+    }
+    hidden = json.loads(clean.body(json.dumps(answer).encode(), "application/json"))
+    assert hidden == {
+        **answer,
+        "password": "[redacted]",
+        "nested": [{"client_secret": "[redacted]"}],
+    }
+    exchange = b"grant_type=authorization_code&code=abc123&state=xyz"
+    assert clean.body(exchange, FORM) == b"grant_type=authorization_code&code=[redacted]&state=xyz"
+    assert clean.query(b"code=DEV-17&page=2") == b"code=DEV-17&page=2"  # not an OAuth exchange
+    assert clean.body(b"no credentials here", "text/plain") == b"no credentials here"
+    assert clean.body(b"password=hunter2; user=me", "text/plain") == b"password=[redacted]; user=me"
+    assert not clean.vault  # nothing revealable: nothing kept
+
+
+def test_hostile_bodies_are_recorded_and_exported_in_linear_time(api: Api) -> None:
+    hostile = [b"token" * 13000, b"eyJ" * 21000, b"eyJ-" * 16000, b"key " + b"a-" * 32000]
+    started = time.monotonic()
+    for body in hostile:
+        api.client.post(SITES, content=body, headers={"Content-Type": "text/plain"})
+    entries = api.client.get("/_sandbox/requests", params={"method": "POST"}).json()
+    assert len(entries) == len(hostile)
+    assert time.monotonic() - started < 5  # quadratic scans took minutes

@@ -13,8 +13,9 @@ from starlette.responses import Response
 from sandbox.api.common import issuer_of, no_content, read_json, reply, route, services
 from sandbox.auth import clients
 from sandbox.auth.clients import credentials
+from sandbox.auth.guard import TIERS
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
-from sandbox.recorder import FILTERS, export
+from sandbox.recorder import FILTERS, export, path_regex
 from sandbox.settings import Settings, SettingsError
 from sandbox.world import subscriptions
 from sandbox.world.seed import seed_world
@@ -183,15 +184,25 @@ def _filters(request: Request) -> dict[str, str]:
             except ValueError:
                 raise ValidationFailed(name, f"{name} must be unix seconds") from None
     if "path_regex" in params:
-        try:
-            re.compile(params["path_regex"])
-        except re.error as exc:
-            raise ValidationFailed("path_regex", f"not a regular expression: {exc}") from None
+        path_regex(params["path_regex"])
+    for name, (pattern, hint) in _SHAPES.items():
+        if name in params and not pattern.fullmatch(params[name]):
+            raise ValidationFailed(name, f"{name} must be {hint}")
     return params
 
 
+# filters whose values have a fixed form: anything else is a mistake, not an empty answer
+_SHAPES = {
+    "tier": (re.compile("|".join(TIERS)), "one of " + ", ".join(TIERS)),
+    "status": (re.compile(r"[1-5](?:[0-9][0-9]|xx|XX)", re.ASCII), "a status or a class: 404, 4xx"),
+    "method": (re.compile(r"[A-Za-z]{1,16}"), "an HTTP method"),
+    "reveal": (re.compile("true|false"), "true or false"),
+}
+
+
 async def list_requests(request: Request) -> Response:
-    """The journal of inbound requests; secrets redacted unless ``reveal=true`` on loopback."""
+    """The journal of inbound requests. Credentials were hidden when recorded; ``reveal=true``
+    (loopback only) shows the test credentials among them, never anything else."""
     admin(request)
     s = services(request)
     params = _filters(request)

@@ -4,6 +4,7 @@ events, and the delivery journal (``/_sandbox/clock``, ``/subscriptions``, ``/ev
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 from typing import Any
@@ -15,8 +16,9 @@ from sandbox.api.common import check_destination, no_content, read_json, reply, 
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
+from sandbox.redaction import Scrub, may_hold_secret
 from sandbox.vocabulary import RESOLUTIONS, one_of
-from sandbox.webhooks import outbox
+from sandbox.webhooks import catalog, outbox
 from sandbox.world import subscriptions
 from sandbox.world.fields import validate
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -144,6 +146,7 @@ async def emit_events(request: Request) -> Response:
         if "type" in body:
             if not isinstance(body["type"], str):
                 raise ValidationFailed("type", "type must be an event type name")
+            _check_data(world, base, body["type"], data)
             event_ids = _repeat(body, rng, world, base, data)
         elif "lifecycle" in body:
             if body["lifecycle"] != "alarm":
@@ -151,6 +154,7 @@ async def emit_events(request: Request) -> Response:
             variant = body.get("variant", "handled")
             if variant not in RESOLUTIONS:
                 raise ValidationFailed("variant", f"variant must be {one_of(RESOLUTIONS)}")
+            _check_data(world, base, "alarm.created", data)
             event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
         else:
             event_ids = _random(body, rng, world, base)
@@ -163,6 +167,22 @@ async def emit_events(request: Request) -> Response:
         for r in rows
     }
     return reply({"event_ids": event_ids, "events": [due[e] for e in event_ids]}, 202)
+
+
+def _check_data(world: Any, base: str, event_type: str, data: dict[str, Any]) -> None:
+    """Overrides must name fields the event has: a typo (``sight_id``) would otherwise be
+    ignored and the event fire at a random site."""
+    if not data:
+        return
+    known = set(catalog.build(world, random.Random(0), event_type, {}, base))
+    for key in data:
+        if key not in known:
+            nearest = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+            raise ValidationFailed(
+                f"data.{key}",
+                f"{event_type} has no field {key!r}{hint} (fields: {', '.join(sorted(known))})",
+            )
 
 
 def _rate(body: dict[str, Any]) -> float | None:
@@ -207,14 +227,42 @@ def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> 
 SIGNATURE_HEADERS = {"x-chekt-signature", "x-webhook-signature"}
 
 
+def _scrubbed_text(text: str | None) -> str | None:
+    if not text or not may_hold_secret(text.encode()):
+        return text
+    return Scrub().body(text.encode(), "").decode("utf-8", "replace")
+
+
+def _scrubbed_answer(raw: str | None) -> dict[str, Any] | None:
+    """The receiver's answer with any credential it echoed hidden."""
+    if not raw:
+        return None
+    answer: dict[str, Any] = json.loads(raw)
+    if not may_hold_secret(raw.encode()):
+        return answer
+    clean = Scrub()
+    headers = answer.get("headers") or {}
+    return {
+        **answer,
+        "headers": {
+            k: clean.header(k.encode("latin-1"), v.encode("latin-1", "replace")).decode("latin-1")
+            for k, v in headers.items()
+        },
+        "body": _scrubbed_text(answer.get("body")),
+    }
+
+
 def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
-    """One attempt as exported; signatures are redacted unless ``reveal``."""
+    """One attempt as exported: signatures shown only with ``reveal``; credentials in the
+    callback URL or in what the receiver answered (it may echo anything) hidden always. The
+    headers sent are the sandbox's own, and the payload is scanned for credential shapes."""
     request = json.loads(row["request"] or "{}")
     headers = request.get("headers")
     if headers and not reveal:
         headers = {
             k: "[redacted]" if k.lower() in SIGNATURE_HEADERS else v for k, v in headers.items()
         }
+    body = request.get("body")
     return {
         "seq": row["seq"],
         "event_id": row["event_id"],
@@ -227,10 +275,10 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
         "sent_at": row["sent_at"],
         "next_at": row["next_at"],
         "latency_ms": row["latency_ms"],
-        "error": row["error"],
-        "url": request.get("url"),
-        "request": {"headers": headers, "body": request.get("body")},
-        "response": json.loads(row["response"]) if row["response"] else None,
+        "error": _scrubbed_text(row["error"]),
+        "url": _scrubbed_text(request.get("url")),
+        "request": {"headers": headers, "body": Scrub().text(body) if body else body},
+        "response": _scrubbed_answer(row["response"]),
     }
 
 

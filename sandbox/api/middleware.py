@@ -1,7 +1,7 @@
 """Pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs about 3x in throughput):
 gives every request an id, echoes the partner's trace id, records the exchange in the
-journal, and turns any uncaught exception into a 500 envelope so a client never sees a bare
-traceback or a dropped connection."""
+journal (credentials hidden before it is stored), and turns any uncaught exception into a 500
+envelope so a client never sees a bare traceback or a dropped connection."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.auth.guard import Guard
 from sandbox.clock import time_header
-from sandbox.errors import ApiError, ValidationFailed
+from sandbox.errors import ApiError
 from sandbox.logs import safe_logger
-from sandbox.recorder import BODY_LIMIT, Entry, pack
+from sandbox.recorder import BODY_LIMIT, Entry, pack, unpack
 
 log = safe_logger("sandbox")
 TRACE_HEADER = b"x-partner-trace-id"
@@ -78,14 +80,7 @@ class RequestContext:
 
         try:
             if trace_id is not None:
-                try:
-                    state["trace_id"] = str(uuid.UUID(trace_id.decode("latin-1")))
-                except ValueError:
-                    error = ValidationFailed(
-                        "x-partner-trace-id", "x-partner-trace-id must be a UUID"
-                    )
-                    await send_error(send_with_ids, error, request_id)
-                    return
+                _trace(state, trace_id)
                 extra.append((TRACE_HEADER, trace_id))
             await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
@@ -99,9 +94,26 @@ class RequestContext:
                 )
         finally:
             if recording:
-                _finish(entry, state, request_body, response_body, clock_started)
+                authorization = _finish(
+                    entry, state, request_body, response_body, clock_started, services.guard
+                )
                 entry.seq = services.recorder.next_seq()
-                services.recorder.add(entry)
+                services.recorder.add(entry, _revealable(services.guard, authorization, state))
+
+
+def _trace(state: dict[str, Any], raw: bytes) -> None:
+    """The partner's trace id; one that is not a UUID is still echoed, and noted."""
+    text = raw.decode("latin-1")
+    try:
+        state["trace_id"] = str(uuid.UUID(text))
+    except ValueError:
+        state["trace_id"] = text
+        state["note"] = "x-partner-trace-id is not a UUID"
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
+    raw = next((v for k, v in headers if k == b"authorization"), None)
+    return None if raw is None else raw.decode("latin-1")
 
 
 def _finish(
@@ -110,19 +122,40 @@ def _finish(
     request_body: list[bytes],
     response_body: list[bytes],
     started: float,
-) -> None:
+    guard: Guard,
+) -> str | None:
+    """Fill in what the exchange told; returns the Authorization header it carried."""
     entry.body = b"".join(request_body)[:BODY_LIMIT]
     entry.response_body = b"".join(response_body)[:BODY_LIMIT]
     entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
     entry.trace_id = state.get("trace_id")
+    entry.note = state.get("note")
+    authorization = _authorization(unpack(entry.headers))
     principal = state.get("principal")
     if principal is not None:
         entry.client_id = principal.client_id
         entry.tier = principal.tier
         entry.dealer_id = principal.dealer_id
-    else:
+    elif "tier" in state:
         entry.client_id = state.get("client_id")
-        entry.tier = state.get("tier")
+        entry.tier = state["tier"]
+    elif authorization is not None and authorization[:7].lower() == "bearer ":
+        entry.client_id, entry.tier = guard.claimed(authorization)  # refused: who it claimed
+    return authorization
+
+
+def _revealable(
+    guard: Guard, authorization: str | None, state: dict[str, Any]
+) -> Callable[[str], bool]:
+    """Which hidden credentials the journal may keep for reveal: test credentials only."""
+    accepted = None
+    if authorization is not None and state.get("principal") is not None:
+        accepted = authorization.partition(" ")[2].strip()  # the guard verified it
+
+    def test(value: str) -> bool:
+        return value == accepted or guard.test_credential(value)
+
+    return test
 
 
 async def send_error(send: Send, error: ApiError, request_id: str, *, close: bool = False) -> None:

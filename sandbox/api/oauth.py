@@ -10,6 +10,7 @@ from starlette.responses import Response
 from sandbox.api.common import issuer_of, parse_json, reply, route, services
 from sandbox.auth.clients import PARTNER_SCOPES
 from sandbox.auth.codes import OIDC_SCOPES
+from sandbox.auth.guard import claimed_at_token
 from sandbox.auth.oauth import basic_credentials
 from sandbox.errors import BadRequest, OAuthError
 
@@ -62,12 +63,12 @@ async def token(request: Request) -> Response:
     s = services(request)
     try:
         form, basic = await basic_form_client(request)
-        client_id, body = await s.tokens.grant(form, basic, issuer_of(request))
+        # for the journal: the client it claims, even when the request fails
+        request.state.client_id, request.state.tier = claimed_at_token(form, basic)
+        request.state.client_id, body = await s.tokens.grant(form, basic, issuer_of(request))
     except OAuthError as exc:
         exc.cors = True
         raise
-    request.state.client_id = client_id  # for the journal
-    request.state.tier = "token"
     return reply(body, headers={**_NO_STORE, **_CORS})
 
 

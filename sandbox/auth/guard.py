@@ -7,10 +7,14 @@ because RSA verification on every request would cost most of the throughput.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import jwt
+
 from sandbox.auth import codes
+from sandbox.auth.assertions import JWT_BEARER_GRANT
 from sandbox.auth.clients import get_api_key, get_client
 from sandbox.auth.keys import LIVE_PREFIX, TEST_PREFIX, is_well_formed
 from sandbox.auth.tokens import KeyRing, TokenInvalid
@@ -30,12 +34,23 @@ CREDENTIAL_TABLES = (
     "revoked_tokens",
 )
 
+# how a request proved who it is: the journal's ``tier`` (a client secret or a token made
+# with one, an assertion or a token made with one, a user token, an API key)
+TIERS = ("api_key", "secret", "assertion", "user")
+
+
+def _unverified_claims(token: str) -> dict[str, object]:
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return {}
+
 
 @dataclass(frozen=True)
 class Principal:
     client_id: str
     kind: str  # dealer_app | platform_partner
-    tier: str  # api_key | oauth | user
+    tier: str  # one of TIERS
     scopes: frozenset[str]
     dealer_id: int | None  # set when the credential reaches exactly one dealer
     expires_at: float | None = None
@@ -139,7 +154,7 @@ class Guard:
             principal = Principal(
                 client_id=client.client_id,
                 kind=client.kind,
-                tier="oauth",
+                tier=self._machine_tier(client.client_secret),
                 scopes=scopes,
                 dealer_id=client.dealer_id,
                 expires_at=float(claims["exp"]),
@@ -166,3 +181,67 @@ class Guard:
                 user_dealer_id=user["dealer_id"],
             )
         return self._remember(cache_key, principal)
+
+    @staticmethod
+    def _machine_tier(client_secret: str | None) -> str:
+        """A client-credentials token says nothing of how it was obtained: a client holding a
+        secret is counted as ``secret``, one with only an assertion key as ``assertion``."""
+        return "secret" if client_secret else "assertion"
+
+    def claimed(self, authorization: str) -> tuple[str | None, str | None]:
+        """The client and tier a refused bearer credential claimed (for the journal), read
+        without verifying anything."""
+        credential = authorization.partition(" ")[2].strip()
+        if credential.startswith((TEST_PREFIX, LIVE_PREFIX)):
+            record = get_api_key(self.world, credential) if is_well_formed(credential) else None
+            return (record["client_id"] if record else None), "api_key"
+        claims = _unverified_claims(credential)
+        client_id = claims.get("azp")
+        if not isinstance(client_id, str):
+            return None, None
+        if not str(claims.get("sub", "")).endswith("@clients"):
+            return client_id, "user"
+        client = get_client(self.world, client_id)
+        return client_id, self._machine_tier(client.client_secret if client else None)
+
+    def test_credential(self, value: str) -> bool:
+        """Whether ``value`` is a credential this sandbox issued or registered (a ``chekt_test_``
+        key, a client's secret, a token it signed, a code or refresh token it handed out):
+        the only credentials the journal keeps for ``reveal=true``."""
+        if value.startswith(TEST_PREFIX):
+            return True
+        if value.startswith(LIVE_PREFIX):
+            return False
+        if value.startswith("eyJ") and value.count(".") == 2:
+            try:
+                kid = jwt.get_unverified_header(value).get("kid")
+            except jwt.PyJWTError:
+                return False
+            return kid in {key["kid"] for key in self.keys.jwks(self.world.now())["keys"]}
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        store = self.world.store
+        return any(
+            store.scalar(sql, (arg,)) is not None
+            for sql, arg in (
+                ("SELECT 1 FROM clients WHERE client_secret = ?", value),
+                ("SELECT 1 FROM auth_codes WHERE code_hash = ?", digest),
+                ("SELECT 1 FROM refresh_tokens WHERE token_hash = ?", digest),
+            )
+        )
+
+
+def claimed_at_token(
+    form: Mapping[str, str], basic: tuple[str, str] | None
+) -> tuple[str | None, str]:
+    """The client and tier a token request claims, before (or without) any check passing:
+    failed requests are journaled under the client they named."""
+    grant_type = form.get("grant_type")
+    assertion = form.get("client_assertion") or (
+        form.get("assertion") if grant_type == JWT_BEARER_GRANT else None
+    )
+    if assertion:
+        issuer = _unverified_claims(assertion).get("iss")
+        return (issuer if isinstance(issuer, str) else form.get("client_id")), "assertion"
+    client_id = basic[0] if basic is not None else form.get("client_id")
+    tier = "user" if grant_type in ("authorization_code", "refresh_token") else "secret"
+    return client_id, tier

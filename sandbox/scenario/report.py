@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sandbox.logs import printable
-from sandbox.scenario.runner import Report
+from sandbox.redaction import REDACTED, Scrub
+from sandbox.scenario.runner import Report, StepResult
+
+
+def _detail(report: Report, result: StepResult) -> str:
+    """A step's detail without the run's secrets or any credential it quotes."""
+    text = result.detail
+    for secret in report.secrets:
+        text = text.replace(secret, REDACTED)
+    return Scrub().text(text)  # credential shapes; free text keeps its words
 
 
 def _clip(text: str, width: int) -> str:
@@ -24,14 +33,14 @@ def summary(report: Report) -> str:
         result = ran.get(step.index)
         verdict = "skipped" if result is None else ("PASS" if result.passed else "FAIL")
         seconds = "" if result is None else f"{result.seconds:.2f}s"
-        detail = "" if result is None else _clip(printable(result.detail), 70)
+        detail = "" if result is None else _clip(printable(_detail(report, result)), 70)
         label = _clip(step.name or step.keyword, 34)
         lines.append(f"  {step.index:>3}  {label:<34} {verdict:<7} {seconds:>8}  {detail}")
     for name, value in report.metrics.items():
         lines.append(f"  {name}: {value}")
     for result in report.results:
         if not result.passed:  # the table clips it: the whole of it, once
-            lines.append(f"  step {result.step.index} failed: {printable(result.detail)}")
+            lines.append(f"  step {result.step.index} failed: {printable(_detail(report, result))}")
     state = "PASSED" if report.passed else "FAILED"
     lines.append(f"  {state} in {report.seconds:.2f} s")
     return "\n".join(lines)
@@ -73,11 +82,12 @@ def junit(reports: Sequence[Report], path: str | Path) -> None:
             if result is None:
                 ET.SubElement(case, "skipped", {"message": "an earlier step failed"})
             elif not result.passed:
-                failure = ET.SubElement(
-                    case, "failure", {"message": _clip(printable(result.detail), 200)}
-                )
-                failure.text = printable(result.detail, lines=True)
+                detail = _detail(report, result)
+                failure = ET.SubElement(case, "failure", {"message": _clip(printable(detail), 200)})
+                failure.text = printable(detail, lines=True)
             elif result.detail:
-                ET.SubElement(case, "system-out").text = printable(result.detail, lines=True)
+                ET.SubElement(case, "system-out").text = printable(
+                    _detail(report, result), lines=True
+                )
     ET.indent(suites)
     Path(path).write_bytes(ET.tostring(suites, encoding="utf-8", xml_declaration=True))

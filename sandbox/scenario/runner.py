@@ -47,6 +47,7 @@ class Report:
     results: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # never printed: the webhook and client secrets of the run
 
     @property
     def passed(self) -> bool:
@@ -88,7 +89,7 @@ class Runner:
         self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
 
     def run(self, scenario: Scenario) -> Report:
-        report = Report(scenario)
+        report = Report(scenario, secrets=tuple(s for s in (self.secret, self.client[1]) if s))
         started = time.perf_counter()
         if self.reset:
             self.sandbox.reset(seed=scenario.seed)

@@ -11,6 +11,7 @@ or wake the dispatcher.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -39,6 +40,9 @@ class Store:
         self.path = ":memory:" if path is None else str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            # owner-only: the file holds client secrets, API keys and webhook secrets
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDONLY, 0o600))
+            os.chmod(self.path, 0o600)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.row_factory = _dict_row
         self._lock = threading.RLock()

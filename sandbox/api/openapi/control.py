@@ -9,6 +9,7 @@ from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
 from sandbox.api.openapi.schema import EVENT_TYPE, body, listed, named, obj, operation, query
+from sandbox.auth.guard import TIERS
 from sandbox.clock import MAX_TIME, TIME_HEADER
 from sandbox.recorder import FILTERS
 from sandbox.vocabulary import RESOLUTIONS
@@ -82,18 +83,25 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
     described = {
         "method": "an HTTP method",
         "path": "a glob over the path, e.g. /partner/v1/*",
-        "path_regex": "a regular expression searched in the path",
+        "path_regex": "a regular expression searched in the path's first 512 characters "
+        "(at most 200 characters, two open-ended quantifiers, none nested)",
         "client_id": "the authenticated client",
         "status": "a status, or a class such as 4xx",
         "since_seq": "entries after this sequence number",
         "since": "entries at or after this time (unix seconds)",
         "until": "entries before this time (unix seconds)",
         "trace_id": "the partner's X-Partner-Trace-Id",
-        "tier": "api_key, token or none",
+        "tier": "api_key, secret, assertion or user",
         "limit": "at most this many (the newest)",
-        "reveal": "true: unredacted (loopback only)",
+        "reveal": "true: test credentials shown (loopback only)",
     }
-    return tuple(query(name, STRING, described[name]) for name in FILTERS)
+    schemas: dict[str, dict[str, Any]] = {
+        "tier": {"type": "string", "enum": list(TIERS)},
+        "reveal": {"type": "string", "enum": ["true", "false"]},
+        "status": {"type": "string", "pattern": "^[1-5]([0-9][0-9]|xx|XX)$"},
+        "method": {"type": "string", "pattern": "^[A-Za-z]{1,16}$"},
+    }
+    return tuple(query(name, schemas.get(name, STRING), described[name]) for name in FILTERS)
 
 
 def _attempt() -> dict[str, Any]:

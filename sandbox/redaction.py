@@ -1,0 +1,244 @@
+"""Finding credentials in what crosses the sandbox, so they are hidden before anything is
+stored: secret headers, secret fields (query, form, JSON, text), and credential shapes
+(``chekt_`` keys, JWTs, webhook and client secrets, refresh tokens) anywhere, including a
+path segment or a double-encoded query value.
+
+A hidden value leaves a marker. Test credentials (what :class:`Scrub`'s ``revealable`` says
+the sandbox itself issued or registered) are kept beside the entry and the marker is numbered
+(``[redacted:2]``), so ``reveal=true`` can put them back; every other credential — a wrong or
+foreign secret, a password, a ``chekt_live_`` value — is gone for good (``[redacted]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote_plus
+
+REDACTED = "[redacted]"
+_KEPT = r"chekt_(?:test|live)_|whsec_|sandbox_|rt_"
+_SHAPE = (
+    r"(?P<keep>chekt_(?:test|live)_)[\w-]+"
+    r"|(?<![\w-])(?P<keep2>whsec_|sandbox_|rt_)[\w-]{16,}"
+    r"|(?<![\w-])eyJ[\w-]{2,}\.[\w-]{2,}\.[\w-]*"
+)
+SHAPE = re.compile(_SHAPE)
+_MARKER = re.compile(rf"({_KEPT})?\[redacted:(\d+)\]")
+# names whose values are credentials, compared lowercased with - and _ removed
+_SECRET_WORDS = ("secret", "password", "passwd", "token", "apikey", "assertion", "signature")
+_SECRET_NAMES = {"key", "credential", "credentials", "privatekey", "codeverifier", "cookie"}
+_NOT_SECRET = {"tokentype", "clientassertiontype"}
+_HEADERS = {b"authorization", b"proxy-authorization", b"cookie", b"set-cookie"}
+_HEADER_WORDS = (b"secret", b"token", b"passw", b"signature", b"api-key", b"apikey", b"api_key")
+# a text body's "name: value" / name=value pairs (the name is checked by secret_name). The
+# name is taken whole and never given back (possessive), and only where a run of name
+# characters starts, so a 64 KiB body scans in linear time whatever it holds.
+_TEXT_PAIR = re.compile(rb"""(?<![\w-])([\w-]++)(["']?\s*[:=]\s*["']?)([^\s"'&,;<>]+)""")
+# substring tests first: far cheaper than any regex over every body
+_SHAPE_STARTS = ("chekt_", "whsec_", "sandbox_", "rt_", "eyJ")
+_SHAPE_STARTS_BYTES = tuple(start.encode() for start in _SHAPE_STARTS)
+_HINTS = (
+    *(b"secret", b"passw", b"token", b"key", b"assertion", b"signature", b"credential"),
+    *(b"code", b"cookie", b"%", *(start.lower() for start in _SHAPE_STARTS_BYTES)),
+)
+
+
+def _may_hold_shape(raw: bytes) -> bool:
+    return any(start in raw for start in _SHAPE_STARTS_BYTES)
+
+
+def may_hold_secret(raw: bytes) -> bool:
+    """False when ``raw`` surely holds no credential (most bodies): the cheap first test."""
+    lower = raw.lower()
+    return any(hint in lower for hint in _HINTS)
+
+
+def _shaped(text: str) -> bool:
+    return any(start in text for start in _SHAPE_STARTS) and SHAPE.search(text) is not None
+
+
+def secret_name(name: str, *, oauth: bool = False) -> bool:
+    """Whether a field or parameter called ``name`` holds a credential. ``code`` is one only
+    in an OAuth exchange (a request carrying ``grant_type``, a redirect's query): an error
+    envelope's ``code`` is not a secret."""
+    plain = name.lower().replace("-", "").replace("_", "")
+    if plain in _NOT_SECRET:
+        return False
+    if plain == "code":
+        return oauth
+    return plain in _SECRET_NAMES or plain.endswith(_SECRET_WORDS)
+
+
+@functools.lru_cache(maxsize=1024)
+def secret_header(name: bytes) -> bool:
+    lower = name.lower()
+    return (
+        lower in _HEADERS
+        or lower.endswith(b"authorization")
+        or any(word in lower for word in _HEADER_WORDS)
+    )
+
+
+def decoded(text: str) -> str:
+    """``text`` percent-decoded until it stops changing (double encoding hides nothing)."""
+    for _ in range(4):
+        if "%" not in text and "+" not in text:
+            break
+        once = unquote_plus(text, errors="replace")
+        if once == text:
+            break
+        text = once
+    return text
+
+
+def never(value: str) -> bool:
+    return False
+
+
+@dataclass
+class Scrub:
+    """One entry's redaction; ``vault`` keeps the test credentials it hid, for reveal."""
+
+    revealable: Callable[[str], bool] = never
+    vault: list[str] = field(default_factory=list)
+
+    def hide(self, value: str, keep: str = "", *, check: str | None = None) -> str:
+        if value and self.revealable(value if check is None else check):
+            self.vault.append(value)
+            return f"{keep}[redacted:{len(self.vault)}]"
+        return keep + REDACTED
+
+    def _shape(self, match: re.Match[str]) -> str:
+        return self.hide(match.group(0), match.group("keep") or match.group("keep2") or "")
+
+    def text(self, text: str) -> str:
+        """Credential shapes hidden, also behind percent-encoding."""
+        if "%" in text:
+            deep = decoded(text)
+            if deep != text and _shaped(deep):
+                return SHAPE.sub(self._shape, deep)
+        return SHAPE.sub(self._shape, text) if _shaped(text) else text
+
+    def header(self, name: bytes, value: bytes, *, scan: bool = True) -> bytes:
+        if not secret_header(name):
+            if not scan or (not _may_hold_shape(value) and b"%" not in value):
+                return value
+            return self.text(value.decode("latin-1")).encode("latin-1", "replace")
+        text = value.decode("latin-1")
+        scheme, space, credential = text.partition(" ")
+        if not space or not scheme.isalpha() or name.lower() in (b"cookie", b"set-cookie"):
+            return self.hide(text).encode("latin-1", "replace")
+        check = _basic_secret(credential) if scheme.lower() == "basic" else credential.strip()
+        return f"{scheme} {self.hide(credential.strip(), check=check)}".encode("latin-1", "replace")
+
+    def headers(
+        self, packed: bytes, pairs: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """``pairs`` (``packed`` is the same pairs as one block, scanned once)."""
+        scan = _may_hold_shape(packed) or b"%" in packed
+        out = []
+        for name, value in pairs:
+            if name.lower() == b"location" and b"?" in value:
+                base, _, query = value.partition(b"?")  # a redirect carrying ?code=
+                value = base + b"?" + self.query(query, oauth=True)
+            out.append((name, self.header(name, value, scan=scan)))
+        return out
+
+    def query(self, raw: bytes, *, oauth: bool = False) -> bytes:
+        """A query string (or form body) with secret parameters hidden, byte-exact otherwise."""
+        if not raw or not may_hold_secret(raw):
+            return raw
+        text = raw.decode("latin-1")
+        oauth = oauth or "grant_type=" in text
+        pairs = []
+        for pair in text.split("&"):
+            name, eq, value = pair.partition("=")
+            plain = decoded(value)
+            if secret_name(decoded(name), oauth=oauth) and plain:
+                value = self.hide(plain)
+            elif _shaped(plain):
+                value = quote(self.text(plain), safe="[]:/")
+            pairs.append(name + eq + value)
+        return "&".join(pairs).encode("latin-1", "replace")
+
+    def json(self, value: Any) -> tuple[Any, bool]:
+        """``value`` with secrets hidden, and whether anything was."""
+        if isinstance(value, dict):
+            oauth = "grant_type" in value
+            out, changed = {}, False
+            for key, item in value.items():
+                if secret_name(str(key), oauth=oauth) and item not in (None, "", [], {}):
+                    out[key] = self.hide(item if isinstance(item, str) else json.dumps(item))
+                    changed = True
+                else:
+                    out[key], hit = self.json(item)
+                    changed = changed or hit
+            return out, changed
+        if isinstance(value, list):
+            items = [self.json(item) for item in value]
+            return [item for item, _ in items], any(hit for _, hit in items)
+        if isinstance(value, str):
+            hidden = self.text(value)
+            return hidden, hidden != value
+        return value, False
+
+    def body(self, raw: bytes, content_type: str) -> bytes:
+        """A body of any content type with its credentials hidden; untouched when it has none."""
+        if not raw or not may_hold_secret(raw):
+            return raw
+        if "x-www-form-urlencoded" in content_type:
+            return self.query(raw)
+        if "json" in content_type:
+            vault = len(self.vault)
+            try:
+                hidden, changed = self.json(json.loads(raw))
+                return json.dumps(hidden, ensure_ascii=False).encode() if changed else raw
+            except (ValueError, RecursionError):  # not JSON, or nested past any sense: text
+                del self.vault[vault:]
+        raw = _TEXT_PAIR.sub(self._pair, raw)
+        if not _may_hold_shape(raw) and b"%" not in raw:
+            return raw
+        return self.text(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+    def _pair(self, match: re.Match[bytes]) -> bytes:
+        if not secret_name(match[1].decode("latin-1")):
+            return match[0]
+        return match[1] + match[2] + self.hide(match[3].decode("utf-8", "replace")).encode()
+
+
+def _basic_secret(credential: str) -> str:
+    """The secret half of HTTP Basic credentials (what decides whether reveal may show it)."""
+    try:
+        return base64.b64decode(credential.strip(), validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+def unmark(text: str, vault: list[str], *, reveal: bool, quoted: bool = False) -> str:
+    """Markers as exported: ``[redacted]``, or with ``reveal`` the test credential itself."""
+    if "[redacted:" not in text:
+        return text
+
+    def one(match: re.Match[str]) -> str:
+        index = int(match[2]) - 1
+        if not reveal or index >= len(vault):
+            return (match[1] or "") + REDACTED
+        return quote(vault[index], safe="") if quoted else vault[index]
+
+    return _MARKER.sub(one, text)
+
+
+def unmark_all(value: Any, vault: list[str], *, reveal: bool) -> Any:
+    if isinstance(value, str):
+        return unmark(value, vault, reveal=reveal)
+    if isinstance(value, dict):
+        return {k: unmark_all(v, vault, reveal=reveal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unmark_all(v, vault, reveal=reveal) for v in value]
+    return value
