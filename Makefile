@@ -3,8 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# every supported Python: the whole suite runs under $(PYTHON), the plugin and a fast slice
+# (Partner API, webhooks, auth) under each other one found, in its own .venv-3.X; the slice
+# leaves out the xdist test, which alone (two runs of two workers) takes longer than the rest
+VERSIONS := 3.11 3.12 3.13
+OTHER_VERSIONS = $(filter-out $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'),$(VERSIONS))
+SLICE := tests/test_plugin.py tests/test_imports.py tests/test_resources.py \
+	tests/test_partner_api.py tests/test_webhooks.py tests/test_auth.py \
+	--deselect tests/test_plugin.py::test_xdist_workers_each_get_their_own_server
 
-.PHONY: install run test lint bench fuzz dist clean
+.PHONY: install run test lint bench fuzz dist clean $(VERSIONS:%=test-%)
 
 install: $(STAMP)
 
@@ -24,6 +32,23 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory test-$$version || exit 1; done
+
+# python3.X on PATH, else one pyenv installed (its shims run only the selected versions)
+find_python = { python$(1) -c '' 2>/dev/null && echo python$(1); } \
+	|| ls -d "$$(pyenv root 2>/dev/null)"/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1
+
+$(VERSIONS:%=test-%): test-%:
+	@python=$$($(call find_python,$*)); \
+	if [ -z "$$python" ]; then echo "make test: no Python $* on this machine, skipped"; exit 0; fi; \
+	if [ ! .venv-$*/.installed-stamp -nt pyproject.toml ]; then \
+		echo "make test: creating .venv-$* with $$python"; \
+		$$python -m venv .venv-$* && .venv-$*/bin/python -m pip install --quiet --upgrade pip \
+		&& .venv-$*/bin/python -m pip install --quiet -e '.[dev]' \
+		&& touch .venv-$*/.installed-stamp || exit 1; \
+	fi; \
+	echo "make test: the plugin and a slice of the suite under Python $*"; \
+	.venv-$*/bin/pytest -p no:cacheprovider -q $(SLICE)
 
 fuzz: $(STAMP)
 	CHEKT_SANDBOX_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/test_openapi.py tests/test_stateful.py \
@@ -41,4 +66,4 @@ dist: $(STAMP)
 	$(BIN)/python -m build --outdir dist .
 
 clean:
-	rm -rf $(VENV) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VERSIONS:%=.venv-%) .chekt-sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -124,10 +124,13 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop the server; re-raise here anything that failed inside it."""
+        """Stop the server and close what it held; re-raise here anything that failed inside
+        it."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+            assert self.app is not None
+            self.app.state.services.close()
         if self._http is not None:
             self._http.close()
         self.raise_errors()

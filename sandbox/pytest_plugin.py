@@ -13,6 +13,9 @@ reset, plus a factory for tests that need one of their own.
   ``CHEKT_SANDBOX_*`` environment, then the marker.
 - Each xdist worker is its own process with its own server on its own port.
 - Anything that failed inside the server during a test fails that test.
+
+Every test run of a project that installs the package loads this plugin, so loading it imports
+nothing but pytest: the sandbox's modules load when a fixture is first used.
 """
 
 from __future__ import annotations

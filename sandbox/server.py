@@ -146,4 +146,4 @@ def run(
         pass  # uvicorn re-raises the signal it handled once it has shut down
     finally:
         sock.close()
-        app.state.services.world.store.close()
+        app.state.services.close()

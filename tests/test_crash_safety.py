@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 from subprocess import DEVNULL, Popen
 
@@ -75,7 +76,7 @@ def _crash_lane(db: Path, rounds: int, rng: random.Random) -> tuple[list[str], l
             process.wait()
             stop.set()
             writer.join()
-        with sqlite3.connect(db) as conn:  # every one of the crashed databases
+        with closing(sqlite3.connect(db)) as conn:  # every one of the crashed databases
             integrity.append(conn.execute("PRAGMA integrity_check").fetchone()[0])
     return acknowledged, integrity
 
@@ -99,7 +100,7 @@ def test_fifty_sigkills_during_writes_lose_no_acknowledged_write(tmp_path: Path)
     assert integrity == ["ok"] * KILLS
     for db, (acknowledged, _) in results.items():
         assert len(acknowledged) > KILLS // 2  # the writes really ran
-        with sqlite3.connect(db) as conn:
+        with closing(sqlite3.connect(db)) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             stored = {row[0] for row in conn.execute("SELECT external_site_id FROM sites")}
         missing = [e for e in acknowledged if e not in stored]

@@ -10,6 +10,7 @@ import random
 import signal
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from subprocess import DEVNULL, Popen
 
@@ -70,7 +71,7 @@ def test_sigkill_during_deliveries_loses_nothing(tmp_path: Path) -> None:
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=10)
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         early = conn.execute(
             "SELECT COUNT(*) FROM attempts WHERE sent_at < scheduled_at"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from test_imports import HEAVY
+
+# the inner suites run as partners' do, warnings as errors: an unclosed connection fails them
+STRICT = ("-p", "no:cacheprovider", "-W", "error")
 
 ISOLATION = """
 import httpx
@@ -26,7 +30,7 @@ def test_sees_a_fresh_world(chekt_sandbox):
 
 def test_each_test_gets_a_reset_sandbox(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ISOLATION)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest(*STRICT)
     result.assert_outcomes(passed=2)
 
 
@@ -51,7 +55,7 @@ def test_marker(chekt_sandbox):
     assert chekt_sandbox.clock.virtual is True
     assert chekt_sandbox.subscribe("http://127.0.0.1:9/x")["profile"] == "legacy-guide"
 """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest(*STRICT)
     result.assert_outcomes(passed=2)
 
 
@@ -70,7 +74,7 @@ def test_breaks_the_server(chekt_sandbox):
     while not chekt_sandbox.server_errors() and time.monotonic() < deadline:
         time.sleep(0.02)
 """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest(*STRICT)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*SandboxServerError*no-such-profile*"])
 
@@ -96,15 +100,11 @@ def test_port_b(chekt_sandbox):
     ports = pytester.mkdir("ports")
     monkeypatch.setenv("PORTS_DIR", str(ports))
     # loadfile keeps the isolation pair on one worker: resets hold under xdist too
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"
-    )
+    result = pytester.runpytest_subprocess(*STRICT, "-n", "2", "--dist", "loadfile")
     result.assert_outcomes(passed=4)
     for path in ports.iterdir():
         path.unlink()
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-n", "2", "--dist", "load", "-k", "port"
-    )
+    result = pytester.runpytest_subprocess(*STRICT, "-n", "2", "--dist", "load", "-k", "port")
     result.assert_outcomes(passed=2)
     by_worker: dict[str, set[str]] = {}
     for path in ports.iterdir():
@@ -134,6 +134,26 @@ def test_passing(chekt_play):
 def test_failing(chekt_play):
     chekt_play("failing.yaml")
 """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest(*STRICT)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*nobody calls*FAIL*expected GET /partner/v1/* at least once*"])
+
+
+def test_the_plugin_imports_the_app_only_when_a_fixture_is_used(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # only this plugin is loaded
+    pytester.makepyfile(f"""
+import sys
+
+def loaded():
+    return {{name.split(".")[0] for name in sys.modules}}
+
+def test_without_the_fixture():
+    assert loaded().isdisjoint({HEAVY!r})
+
+def test_with_the_fixture(chekt_sandbox):
+    assert "starlette" in loaded()
+""")
+    result = pytester.runpytest_subprocess("-p", "sandbox.pytest_plugin", *STRICT)
+    result.assert_outcomes(passed=2)

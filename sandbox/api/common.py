@@ -48,6 +48,11 @@ class Services:
         """Where links in payloads point (snapshots, tracking)."""
         return (self.settings.issuer or self.settings.origin).rstrip("/")
 
+    def close(self) -> None:
+        """Close the store's connection and the journal's spill files: the app is done."""
+        self.world.store.close()
+        self.recorder.clear()
+
 
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
