@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from sandbox import create_app
-from sandbox.webhooks.profiles import PROFILES
+from sandbox.vocabulary import PROFILES
 from sandbox.world.subscriptions import EVENT_TYPES
 
 
