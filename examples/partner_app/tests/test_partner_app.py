@@ -48,7 +48,7 @@ def test_the_service_fetched_the_site_with_a_trace_id(
         "/partner/v1/dealers/1001/sites/10002",
         status=200,
         client_id="example-partner",
-        tier="oauth",
+        tier="assertion",
         times=1,
     )
     assert call["trace_id"]  # the service sent x-partner-trace-id
