@@ -17,6 +17,7 @@ from sandbox.auth.guard import TIERS
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
 from sandbox.recorder import FILTERS, export, path_regex
 from sandbox.settings import Settings, SettingsError
+from sandbox.webhooks import outbox
 from sandbox.world import subscriptions
 from sandbox.world.seed import seed_world
 
@@ -80,9 +81,7 @@ async def reset(request: Request) -> Response:
     if "clients" in only:
         clients.reset_clients(s.world, s.settings)
     if "deliveries" in only:
-        with s.world.store.transaction():
-            for table in ("attempts", "deliveries", "events"):
-                s.world.store.execute(f"DELETE FROM {table}")
+        outbox.clear(s.world)
     if "recorder" in only:
         s.recorder.clear()
     s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate

@@ -90,9 +90,7 @@ async def create_subscription(request: Request) -> Response:
 
 async def list_subscriptions(request: Request) -> Response:
     admin(request)
-    rows = services(request).world.store.all("SELECT * FROM webhooks ORDER BY created_at")
-    world = services(request).world
-    items = [subscriptions.get(world, row["client_id"], row["webhook_id"]) for row in rows]
+    items = subscriptions.list_all(services(request).world)
     return reply(items, headers={"X-Total-Count": str(len(items))})
 
 
@@ -100,9 +98,7 @@ async def change_subscription(request: Request) -> Response:
     admin(request)
     s = services(request)
     webhook_id = request.path_params["webhook_id"]
-    owner = s.world.store.scalar(
-        "SELECT client_id FROM webhooks WHERE webhook_id = ?", (webhook_id,)
-    )
+    owner = subscriptions.owner(s.world, webhook_id)
     if request.method == "DELETE":
         subscriptions.delete(s.world, owner, webhook_id)
         return no_content()
@@ -158,15 +154,7 @@ async def emit_events(request: Request) -> Response:
             event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
         else:
             event_ids = _random(body, rng, world, base)
-    marks = ",".join("?" * len(event_ids))
-    rows = world.store.all(
-        f"SELECT event_id, type, created_at FROM events WHERE event_id IN ({marks})", event_ids
-    )
-    due = {
-        r["event_id"]: {"event_id": r["event_id"], "type": r["type"], "at": r["created_at"]}
-        for r in rows
-    }
-    return reply({"event_ids": event_ids, "events": [due[e] for e in event_ids]}, 202)
+    return reply({"event_ids": event_ids, "events": outbox.summaries(world, event_ids)}, 202)
 
 
 def _check_data(world: Any, base: str, event_type: str, data: dict[str, Any]) -> None:
@@ -284,24 +272,15 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
 
 async def list_deliveries(request: Request) -> Response:
     admin(request)
-    filters: list[str] = []
-    values: list[Any] = []
     reveal = request.query_params.get("reveal") == "true"
     if reveal and not services(request).settings.loopback:
         raise PermissionDenied("reveal=true is only allowed on a loopback bind")
-    for name in ("event_id", "webhook_id", "outcome", "delivery_id"):
-        value = request.query_params.get(name)
-        if value is not None:
-            filters.append(f"{name} = ?")
-            values.append(value)
-    since = request.query_params.get("since_seq", "0")
+    params = request.query_params
+    filters = {name: params[name] for name in sorted(outbox.ATTEMPT_FILTERS) if name in params}
+    since = params.get("since_seq", "0")
     if not (since.isascii() and since.isdigit()):
         raise ValidationFailed("since_seq", "since_seq must be a non-negative integer")
-    filters.append("seq > ?")
-    values.append(int(since))
-    rows = services(request).world.store.all(
-        f"SELECT * FROM attempts WHERE {' AND '.join(filters)} ORDER BY seq LIMIT 10000", values
-    )
+    rows = outbox.attempts(services(request).world, filters, int(since))
     return reply([attempt_view(row, reveal) for row in rows])
 
 
@@ -309,7 +288,7 @@ async def resend_event(request: Request) -> Response:
     admin(request)
     s = services(request)
     event_id = request.path_params["event_id"]
-    if s.world.store.scalar("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is None:
+    if not outbox.has_event(s.world, event_id):
         raise NotFound(f"event {event_id} was not found")
     delivery_ids = outbox.resend(s.world, event_id)
     return reply({"event_id": event_id, "delivery_ids": delivery_ids}, 202)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sandbox.store import Row
 from sandbox.webhooks import catalog
 from sandbox.webhooks.profiles import render
 from sandbox.world import World, subscriptions
+
+# what the delivery journal can be filtered by
+ATTEMPT_FILTERS = frozenset({"event_id", "webhook_id", "outcome", "delivery_id"})
 
 # seconds after the previous attempt; the 8th attempt is pinned to exactly 24 h after the 1st
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
@@ -291,6 +294,43 @@ def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
                 "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
                 (state, attempt["attempt"], next_at, delivery["delivery_id"]),
             )
+
+
+def summaries(world: World, event_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """``{event_id, type, at}`` of each event, in the order asked."""
+    marks = ",".join("?" * len(event_ids))
+    rows = world.store.all(
+        f"SELECT event_id, type, created_at FROM events WHERE event_id IN ({marks})", event_ids
+    )
+    due = {
+        r["event_id"]: {"event_id": r["event_id"], "type": r["type"], "at": r["created_at"]}
+        for r in rows
+    }
+    return [due[e] for e in event_ids]
+
+
+def attempts(
+    world: World, filters: Mapping[str, str], since_seq: int, limit: int = 10_000
+) -> list[Row]:
+    """Delivery attempts after ``since_seq``, matching the ``filters`` (column = value)."""
+    unknown = set(filters) - ATTEMPT_FILTERS
+    assert not unknown, unknown  # the surface checks names; a column name is never user text
+    where = " AND ".join([*(f"{name} = ?" for name in filters), "seq > ?"])
+    return world.store.all(
+        f"SELECT * FROM attempts WHERE {where} ORDER BY seq LIMIT ?",
+        [*filters.values(), since_seq, limit],
+    )
+
+
+def has_event(world: World, event_id: str) -> bool:
+    return world.store.scalar("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) is not None
+
+
+def clear(world: World) -> None:
+    """Forget every event, delivery and attempt (a reset of the deliveries)."""
+    with world.store.transaction():
+        for table in ("attempts", "deliveries", "events"):
+            world.store.execute(f"DELETE FROM {table}")
 
 
 def resend(world: World, event_id: str, webhook_ids: Sequence[str] | None = None) -> list[str]:

@@ -155,6 +155,18 @@ def reach(world: World, client_id: str | None, webhook_id: str) -> frozenset[str
     return None if scopes is None else frozenset(scopes.split())
 
 
+def list_all(world: World) -> list[dict[str, Any]]:
+    """Every subscription, whoever made it (what the control API shows)."""
+    rows = world.store.all("SELECT * FROM webhooks ORDER BY created_at, webhook_id")
+    return [_public(world, row) for row in rows]
+
+
+def owner(world: World, webhook_id: str) -> str | None:
+    """The client that made a subscription (None for the sandbox's own, or when absent)."""
+    found = world.store.scalar("SELECT client_id FROM webhooks WHERE webhook_id = ?", (webhook_id,))
+    return None if found is None else str(found)
+
+
 def list_for(world: World, client_id: str | None) -> list[dict[str, Any]]:
     rows = world.store.all(
         "SELECT * FROM webhooks WHERE client_id IS ? ORDER BY created_at, webhook_id", (client_id,)
