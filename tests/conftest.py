@@ -8,7 +8,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from helpers import TEST_SETTINGS, Api, Settings
+from helpers import TEST_SETTINGS, Api, Settings, live_server
+from receiver import Receiver
 from starlette.testclient import TestClient
 
 from sandbox import create_app
@@ -36,3 +37,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def api(client: TestClient) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    """A real webhook receiver on a free port: its recording and its base URL."""
+    rx = Receiver()
+    with live_server(rx.app) as url:
+        yield rx, url

@@ -8,6 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +35,7 @@ class Settings(sandbox.Settings):
 
 
 ISSUER = "http://testserver/"  # TestClient's origin
+REDIRECT = "http://localhost:3000/callback"  # the seeded partner's
 READ_ONLY_KEY = new_api_key()
 OTHER_DEALER_KEY = new_api_key()
 
@@ -89,6 +91,29 @@ class Api:
         )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
+
+    def dealer_admin(self, dealer_id: int = 1001) -> dict[str, Any]:
+        users = self.creds["users"]
+        return next(u for u in users if u["dealer_id"] == dealer_id and u["role"] == "dealer_admin")
+
+    def code(self, client_id: str, redirect_uri: str = REDIRECT, **params: str) -> str:
+        """An authorization code, signed in without the page (``login_hint``: dealer 1001's
+        admin unless the params say otherwise)."""
+        response = self.client.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "login_hint": self.dealer_admin()["email"],
+                **params,
+            },
+            follow_redirects=False,
+        )
+        assert response.status_code == 302, response.text
+        query = parse_qs(urlsplit(response.headers["location"]).query)
+        assert "error" not in query, query
+        return query["code"][0]
 
     @staticmethod
     def bearer(credential: str) -> dict[str, str]:

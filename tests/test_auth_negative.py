@@ -15,13 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from helpers import Api, Settings, live_server
+from helpers import REDIRECT, Api, Settings, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -40,7 +40,6 @@ SITES = "/partner/v1/dealers/1001/sites"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-REDIRECT = "http://localhost:3000/callback"
 KID = "partner-key-1"
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 SECRET = "secret-partner-secret-0123456789"
@@ -192,30 +191,6 @@ def _resource_error(response: Response, status: int, code: str, challenge: str |
     if challenge is not None:
         assert response.headers["www-authenticate"].startswith('Bearer realm="chekt"')
         assert f'error="{challenge}"' in response.headers["www-authenticate"]
-
-
-def _user(api: Api, dealer_id: int = 1001) -> dict[str, Any]:
-    return next(
-        u for u in api.creds["users"] if u["dealer_id"] == dealer_id and u["role"] == "dealer_admin"
-    )
-
-
-def _code(api: Api, client_id: str, redirect_uri: str = REDIRECT, **params: str) -> str:
-    response = api.client.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "login_hint": _user(api)["email"],
-            **params,
-        },
-        follow_redirects=False,
-    )
-    assert response.status_code == 302, response.text
-    query = parse_qs(urlsplit(response.headers["location"]).query)
-    assert "error" not in query, query
-    return query["code"][0]
 
 
 def _challenge(verifier: str) -> str:
@@ -419,7 +394,7 @@ def test_repeated_parameters_are_invalid_request(api: Api, case: str) -> None:
 
 
 def test_code_redeemed_by_another_client_is_invalid_grant(api: Api) -> None:
-    code = _code(api, api.partner["client_id"], scope="read:dealer")
+    code = api.code(api.partner["client_id"], scope="read:dealer")
     stolen = api.client.post(
         TOKEN,
         data={
@@ -457,7 +432,7 @@ def test_bad_code_verifiers_are_invalid_grant(
     pkce = {} if challenge is None else {"code_challenge": challenge}
     if challenge is not None:
         pkce["code_challenge_method"] = "S256"
-    code = _code(api, api.partner["client_id"], scope="read:dealer", **pkce)
+    code = api.code(api.partner["client_id"], scope="read:dealer", **pkce)
     form = {
         "grant_type": "authorization_code",
         "code": code,

@@ -9,18 +9,16 @@ import base64
 import hashlib
 import secrets
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Api, Settings
+from helpers import REDIRECT, Api, Settings
 from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec
 
-REDIRECT = "http://localhost:3000/callback"
 OTHER = ClientSpec(
     client_id="other-web",
     client_secret="other-web-secret-0123456789",
@@ -61,26 +59,6 @@ def _owner(api: Api) -> dict[str, str]:
     return _secret(api, api.partner["client_id"])
 
 
-def _email(api: Api, dealer_id: int) -> str:
-    return str(next(u["email"] for u in api.creds["users"] if u["dealer_id"] == dealer_id))
-
-
-def _code(api: Api, client_id: str, redirect_uri: str = REDIRECT, **params: str) -> str:
-    response = api.client.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": redirect_uri,
-            "login_hint": _email(api, 1001),
-            **params,
-        },
-        follow_redirects=False,
-    )
-    assert response.status_code == 302, response.text
-    return parse_qs(urlsplit(response.headers["location"]).query)["code"][0]
-
-
 def _exchange(api: Api, code: str, auth: dict[str, str], **extra: str) -> Any:
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
     return api.client.post("/oauth/token", data={**form, **auth, **extra})
@@ -89,7 +67,7 @@ def _exchange(api: Api, code: str, auth: dict[str, str], **extra: str) -> Any:
 def _user_tokens(api: Api, client_id: str | None = None, **params: str) -> dict[str, Any]:
     """Tokens from the authorization code flow (with a refresh token) for the seeded partner."""
     client_id = client_id or api.partner["client_id"]
-    code = _code(api, client_id, scope="offline_access read:dealer", **params)
+    code = api.code(client_id, scope="offline_access read:dealer", **params)
     response = _exchange(api, code, _secret(api, client_id))
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -172,8 +150,7 @@ def _challenge(verifier: str) -> str:
 
 
 def _spa_tokens(api: Api) -> dict[str, Any]:
-    code = _code(
-        api,
+    code = api.code(
         "spa-partner",
         "http://localhost:5173/cb",
         scope="offline_access read:dealer",
@@ -195,7 +172,7 @@ def _spa_tokens(api: Api) -> dict[str, Any]:
 
 
 def test_a_wrong_client_does_not_consume_the_code(api: Api) -> None:
-    code = _code(api, api.partner["client_id"], scope="read:dealer")
+    code = api.code(api.partner["client_id"], scope="read:dealer")
     for _ in range(2):  # the second try would be a "reuse" if the first had consumed it
         stolen = _exchange(api, code, _secret(api, "other-web"))
         assert stolen.json()["error"] == "invalid_grant"
@@ -205,8 +182,7 @@ def test_a_wrong_client_does_not_consume_the_code(api: Api) -> None:
 
 
 def test_a_wrong_verifier_does_not_consume_the_code(api: Api) -> None:
-    code = _code(
-        api,
+    code = api.code(
         "spa-partner",
         "http://localhost:5173/cb",
         scope="read:dealer",
@@ -236,7 +212,7 @@ def test_a_wrong_client_does_not_consume_the_refresh_token(api: Api) -> None:
 
 
 def test_a_dealer_apps_user_token_reaches_only_the_apps_dealer(api: Api) -> None:
-    code = _code(api, "dealer-web-1002", "http://localhost:4000/cb", scope="read:dealer")
+    code = api.code("dealer-web-1002", "http://localhost:4000/cb", scope="read:dealer")
     response = _exchange(
         api, code, _secret(api, "dealer-web-1002"), redirect_uri="http://localhost:4000/cb"
     )
@@ -247,7 +223,9 @@ def test_a_dealer_apps_user_token_reaches_only_the_apps_dealer(api: Api) -> None
 
 
 def test_a_platform_partners_user_token_reaches_only_connected_dealers(api: Api) -> None:
-    code = _code(api, api.partner["client_id"], scope="read:dealer", login_hint=_email(api, 1003))
+    code = api.code(
+        api.partner["client_id"], scope="read:dealer", login_hint=api.dealer_admin(1003)["email"]
+    )
     token = _exchange(api, code, _owner(api)).json()["access_token"]
     assert not _works(api, token, 1003)  # the user's dealer, not (yet) connected
     assert _works(api, token, 1001)  # connected to the partner: what its M2M token reaches
@@ -278,7 +256,7 @@ def test_login_hint_signs_in_off_loopback_only_when_the_setting_says(allowed: bo
                 "response_type": "code",
                 "client_id": api.partner["client_id"],
                 "redirect_uri": REDIRECT,
-                "login_hint": _email(api, 1001),
+                "login_hint": api.dealer_admin(1001)["email"],
             },
             follow_redirects=False,
         )

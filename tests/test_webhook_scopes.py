@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Settings, live_server
+from helpers import Settings
 from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
@@ -38,13 +38,6 @@ SETTINGS = Settings(
     ),
 )
 SITE = 10001  # a site of dealer 1001
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    rx = Receiver()
-    with live_server(rx.app) as url:
-        yield rx, url
 
 
 @pytest.fixture

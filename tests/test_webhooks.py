@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import Api, Settings, live_server
+from helpers import Api, Settings
 from receiver import Answer, Hanging, Receiver, wait_for
 from starlette.testclient import TestClient
 
@@ -19,13 +19,6 @@ from sandbox import VirtualClock, create_app
 from sandbox.webhooks import verify_signature
 
 START = 1_900_000_000.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    rx = Receiver()
-    with live_server(rx.app) as url:
-        yield rx, url
 
 
 @pytest.fixture

@@ -123,6 +123,12 @@ def _attempt() -> dict[str, Any]:
     )
 
 
+def _clock_move(summary: str, title: str, field: str) -> dict[str, Any]:
+    request = _required(named(title, _closed(**{field: SECONDS})), field)
+    operation = _op(summary, 200, CLOCK, request=request, headers=SANDBOX_TIME)
+    return {"post": {**operation, "description": STEPPING}}
+
+
 def paths() -> dict[str, Any]:
     emitted = named(
         "EmittedEvents",
@@ -227,30 +233,14 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/clock": {"get": _op("The sandbox clock", 200, CLOCK, headers=SANDBOX_TIME)},
-        "/_sandbox/clock/advance": {
-            "post": {
-                **_op(
-                    "Move the virtual clock forward, through every due retry and lifecycle step",
-                    200,
-                    CLOCK,
-                    request=_required(named("ClockAdvance", _closed(seconds=SECONDS)), "seconds"),
-                    headers=SANDBOX_TIME,
-                ),
-                "description": STEPPING,
-            }
-        },
-        "/_sandbox/clock/set": {
-            "post": {
-                **_op(
-                    "Move the virtual clock forward to a time, as advance does",
-                    200,
-                    CLOCK,
-                    request=_required(named("ClockSet", _closed(now=SECONDS)), "now"),
-                    headers=SANDBOX_TIME,
-                ),
-                "description": STEPPING,
-            }
-        },
+        "/_sandbox/clock/advance": _clock_move(
+            "Move the virtual clock forward, through every due retry and lifecycle step",
+            "ClockAdvance",
+            "seconds",
+        ),
+        "/_sandbox/clock/set": _clock_move(
+            "Move the virtual clock forward to a time, as advance does", "ClockSet", "now"
+        ),
         "/_sandbox/subscriptions": {
             "post": _op(
                 "Subscribe a URL to every dealer's events",
