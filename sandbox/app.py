@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.api import authorize, control, control_events, oauth, openapi, partner
+from sandbox.api import authorize, control, control_events, media, oauth, openapi, partner
 from sandbox.api.browser import BrowserGuard
 from sandbox.api.common import Services
 from sandbox.api.limits import Limits
@@ -31,6 +31,7 @@ from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World, subscriptions
+from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
 
 
@@ -81,6 +82,7 @@ def build_services(
         seed_world(world, settings.seed, settings.dealers, settings.sites_per_dealer)
         store.set_meta("seed", str(settings.seed))
     ensure_credentials(world, settings)
+    configure(store, settings.media_url_lifetime)
     keys = KeyRing(store, clock.now())
     policy = DestinationPolicy(
         allow_private=settings.allow_private_destinations, own_port=settings.port
@@ -120,6 +122,7 @@ def create_app(
             *authorize.routes,
             *control.routes,
             *control_events.routes,
+            *media.routes,
             *openapi.routes,
         ],
         middleware=[
@@ -141,6 +144,7 @@ def create_app(
         },
     )
     app.state.services = build_services(settings, store, clock)
+    app.state.media = Media(app.state.services.world.store, settings.seed)
     app.state.server_errors = []
     return app
 

@@ -70,6 +70,7 @@ class Settings:
     audience: str = "https://adc-m2m.chektdev.com/"
     extra_audiences: tuple[str, ...] = ()
     token_lifetime: int = 3600
+    media_url_lifetime: int = 3600  # seconds of sandbox time a signed media/tracking link works
     timestamp_style: str = "iso"
     error_style: str = "rfc"
     partner_claim: str = "https://api.chektdev.com/claims/partner"
@@ -162,6 +163,8 @@ class Settings:
             raise SettingsError(f"port {self.port} is out of range")
         if self.token_lifetime <= 0:
             raise SettingsError("token_lifetime must be a positive number of seconds")
+        if self.media_url_lifetime <= 0:
+            raise SettingsError("media_url_lifetime must be a positive number of seconds")
         if self.webhook_profile not in PROFILES:
             raise SettingsError(f"webhook_profile must be {one_of(PROFILES)}")
         if self.signature_variant not in SETTABLE_SIGNATURE_VARIANTS:
@@ -255,6 +258,7 @@ _INTS = {
     "port",
     "seed",
     "token_lifetime",
+    "media_url_lifetime",
     "idempotency_ttl",
     "dealers",
     "sites_per_dealer",

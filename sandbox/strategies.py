@@ -66,6 +66,7 @@ def event_data(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
             "zone_number": st.integers(1, 16).map(lambda z: f"{z:03d}"),
             "contact_id_code": st.sampled_from(sorted(set(catalog.CONTACT_ID_CODES.values()))),
             "snapshot_url": _url,
+            "clip_url": _url,
         }
     elif event_type == "alarm.acknowledged":
         fields = {

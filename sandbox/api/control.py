@@ -1,6 +1,7 @@
 """The sandbox control surface, ``/_sandbox``: what a test or a developer uses to inspect
 and drive the sandbox. On a loopback bind it is open; on any other bind every route needs
-the admin token."""
+the admin token, except the links webhooks carry (``/_sandbox/media``, ``/_sandbox/track``,
+in ``media.py``), which their own signed token authorizes."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from sandbox.errors import ValidationFailed
 from sandbox.store import Row
 from sandbox.vocabulary import RESOLUTIONS
-from sandbox.world import World
+from sandbox.world import World, media
 from sandbox.world.subscriptions import EVENT_TYPES
 
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -74,6 +74,13 @@ EXTERNAL_DEALER = {  # added at delivery, for the client that made the subscript
     "type": ["string", "null"],
     "description": "the dealer's id in the partner's records, on a partner's subscriptions",
 }
+_SIGNED = (
+    "; its access_token authorizes it (no other credential), for media_url_lifetime seconds "
+    "of sandbox time"
+)
+MEDIA_URL = {"type": "string", "description": "a JPEG frame" + _SIGNED}
+CLIP_URL = {"type": "string", "description": "an H.264 MP4 clip" + _SIGNED}
+TRACKING_URL = {"type": "string", "description": "the responder" + _SIGNED}
 STAMP = {"type": "string", "description": "a UTC time as the sandbox renders times"}
 
 
@@ -108,6 +115,39 @@ def _hex_id(name: str, prefix: str, bits: int) -> Datum:
     digits = bits // 4
     schema = {"type": "string", "pattern": f"^{prefix}[0-9a-f]{{{digits}}}$"}
     return Datum(name, schema, lambda s, d: f"{prefix}{s.rng.getrandbits(bits):0{digits}x}")
+
+
+def _camera(s: Scene) -> dict[str, Any]:
+    """What a frame of the scene's camera shows in its on-screen display."""
+    device = s.device or {}
+    return {
+        "alarm_id": s.alarm_id,
+        "site_id": s.site["site_id"],
+        "site": s.site["name"],
+        "device_id": device.get("device_id"),
+        "camera": device.get("name"),
+        "channel": device.get("zone_number"),
+        "at": round(s.world.now(), 3),
+    }
+
+
+def _media(s: Scene, media_id: str, extension: str) -> str:
+    claims = {**_camera(s), "kind": media.KINDS[extension], "id": media_id}
+    return media.link(s.world.store, s.base_url, claims, extension)
+
+
+def _tracking(s: Scene, d: dict[str, Any]) -> str:
+    claims = {
+        "kind": "track",
+        "id": s.alarm_id,
+        "alarm_id": s.alarm_id,
+        "site_id": s.site["site_id"],
+        "responder_id": d["responder_id"],
+        "responder_type": d["responder_type"],
+        "eta_seconds": d["eta_seconds"],
+        "at": round(s.world.now(), 3),
+    }
+    return media.link(s.world.store, s.base_url, claims, "")
 
 
 def _later_firmware(s: Scene, d: dict[str, Any]) -> str:
@@ -175,9 +215,8 @@ EVENTS: dict[str, EventKind] = {
                 one_of(tuple(sorted(set(CONTACT_ID_CODES.values()))), "ContactIdCode"),
                 lambda s, d: CONTACT_ID_CODES[d["trigger"]],
             ),
-            Datum(
-                "snapshot_url", TEXT, lambda s, d: f"{s.base_url}/_sandbox/media/{s.alarm_id}.jpg"
-            ),
+            Datum("snapshot_url", MEDIA_URL, lambda s, d: _media(s, s.alarm_id, "jpg")),
+            Datum("clip_url", CLIP_URL, lambda s, d: _media(s, s.alarm_id, "mp4")),
         ),
     ),
     "alarm.acknowledged": EventKind(
@@ -201,7 +240,7 @@ EVENTS: dict[str, EventKind] = {
                 {"type": "integer", "minimum": 0},
                 lambda s, d: s.rng.randrange(180, 1800, 30),
             ),
-            Datum("tracking_url", TEXT, lambda s, d: f"{s.base_url}/_sandbox/track/{s.alarm_id}"),
+            Datum("tracking_url", TRACKING_URL, _tracking),
         ),
     ),
     "alarm.resolved": EventKind(
@@ -242,11 +281,7 @@ EVENTS: dict[str, EventKind] = {
             *SITE_IDS,
             *DEVICE_IDS,
             ALARM_ID,
-            Datum(
-                "url",
-                TEXT,
-                lambda s, d: f"{s.base_url}/_sandbox/media/{d['snapshot_id']}.jpg",
-            ),
+            Datum("url", MEDIA_URL, lambda s, d: _media(s, d["snapshot_id"], "jpg")),
             _now("captured_at"),
         ),
     ),

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
-from sandbox.api.openapi import auth, control, partner
+from sandbox.api.openapi import auth, control, media, partner
 from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
 from sandbox.api.openapi.webhooks import webhooks
 from sandbox.auth.clients import PARTNER_SCOPES
@@ -99,7 +99,13 @@ THIS = {
 def document(issuer: str) -> dict[str, Any]:
     """Built once per issuer; callers must not change it."""
     base = issuer.rstrip("/")
-    paths = {**auth.paths(), **partner.paths(), **control.paths(), **copy.deepcopy(THIS)}
+    paths = {
+        **auth.paths(),
+        **partner.paths(),
+        **control.paths(),
+        **media.paths(),
+        **copy.deepcopy(THIS),
+    }
     _operation_ids(paths)
     _refusals(paths)
     scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
