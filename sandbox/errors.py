@@ -23,7 +23,6 @@ The HTTP side, each carrying CHeKT's error code and answered with the single env
     ├── Conflict                  409 conflict / idempotency_conflict
     ├── PayloadTooLarge           413 payload_too_large
     ├── HeadersTooLarge           431 request_header_fields_too_large
-    ├── UnsupportedMediaType      415 unsupported_media_type
     └── ValidationFailed          422 validation_failed (+ field)
     OAuthError                    RFC 6749 §5.2 body {"error", "error_description"}
 """
@@ -135,11 +134,6 @@ class PayloadTooLarge(ApiError):
 class HeadersTooLarge(ApiError):
     status = 431
     code = "request_header_fields_too_large"
-
-
-class UnsupportedMediaType(ApiError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 class ValidationFailed(ApiError):

@@ -114,6 +114,7 @@ def _storm(slow: float) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.latency
 def test_alarm_storm_reports_latency_and_catches_a_slow_service() -> None:
     report = _storm(0.0)
     assert report["passed"], report["details"]

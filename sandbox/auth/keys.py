@@ -40,8 +40,3 @@ def is_well_formed(key: str) -> bool:
         return False
     body, check = rest[:_BODY], rest[_BODY:]
     return secrets.compare_digest(_checksum(body), check)
-
-
-def redact(secret: str) -> str:
-    """Enough of a credential to recognise it in a log, never enough to use it."""
-    return secret[:14] + "…" if len(secret) > 14 else "…"
