@@ -217,7 +217,7 @@ class Guard:
                 kid = jwt.get_unverified_header(value).get("kid")
             except jwt.PyJWTError:
                 return False
-            return kid in {key["kid"] for key in self.keys.jwks(self.world.now())["keys"]}
+            return self.keys.publishes(str(kid), self.world.now())
         digest = hashlib.sha256(value.encode()).hexdigest()
         store = self.world.store
         return any(

@@ -128,13 +128,13 @@ class KeyRing:
     def jwks(self, now: float) -> dict[str, Any]:
         """The next and current keys, and every previous key that may have signed a token
         that has not expired yet."""
-        return {
-            "keys": [
-                key.jwk()
-                for key in self._keys.values()
-                if key.status != "previous" or self._published_until(key.kid) > now
-            ]
-        }
+        return {"keys": [key.jwk() for key in self._keys.values() if self.publishes(key.kid, now)]}
+
+    def publishes(self, kid: str, now: float) -> bool:
+        """Whether the JWKS lists ``kid`` now (without building it: the journal asks this of
+        every bearer token it records)."""
+        key = self._keys.get(kid)
+        return key is not None and (key.status != "previous" or self._published_until(kid) > now)
 
     def sign(self, claims: dict[str, Any]) -> str:
         key = self.current
