@@ -12,9 +12,19 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from sandbox.api import authorize, control, control_events, media, oauth, openapi, partner
+from sandbox.api import (
+    apps,
+    authorize,
+    control,
+    control_events,
+    control_record,
+    media,
+    oauth,
+    openapi,
+    partner,
+)
 from sandbox.api.browser import BrowserGuard
-from sandbox.api.common import Services
+from sandbox.api.common import Services, request_id
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
 from sandbox.api.openapi import document
@@ -35,13 +45,9 @@ from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
 
 
-def _request_id(request: Request) -> str:
-    return str(getattr(request.state, "request_id", "req_unknown"))
-
-
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(_request_id(request)), exc.status, headers=exc.headers)
+    return JSONResponse(exc.body(request_id(request)), exc.status, headers=exc.headers)
 
 
 async def _oauth_error(request: Request, exc: Exception) -> Response:
@@ -77,7 +83,8 @@ def build_services(
 ) -> Services:
     store = store or Store(settings.db)
     clock = clock or make_clock(settings.clock)
-    world = World(store, clock, settings.timestamp_style)
+    base_url = (settings.issuer or settings.origin).rstrip("/")
+    world = World(store, clock, settings.timestamp_style, base_url)
     if store.get_meta("seed") != str(settings.seed):
         seed_world(world, settings.seed, settings.dealers, settings.sites_per_dealer)
         store.set_meta("seed", str(settings.seed))
@@ -118,10 +125,12 @@ def create_app(
         # the Partner API first: it is the hot path, and routes are matched in order
         routes=[
             *partner.routes,
+            *apps.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,
             *control_events.routes,
+            *control_record.routes,
             *media.routes,
             *openapi.routes,
         ],

@@ -21,8 +21,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from sandbox.vocabulary import RESOLUTIONS
-from sandbox.webhooks import catalog
 from sandbox.webhooks.signing import sign
+from sandbox.world import arming, catalog
 from sandbox.world.subscriptions import EVENT_TYPES
 
 __all__ = ["deliveries", "envelopes", "event_data", "event_types"]
@@ -131,7 +131,7 @@ def event_data(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
             "captured_at": _stamp,
         }
     else:
-        states = catalog.ARMED_STATES if event_type == "site.armed" else ("disarmed",)
+        states = arming.ARMED_STATES if event_type == "site.armed" else ("disarmed",)
         fields = {
             **_site_ids(False),
             "state": st.sampled_from(states),

@@ -22,7 +22,8 @@ from surrogates import planted, string_paths, with_lone_surrogate
 
 from sandbox import VirtualClock, create_app
 from sandbox.jsontext import MAX_DEPTH
-from sandbox.webhooks import outbox, verify_signature
+from sandbox.webhooks import verify_signature
+from sandbox.world import events
 
 # connecting a dealer needs a dealer admin's user token, checked before the body is read
 REFUSED_BEFORE_THE_BODY = {("put", "/partner/v1/dealers/connect")}
@@ -241,7 +242,7 @@ def test_a_surrogate_in_stored_event_data_is_sent_as_u_fffd_and_delivery_goes_on
         secret = created.json()["secret"]
         world = app.state.services.world
         with world.store.transaction():
-            outbox.record_event(world, "site.armed", {"site_name": "Porch \ud800", "site_id": 1})
+            events.off_record(world, "site.armed", {"site_name": "Porch \ud800", "site_id": 1})
         app.state.services.dispatcher.wake()
         after = client.post("/_sandbox/events", json={"type": "site.disarmed"})
         assert after.status_code == 202

@@ -11,7 +11,8 @@ from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import create_app
-from sandbox.webhooks import outbox
+from sandbox.world import record
+from sandbox.world.audit import SANDBOX
 
 SITES = "/partner/v1/dealers/1001/sites"
 
@@ -31,5 +32,5 @@ def test_an_event_recorded_in_process_is_delivered_without_a_wake_call() -> None
         assert created.status_code == 201, created.text
         world = client.app.state.services.world  # type: ignore[attr-defined]
         with world.store.transaction():
-            outbox.emit(world, random.Random(1), "site.armed", {}, "http://127.0.0.1")
+            record.emit(world, random.Random(1), "site.armed", {}, actor=SANDBOX)
         wait_for(lambda: receiver.at("/hook"), timeout=5)

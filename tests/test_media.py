@@ -156,6 +156,8 @@ def test_a_missing_forged_or_borrowed_token_is_refused(
 def test_the_tracking_link_follows_the_responder(
     sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
 ) -> None:
+    for step in ("alarm.created", "alarm.acknowledged"):  # an alarm that can be dispatched
+        assert sandbox.post("/_sandbox/events", json={"type": step}).status_code == 202
     data = delivered(sandbox, receiver, "/track", type="alarm.dispatched")
     response = sandbox.get(local(data["tracking_url"]))
     assert response.status_code == 200, response.text

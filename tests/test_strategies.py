@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sandbox.clock import SystemClock
 from sandbox.store import Store
 from sandbox.strategies import deliveries, envelopes, event_data
-from sandbox.webhooks import catalog, verify_signature
-from sandbox.world import World
+from sandbox.webhooks import verify_signature
+from sandbox.world import World, catalog
 from sandbox.world.seed import seed_world
 from sandbox.world.subscriptions import EVENT_TYPES
 

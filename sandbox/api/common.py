@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import jsontext
-from sandbox.auth.guard import Guard
+from sandbox.auth.guard import Guard, Principal
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.tokens import KeyRing
 from sandbox.errors import (
@@ -25,6 +25,7 @@ from sandbox.recorder import Recorder
 from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
+from sandbox.world.audit import Actor
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,6 +58,18 @@ class Services:
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "req_unknown"))
+
+
+def actor_of(request: Request, principal: Principal, surface: str) -> Actor:
+    """Who is acting, for the audit log: the signed-in user, an app's key or a client."""
+    if principal.user_id is not None:
+        return Actor("user", principal.user_id, surface, principal.client_id, request_id(request))
+    kind = "app" if principal.tier == "api_key" else "client"
+    return Actor(kind, principal.client_id, surface, None, request_id(request))
 
 
 def issuer_of(request: Request) -> str:

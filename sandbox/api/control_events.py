@@ -12,14 +12,23 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.api.common import check_destination, no_content, read_json, reply, route, services
+from sandbox.api.common import (
+    check_destination,
+    no_content,
+    read_json,
+    reply,
+    request_id,
+    route,
+    services,
+)
 from sandbox.api.control import admin
 from sandbox.clock import VirtualClock
 from sandbox.errors import BadRequest, NotFound, PermissionDenied, ValidationFailed
 from sandbox.redaction import Scrub, may_hold_secret
 from sandbox.vocabulary import RESOLUTIONS, one_of
-from sandbox.webhooks import catalog, outbox
-from sandbox.world import subscriptions
+from sandbox.webhooks import outbox
+from sandbox.world import catalog, record, subscriptions
+from sandbox.world.audit import Actor
 from sandbox.world.fields import validate
 from sandbox.world.subscriptions import EVENT_TYPES
 
@@ -119,8 +128,14 @@ def _rng(body: dict[str, Any]) -> random.Random:
     return random.Random(seed)
 
 
+def _actor(request: Request) -> Actor:
+    return Actor("sandbox", "sandbox", "control", "the sandbox's control API", request_id(request))
+
+
 async def emit_events(request: Request) -> Response:
-    """One event (``type`` + ``data``), a lifecycle, or N random events at a rate."""
+    """One event (``type`` + ``data``), a lifecycle, or N random events at a rate. Each is a
+    happening in the record (refused with a 4xx when the record does not allow it), unless
+    ``adversarial`` asks for the payload alone."""
     admin(request)
     s = services(request)
     body = await read_json(request)
@@ -129,40 +144,60 @@ async def emit_events(request: Request) -> Response:
     modes = [key for key in ("type", "lifecycle", "random") if key in body]
     if len(modes) != 1:
         raise ValidationFailed("type", 'send exactly one of "type", "lifecycle" or "random"')
-    known = {"type", "data", "lifecycle", "variant", "random", "rate", "seed", "types", "repeat"}
     for key in body:
-        if key not in known:
+        if key not in EMIT_FIELDS:
             raise ValidationFailed(key, f"unknown field {key!r}")
     data = body.get("data") or {}
     if not isinstance(data, dict):
         raise ValidationFailed("data", "data must be an object of field overrides")
+    adversarial = body.get("adversarial", False)
+    if not isinstance(adversarial, bool) or (adversarial and "type" not in body):
+        raise ValidationFailed("adversarial", "adversarial is a boolean, for one event type")
     rng = _rng(body)
-    world, base = s.world, s.base_url
+    world, actor = s.world, _actor(request)
     with world.store.transaction():
         if "type" in body:
             if not isinstance(body["type"], str):
                 raise ValidationFailed("type", "type must be an event type name")
-            _check_data(world, base, body["type"], data)
-            event_ids = _repeat(body, rng, world, base, data)
+            _check_data(world, body["type"], data)
+            event_ids = _repeat(body, rng, world, data, actor, adversarial)
         elif "lifecycle" in body:
             if body["lifecycle"] != "alarm":
                 raise ValidationFailed("lifecycle", 'the only lifecycle is "alarm"')
             variant = body.get("variant", "handled")
             if variant not in RESOLUTIONS:
                 raise ValidationFailed("variant", f"variant must be {one_of(RESOLUTIONS)}")
-            _check_data(world, base, "alarm.created", data)
-            event_ids = outbox.emit_lifecycle(world, rng, data, base, variant)
+            _check_data(world, "alarm.created", data)
+            event_ids = record.lifecycle(world, rng, data, variant, actor)
         else:
-            event_ids = _random(body, rng, world, base)
+            event_ids = _random(body, rng, world, actor)
     return reply({"event_ids": event_ids, "events": outbox.summaries(world, event_ids)}, 202)
 
 
-def _check_data(world: Any, base: str, event_type: str, data: dict[str, Any]) -> None:
+EMIT_FIELDS = {
+    "type",
+    "data",
+    "lifecycle",
+    "variant",
+    "random",
+    "rate",
+    "seed",
+    "types",
+    "repeat",
+    "adversarial",
+}
+
+
+def _check_data(world: Any, event_type: str, data: dict[str, Any]) -> None:
     """Overrides must name fields the event has: a typo (``sight_id``) would otherwise be
     ignored and the event fire at a random site."""
     if not data:
         return
-    known = set(catalog.build(world, random.Random(0), event_type, {}, base))
+    if event_type not in catalog.EVENTS:
+        raise ValidationFailed(
+            "type", f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
+        )
+    known = {f.name for f in catalog.EVENTS[event_type].fields}
     for key in data:
         if key not in known:
             nearest = difflib.get_close_matches(key, sorted(known), n=1)
@@ -183,7 +218,12 @@ def _rate(body: dict[str, Any]) -> float | None:
 
 
 def _repeat(
-    body: dict[str, Any], rng: random.Random, world: Any, base: str, data: dict[str, Any]
+    body: dict[str, Any],
+    rng: random.Random,
+    world: Any,
+    data: dict[str, Any],
+    actor: Actor,
+    adversarial: bool,
 ) -> list[str]:
     """One event type, ``repeat`` times, ``rate`` per second on the clock."""
     count = body.get("repeat", 1)
@@ -192,23 +232,33 @@ def _repeat(
     rate = _rate(body)
     start = world.now()
     return [
-        outbox.emit(world, rng, body["type"], data, base, at=start + (i / rate if rate else 0))
+        record.emit(
+            world,
+            rng,
+            body["type"],
+            data,
+            actor=actor,
+            at=start + (i / rate if rate else 0),
+            adversarial=adversarial,
+        )
         for i in range(count)
     ]
 
 
-def _random(body: dict[str, Any], rng: random.Random, world: Any, base: str) -> list[str]:
+def _random(body: dict[str, Any], rng: random.Random, world: Any, actor: Actor) -> list[str]:
     count = body["random"]
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RANDOM:
         raise ValidationFailed("random", f"random must be an integer from 1 to {MAX_RANDOM}")
     rate = _rate(body)
     types = body.get("types") or list(EVENT_TYPES)
-    if not isinstance(types, list) or any(t not in EVENT_TYPES for t in types):
+    if not isinstance(types, list) or not types or any(t not in EVENT_TYPES for t in types):
         raise ValidationFailed("types", f"types must be a list drawn from {', '.join(EVENT_TYPES)}")
     start = world.now()
     return [
-        outbox.emit(world, rng, rng.choice(types), {}, base, at=start + (i / rate if rate else 0))
-        for i in range(count)
+        record.emit(
+            world, rng, event_type, overrides, actor=actor, at=start + (i / rate if rate else 0)
+        )
+        for i, (event_type, overrides) in enumerate(record.plan_random(world, rng, count, types))
     ]
 
 

@@ -7,9 +7,8 @@ domain so out-of-reach dealers answer exactly like absent ones.
 
 from __future__ import annotations
 
-import hashlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -18,8 +17,8 @@ from starlette.routing import Route
 
 from sandbox.api.common import (
     Handler,
+    actor_of,
     check_destination,
-    issuer_of,
     no_content,
     path_id,
     query_lists,
@@ -28,63 +27,23 @@ from sandbox.api.common import (
     route,
     services,
 )
+from sandbox.api.guarded import endpoint
 from sandbox.auth.guard import Principal
-from sandbox.errors import BadRequest, Conflict, PermissionDenied, ValidationFailed
-from sandbox.webhooks import catalog, outbox
-from sandbox.world import World, dealers, devices, idempotency, resources, sites, subscriptions
+from sandbox.errors import Conflict, PermissionDenied, ValidationFailed
+from sandbox.world import (
+    World,
+    catalog,
+    dealers,
+    devices,
+    events,
+    record,
+    resources,
+    sites,
+    subscriptions,
+)
 from sandbox.world.fields import EXTERNAL_ID, validate
 from sandbox.world.listing import parse_list_query, project
 from sandbox.world.resources import CONTACT, DEVICE, SITE, STATION, Resource
-
-Impl = Callable[[Request, Principal], Awaitable[Response]]
-_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def endpoint(scope: str | None) -> Callable[[Impl], Handler]:
-    def wrap(impl: Impl) -> Handler:
-        async def handler(request: Request) -> Response:
-            if "access_token" in request.query_params:
-                raise BadRequest(
-                    "send the token only in the Authorization header, never in the query string "
-                    "(RFC 6750 §2.3 is not supported)",
-                    code="invalid_request",
-                    headers={"WWW-Authenticate": 'Bearer realm="chekt", error="invalid_request"'},
-                )
-            principal = services(request).guard.authenticate(
-                request.headers.get("authorization"), lambda: issuer_of(request)
-            )
-            request.state.principal = principal
-            if scope is not None:
-                principal.require(scope)
-            key = request.headers.get("idempotency-key")
-            if key is None or request.method not in _WRITES:
-                return await impl(request, principal)
-            return await _idempotent(request, principal, key, impl)
-
-        return handler
-
-    return wrap
-
-
-async def _idempotent(request: Request, principal: Principal, key: str, impl: Impl) -> Response:
-    world = services(request).world
-    raw = await request.body()
-    fingerprint = hashlib.sha256(request.url.query.encode() + b"\0" + raw).hexdigest()
-    where = (principal.client_id, request.method, request.url.path, key)
-    replay = idempotency.begin(
-        world, *where, fingerprint, services(request).settings.idempotency_ttl
-    )
-    if replay is not None:
-        status, body = replay
-        media = "application/json" if body else None
-        return Response(body, status, {"Idempotent-Replayed": "true"}, media_type=media)
-    try:
-        response = await impl(request, principal)
-    except BaseException:
-        idempotency.abandon(world, *where)
-        raise
-    idempotency.finish(world, *where, response.status_code, bytes(response.body))
-    return response
 
 
 def _world(request: Request) -> World:
@@ -285,12 +244,11 @@ async def create_devices(request: Request, principal: Principal) -> Response:
     site_id = _site(request, principal)
     s = services(request)
     report = devices.create_many(s.world, site_id, await read_json(request))
-    rng = random.Random()
+    rng, actor = random.Random(), actor_of(request, principal, "partner")
     for result in report["results"]:
         if result["is_successful"]:
             overrides = {"site_id": site_id, "device_id": result["device_id"]}
-            data = catalog.build(s.world, rng, "device.online", overrides, s.base_url)
-            outbox.record_event(s.world, "device.online", data)
+            record.emit(s.world, rng, "device.online", overrides, actor=actor)
     return reply(report, 201)
 
 
@@ -403,7 +361,7 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
     data = catalog.build(
         s.world, random.Random(), "alarm.created", {"test": True, "site_id": site_id}, s.base_url
     )
-    event_id = outbox.record_event(s.world, "alarm.created", data, target_webhook_id=webhook_id)
+    event_id = events.off_record(s.world, "alarm.created", data, target_webhook_id=webhook_id)
     return reply({"event_id": event_id, "webhook_id": webhook_id}, 202)
 
 

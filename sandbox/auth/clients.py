@@ -31,6 +31,16 @@ PARTNER_SCOPES = (
     "update:dealer",
     *(f"{verb}:{noun}" for noun in RESOURCES for verb in ("create", "read", "update", "delete")),
 )
+# the CHeKT Apps API's scopes (resource:verb), which gate /v1 and the webhooks an app hears
+APPS_SCOPES = (
+    "devices:read",
+    "devices:write",
+    "events:read",
+    "events:write",
+    "alarms:write",
+    "snapshots:read",
+    "sites:read",
+)
 SEEDED_PARTNER = "sandbox-platform-partner"
 DEV_REDIRECTS = ("http://localhost:3000/callback", "http://127.0.0.1:3000/callback")
 
@@ -299,6 +309,34 @@ def _describe(world: World, row: Row) -> dict[str, Any]:
 
 
 API_KEY_GRACE = 24 * 3600
+
+
+def create_app_key(
+    world: World, dealer_id: int, scopes: tuple[str, ...], name: str
+) -> dict[str, Any]:
+    """An app of its own with one key: the Apps scopes, the Partner API's, or a mix, so a
+    test can hold a narrow key (``events:read`` alone) and see what it may not do."""
+    unknown = ", ".join(s for s in scopes if s not in (*APPS_SCOPES, *PARTNER_SCOPES))
+    if unknown or not scopes:
+        raise SettingsError(
+            f"scopes must name some of {', '.join(APPS_SCOPES)} (Apps API) or "
+            f"{', '.join(PARTNER_SCOPES)} (Partner API); unknown: {unknown or 'none given'}"
+        )
+    _check_dealer(world, dealer_id, "dealer_id")
+    client_id = "app-" + secrets.token_hex(6)
+    key = new_api_key()
+    with world.store.transaction():
+        _save_client(
+            world, Client(client_id, None, "dealer_app", name, scopes, dealer_id), "control"
+        )
+        _save_key(world, key, client_id, dealer_id, scopes, name, "control")
+    return {
+        "key": key,
+        "dealer_id": dealer_id,
+        "scopes": list(scopes),
+        "name": name,
+        "client_id": client_id,
+    }
 
 
 def rotate_api_key(world: World, key: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sandbox.store.schema import ADDED_COLUMNS, SCHEMA, VIEWS, WORLD_TABLES
+from sandbox.store.schema import ADDED_COLUMNS, INDEXES, SCHEMA, VIEWS, WORLD_TABLES
 
 Row = dict[str, Any]
 Params = Sequence[Any] | dict[str, Any]
@@ -66,6 +66,7 @@ class Store:
             columns = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        self._conn.executescript(INDEXES)
 
     def close(self) -> None:
         """Close the connection (again is a no-op)."""
@@ -74,10 +75,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """Atomic: all or nothing. Nested, a savepoint: an inner failure that the caller
+        catches undoes only the inner writes."""
         with self._lock:
             outermost = self._depth == 0
-            if outermost:
-                self._conn.execute("BEGIN IMMEDIATE")
+            savepoint = f"sp{self._depth}"
+            self._conn.execute("BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield
@@ -85,11 +88,13 @@ class Store:
                 self._depth -= 1
                 if outermost:
                     self._conn.execute("ROLLBACK")
-                    self._version += 1  # reads cached inside the transaction are void
+                else:
+                    self._conn.execute(f"ROLLBACK TO {savepoint}")
+                    self._conn.execute(f"RELEASE {savepoint}")
+                self._version += 1  # reads cached inside the transaction are void
                 raise
             self._depth -= 1
-            if outermost:
-                self._conn.execute("COMMIT")
+            self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
 
     def watch(
         self, tables: Iterable[str], listener: Listener, verbs: Iterable[str] = ("*",)

@@ -4,6 +4,11 @@ tables survive it."""
 WORLD_TABLES = (
     "attempts",
     "deliveries",
+    "audit",
+    "annotations",
+    "snapshots",
+    "arming",
+    "alarms",
     "events",
     "idempotency",
     "webhooks",
@@ -175,6 +180,12 @@ CREATE TABLE IF NOT EXISTS devices (
     serial_number TEXT,
     channels INTEGER,
     created_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'online',      -- online | offline
+    last_seen REAL,
+    firmware_version TEXT,
+    labels TEXT NOT NULL DEFAULT '[]',         -- JSON array of strings (the Apps API's)
+    group_name TEXT,
+    configuration TEXT NOT NULL DEFAULT '{}',  -- JSON object (the Apps API's)
     UNIQUE (site_id, external_device_id)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -184,9 +195,89 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,            -- JSON object
     created_at REAL NOT NULL,      -- when it happens (future for scheduled lifecycle steps)
     target_webhook_id TEXT,        -- set for a subscription's test event: only it receives it
-    emitted INTEGER NOT NULL DEFAULT 0
+    emitted INTEGER NOT NULL DEFAULT 0,
+    -- scheduled: applied to the record when due | happened: in the record (seq set) |
+    -- void: refused by the record when due | off_record: a test ping or adversarial delivery
+    status TEXT NOT NULL DEFAULT 'off_record',
+    seq INTEGER,                   -- the numeric event id, in the order things happened
+    actor TEXT                     -- JSON: who made it happen (for the audit log)
 );
 CREATE INDEX IF NOT EXISTS events_due ON events (emitted, created_at);
+CREATE TABLE IF NOT EXISTS alarms (
+    alarm_id TEXT PRIMARY KEY,     -- A-10293
+    number INTEGER NOT NULL UNIQUE,
+    dealer_id INTEGER NOT NULL,
+    site_id INTEGER NOT NULL,
+    external_site_id TEXT,
+    device_id INTEGER,
+    external_device_id TEXT,
+    zone_number TEXT,
+    priority TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    location TEXT,
+    contact_id_code INTEGER,
+    state TEXT NOT NULL,           -- created | acknowledged | escalated | dispatched | resolved
+    snapshot_id TEXT,
+    snapshot_url TEXT,             -- the link the alarm.created webhook carried
+    clip_url TEXT,
+    operator_id TEXT,
+    reason TEXT,
+    escalation_reason TEXT,
+    responder TEXT,                -- JSON {responder_id, responder_type, eta_seconds, tracking_url}
+    resolution TEXT,
+    notes TEXT,
+    created_at REAL NOT NULL,
+    acknowledged_at REAL,
+    escalated_at REAL,
+    dispatched_at REAL,
+    resolved_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alarms_by_dealer ON alarms (dealer_id, created_at);
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id TEXT NOT NULL REFERENCES alarms(alarm_id) ON DELETE CASCADE,
+    source TEXT NOT NULL,
+    verdict TEXT NOT NULL,         -- intruder | false-positive | uncertain
+    confidence REAL,
+    note TEXT,
+    author TEXT NOT NULL,          -- the app or operator that wrote it
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id TEXT PRIMARY KEY,  -- snap_...
+    dealer_id INTEGER NOT NULL,
+    site_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    alarm_id TEXT,
+    url TEXT,                      -- the link the webhook carried, if any
+    claims TEXT NOT NULL,          -- JSON: what the frame shows (renders the same bytes)
+    captured_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_device ON snapshots (device_id, captured_at);
+CREATE TABLE IF NOT EXISTS arming (
+    site_id INTEGER NOT NULL REFERENCES sites(site_id) ON DELETE CASCADE,
+    partition INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,     -- disarmed | armed_away | armed_stay | armed_night | armed_custom
+    user_id TEXT,
+    source TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (site_id, partition)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    dealer_id INTEGER,
+    actor_kind TEXT NOT NULL,      -- app | client | user | operator | sandbox | device
+    actor_id TEXT NOT NULL,
+    actor_name TEXT,
+    surface TEXT NOT NULL,         -- v1 | partner | control | schedule | seed
+    action TEXT NOT NULL,          -- the event type, or a verb such as alarm.annotated
+    target TEXT NOT NULL,          -- alarm A-10293, device 100002, site 10001 ...
+    event_id TEXT,
+    request_id TEXT
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id TEXT PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -241,7 +332,23 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 # columns added after a release, added to older database files when they are opened
-ADDED_COLUMNS = (("webhooks", "scopes", "TEXT"),)
+ADDED_COLUMNS = (
+    ("webhooks", "scopes", "TEXT"),
+    ("events", "status", "TEXT NOT NULL DEFAULT 'off_record'"),
+    ("events", "seq", "INTEGER"),
+    ("events", "actor", "TEXT"),
+    ("devices", "status", "TEXT NOT NULL DEFAULT 'online'"),
+    ("devices", "last_seen", "REAL"),
+    ("devices", "firmware_version", "TEXT"),
+    ("devices", "labels", "TEXT NOT NULL DEFAULT '[]'"),
+    ("devices", "group_name", "TEXT"),
+    ("devices", "configuration", "TEXT NOT NULL DEFAULT '{}'"),
+)
+# indexes on added columns: made once the columns exist
+INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_seq ON events (seq);
+CREATE INDEX IF NOT EXISTS events_by_dealer ON events (dealer_id, seq);
+"""
 
 VIEWS = """
 CREATE VIEW IF NOT EXISTS site_view AS

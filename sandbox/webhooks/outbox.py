@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sandbox.store import Row
-from sandbox.webhooks import catalog
 from sandbox.webhooks.profiles import render
-from sandbox.world import World, subscriptions
+from sandbox.world import World, events, subscriptions
 
 # what the delivery journal can be filtered by
 ATTEMPT_FILTERS = frozenset({"event_id", "webhook_id", "outcome", "delivery_id"})
@@ -27,68 +26,6 @@ RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
 MAX_ATTEMPTS = 8
 WINDOW = 24 * 3600
 JITTER = 0.10
-
-
-def new_event_id() -> str:
-    return "evt_" + secrets.token_hex(8)
-
-
-def record_event(
-    world: World,
-    event_type: str,
-    data: dict[str, Any],
-    at: float | None = None,
-    target_webhook_id: str | None = None,
-) -> str:
-    event_id = new_event_id()
-    world.store.insert(
-        "events",
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "dealer_id": data.get("dealer_id"),
-            "data": json.dumps(data),
-            "created_at": world.now() if at is None else at,
-            "target_webhook_id": target_webhook_id,
-        },
-    )
-    return event_id
-
-
-def emit(
-    world: World,
-    rng: random.Random,
-    event_type: str,
-    overrides: dict[str, Any],
-    base_url: str,
-    at: float | None = None,
-) -> str:
-    return record_event(
-        world, event_type, catalog.build(world, rng, event_type, overrides, base_url), at
-    )
-
-
-def emit_lifecycle(
-    world: World,
-    rng: random.Random,
-    overrides: dict[str, Any],
-    base_url: str,
-    variant: str = "handled",
-) -> list[str]:
-    """created -> acknowledged (~40 s) -> dispatched (~90 s) -> resolved (~6 min), on the clock.
-
-    ``false-positive`` skips the dispatch; ``escalated`` resolves as escalated."""
-    start = world.now()
-    created = catalog.build(world, rng, "alarm.created", overrides, base_url)
-    shared = {"alarm_id": created["alarm_id"], "site_id": created["site_id"]}
-    ids = [record_event(world, "alarm.created", created, start)]
-    for event_type, offset in catalog.LIFECYCLE:
-        if event_type == "alarm.dispatched" and variant == "false-positive":
-            continue
-        extra = {"resolution": variant} if event_type == "alarm.resolved" else {}
-        data = catalog.build(world, rng, event_type, {**shared, **extra}, base_url)
-        ids.append(record_event(world, event_type, data, start + offset))
-    return ids
 
 
 def _subscriptions(world: World, event: Row) -> list[Row]:
@@ -195,6 +132,8 @@ def emit_due(world: World, rng: random.Random | None = None, reorder_window: flo
             (now,),
         )
         for event in due:
+            if not events.apply_due(world, event):
+                continue  # the record refused it when its time came: void
             world.store.execute(
                 "UPDATE events SET emitted = 1 WHERE event_id = ?", (event["event_id"],)
             )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox import jsontext
-from sandbox.webhooks.catalog import INTEGER, MAYBE_TEXT, TEXT, data_schema, one_of
+from sandbox.world.catalog import INTEGER, MAYBE_TEXT, TEXT, data_schema, one_of
 from sandbox.world.subscriptions import EVENT_TYPES
 
 LEGACY_TYPES = {

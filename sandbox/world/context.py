@@ -13,6 +13,7 @@ class World:
     store: Store
     clock: Clock
     timestamp_style: str = "iso"
+    base_url: str = "http://127.0.0.1:8765"  # where links in payloads and records point
 
     def now(self) -> float:
         return self.clock.now()

@@ -109,7 +109,7 @@ def _filter(clause: str, columns: Mapping[str, type]) -> tuple[str, str, Any]:
     if op == "like":
         value = raw.replace("*", "%")
     elif columns[name] is float:
-        value = _timestamp(raw)
+        value = parse_timestamp(raw, "filter")
     elif columns[name] is int:
         if not _INTEGER.fullmatch(raw):
             raise ValidationFailed("filter", f"{name} compares with integers, not {raw!r}")
@@ -117,11 +117,11 @@ def _filter(clause: str, columns: Mapping[str, type]) -> tuple[str, str, Any]:
     return name, _OPERATORS[op], value
 
 
-def _timestamp(raw: str) -> float:
+def parse_timestamp(raw: str, name: str) -> float:
     try:
         moment = datetime.fromisoformat(raw.replace(" ", "T"))
     except ValueError:
-        raise ValidationFailed("filter", f"{raw!r} is not an ISO-8601 timestamp") from None
+        raise ValidationFailed(name, f"{raw!r} is not an ISO-8601 timestamp") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

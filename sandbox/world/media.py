@@ -56,12 +56,12 @@ class LinkExpired(PermissionDenied):
     code = "link_expired"
 
 
-def configure(store: Store, lifetime: int) -> None:
+def configure(store: Store, seconds: int) -> None:
     """Give the store a signing key (once: links survive a restart of a file store) and the
     links' lifetime, which the catalogue reads when it signs."""
     if store.get_meta(_HMAC_META) is None:
         store.set_meta(_HMAC_META, secrets.token_hex(32))
-    store.set_meta(_LIFETIME_KEY, str(lifetime))
+    store.set_meta(_LIFETIME_KEY, str(seconds))
 
 
 def secret(store: Store) -> bytes:
@@ -87,13 +87,37 @@ def sign(secret: bytes, claims: Mapping[str, Any]) -> str:
     return f"{body}.{_b64(mac)}"
 
 
-def link(store: Store, base_url: str, claims: Mapping[str, Any], extension: str) -> str:
+def tracking_claims(alarm_id: str, site_id: int, responder: Mapping[str, Any], at: float) -> Claims:
+    """What a tracking link shows: a responder on the way to an alarm's site since ``at``."""
+    return {
+        "kind": "track",
+        "id": alarm_id,
+        "alarm_id": alarm_id,
+        "site_id": site_id,
+        "responder_id": responder["responder_id"],
+        "responder_type": responder["responder_type"],
+        "eta_seconds": responder["eta_seconds"],
+        "at": round(at, 3),
+    }
+
+
+def lifetime(store: Store) -> float:
+    return float(store.get_meta(_LIFETIME_KEY) or DEFAULT_LIFETIME)
+
+
+def link(
+    store: Store,
+    base_url: str,
+    claims: Mapping[str, Any],
+    extension: str,
+    issued: float | None = None,
+) -> str:
     """A signed URL for the claims, expiring ``media_url_lifetime`` seconds of sandbox time
     after what it shows: the capture (``at``), or a responder's arrival (``eta_seconds``
-    later); ``extension`` picks the route (jpg, mp4, or empty for the tracking page)."""
-    lifetime = float(store.get_meta(_LIFETIME_KEY) or DEFAULT_LIFETIME)
-    ends = claims["at"] + claims.get("eta_seconds", 0)
-    token = sign(secret(store), {**claims, "exp": round(ends + lifetime, 3)})
+    later), or after ``issued`` when the record hands out a new link to older media;
+    ``extension`` picks the route (jpg, mp4, or empty for the tracking page)."""
+    ends = max(claims["at"] + claims.get("eta_seconds", 0), issued or 0.0)
+    token = sign(secret(store), {**claims, "exp": round(ends + lifetime(store), 3)})
     name = quote(str(claims["id"]), safe="")
     path = f"media/{name}.{extension}" if extension else f"track/{name}"
     return f"{base_url}/_sandbox/{path}?access_token={token}"
@@ -121,6 +145,24 @@ def verify(key: bytes, token: str | None, name: str, kind: str, now: float) -> C
             f"this link expired at {_iso(claims['exp'])} on the sandbox clock; "
             "links last media_url_lifetime seconds: take a fresh one from a newer event"
         )
+    return claims
+
+
+def claims_in(store: Store, url: str | None) -> Claims | None:
+    """What a link this sandbox signed shows (its claims without the expiry), or None for
+    any other URL."""
+    token = (url or "").partition("access_token=")[2]
+    body, _, mac = token.partition(".")
+    try:
+        expected = hmac.new(secret(store), body.encode("ascii"), hashlib.sha256).digest()
+        if not hmac.compare_digest(_unb64(mac), expected):
+            return None
+        claims = json.loads(_unb64(body))
+    except (ValueError, UnicodeError):
+        return None
+    if not isinstance(claims, dict):
+        return None
+    claims.pop("exp", None)
     return claims
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from faker import Faker
 
 from sandbox.world.context import World
+from sandbox.world.history import seed_history
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 TIMEZONES = (
@@ -199,8 +200,12 @@ class _Seeder:
         )
 
 
+HISTORY_START = EPOCH + 20 * 86400  # the seeded past: three days from 2024-01-21
+
+
 def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int = 5) -> None:
-    """Wipe the world tables and fill them from ``seed``."""
+    """Wipe the world tables and fill them from ``seed``, with a few days of history."""
     world.store.wipe_world()
     with world.store.transaction():
         _Seeder(world, seed).dealers(dealers, sites_per_dealer)
+        seed_history(world, seed, HISTORY_START)

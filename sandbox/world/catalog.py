@@ -17,14 +17,14 @@ from typing import Any, Literal
 from sandbox.errors import ValidationFailed
 from sandbox.store import Row
 from sandbox.vocabulary import RESOLUTIONS
-from sandbox.world import World, media
+from sandbox.world import World, arming, media
 from sandbox.world.subscriptions import EVENT_TYPES
 
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 TRIGGERS = ("motion", "panic", "door-forced", "glass-break", "custom")
 RESPONDERS = ("guard", "police", "fire", "medical")
 METHODS = ("sms", "email", "push", "call")
-ARMED_STATES = ("armed_away", "armed_stay", "armed_night", "armed_custom")
+
 SOURCES = ("keypad", "app", "schedule", "partner_api")
 FIRMWARE = ("3.2.1", "3.2.4", "3.3.0", "3.4.2", "4.0.0")  # oldest first
 DEVICE_TYPES = ("camera", "bridge")
@@ -47,8 +47,9 @@ class Scene:
     rng: random.Random
     site: Row
     device: Row | None
-    alarm_id: str
+    alarm_id: str | None
     base_url: str
+    at: float  # when the event happens, on the sandbox clock
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Datum:
 class EventKind:
     device: Literal["none", "camera", "any"]  # which of the site's devices the event is about
     fields: tuple[Datum, ...]
+    about_alarm: bool = True  # False: the event names an alarm only when told which
 
 
 INTEGER = {"type": "integer"}
@@ -108,7 +110,7 @@ def _device(column: str, schema: dict[str, Any] = INTEGER) -> Datum:
 
 
 def _now(name: str) -> Datum:
-    return Datum(name, STAMP, lambda s, d: s.world.stamp(s.world.now()))
+    return Datum(name, STAMP, lambda s, d: s.world.stamp(s.at))
 
 
 def _hex_id(name: str, prefix: str, bits: int) -> Datum:
@@ -127,27 +129,23 @@ def _camera(s: Scene) -> dict[str, Any]:
         "device_id": device.get("device_id"),
         "camera": device.get("name"),
         "channel": device.get("zone_number"),
-        "at": round(s.world.now(), 3),
+        "at": round(s.at, 3),
     }
 
 
-def _media(s: Scene, media_id: str, extension: str) -> str:
+def _media(s: Scene, media_id: str | None, extension: str) -> str:
     claims = {**_camera(s), "kind": media.KINDS[extension], "id": media_id}
     return media.link(s.world.store, s.base_url, claims, extension)
 
 
 def _tracking(s: Scene, d: dict[str, Any]) -> str:
-    claims = {
-        "kind": "track",
-        "id": s.alarm_id,
-        "alarm_id": s.alarm_id,
-        "site_id": s.site["site_id"],
-        "responder_id": d["responder_id"],
-        "responder_type": d["responder_type"],
-        "eta_seconds": d["eta_seconds"],
-        "at": round(s.world.now(), 3),
-    }
+    claims = media.tracking_claims(str(s.alarm_id), s.site["site_id"], d, s.at)
     return media.link(s.world.store, s.base_url, claims, "")
+
+
+def _partition(s: Scene, d: dict[str, Any]) -> int:
+    numbers = [row["partition"] for row in arming.partitions(s.world, s.site["site_id"])]
+    return s.rng.choice(numbers) if numbers else 1
 
 
 def _later_firmware(s: Scene, d: dict[str, Any]) -> str:
@@ -192,7 +190,7 @@ def _site_state(states: tuple[str, ...], title: str) -> EventKind:
         (
             *SITE_IDS,
             _choice("state", states, title),
-            Datum("partition", {"type": "integer", "minimum": 1}, lambda s, d: s.rng.randint(1, 2)),
+            Datum("partition", {"type": "integer", "minimum": 1}, _partition),
             Datum("user_id", TEXT, lambda s, d: f"user_{s.rng.randrange(1, 40)}"),
             _choice("source", SOURCES, "ArmingSource"),
         ),
@@ -280,12 +278,17 @@ EVENTS: dict[str, EventKind] = {
             _hex_id("snapshot_id", "snap_", 40),
             *SITE_IDS,
             *DEVICE_IDS,
-            ALARM_ID,
+            Datum(
+                "alarm_id",
+                {"type": ["string", "null"], "description": "the alarm it shows, if any"},
+                lambda s, d: s.alarm_id,
+            ),
             Datum("url", MEDIA_URL, lambda s, d: _media(s, d["snapshot_id"], "jpg")),
             _now("captured_at"),
         ),
+        about_alarm=False,
     ),
-    "site.armed": _site_state(ARMED_STATES, "ArmedState"),
+    "site.armed": _site_state(arming.ARMED_STATES, "ArmedState"),
     "site.disarmed": _site_state(("disarmed",), "DisarmedState"),
 }
 assert tuple(EVENTS) == EVENT_TYPES
@@ -305,7 +308,9 @@ def data_schema(event_type: str) -> dict[str, Any]:
     }
 
 
-def _pick_site(world: World, rng: random.Random, site_id: Any, kind: EventKind) -> Row:
+def pick_site(world: World, rng: random.Random, site_id: Any, event_type: str) -> Row:
+    """The site named, or a random one that can carry ``event_type``."""
+    kind = EVENTS[event_type]
     if site_id is not None:
         row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (site_id,))
         if row is None:
@@ -347,21 +352,29 @@ def _pick_device(
 
 
 def build(
-    world: World, rng: random.Random, event_type: str, overrides: Mapping[str, Any], base_url: str
+    world: World,
+    rng: random.Random,
+    event_type: str,
+    overrides: Mapping[str, Any],
+    base_url: str,
+    at: float | None = None,
 ) -> dict[str, Any]:
-    """The ``data`` of one event of ``event_type``, with ``overrides`` applied last."""
+    """The ``data`` of one event of ``event_type`` happening ``at`` (default: now), with
+    ``overrides`` applied last."""
     kind = EVENTS.get(event_type)
     if kind is None:
         raise ValidationFailed(
             "type", f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}"
         )
-    site = _pick_site(world, rng, overrides.get("site_id"), kind)
-    alarm_id = overrides.get("alarm_id") or f"A-{rng.randrange(10000, 99999)}"
+    site = pick_site(world, rng, overrides.get("site_id"), event_type)
+    alarm_id = overrides.get("alarm_id") or (
+        f"A-{rng.randrange(10000, 99999)}" if kind.about_alarm else None
+    )
     device = None
     if kind.device != "none":
         wanted = "camera" if kind.device == "camera" else None
         device = _pick_device(world, rng, site, overrides.get("device_id"), wanted)
-    scene = Scene(world, rng, site, device, alarm_id, base_url)
+    scene = Scene(world, rng, site, device, alarm_id, base_url, world.now() if at is None else at)
     data: dict[str, Any] = {}
     for datum in kind.fields:
         data[datum.name] = datum.draw(scene, data)

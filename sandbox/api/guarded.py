@@ -1,0 +1,74 @@
+"""The guarded endpoint every API surface shares: authenticate the bearer credential, check
+the scope, and apply ``Idempotency-Key`` semantics to writes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sandbox.api.common import Handler, issuer_of, services
+from sandbox.auth.guard import Principal
+from sandbox.errors import BadRequest, Unauthorized
+from sandbox.world import idempotency
+
+Impl = Callable[[Request, Principal], Awaitable[Response]]
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def endpoint(scope: str | None, *, api_key_only: bool = False) -> Callable[[Impl], Handler]:
+    """``api_key_only``: the CHeKT Apps API takes an app's API key, never a token."""
+
+    def wrap(impl: Impl) -> Handler:
+        async def handler(request: Request) -> Response:
+            if "access_token" in request.query_params:
+                raise BadRequest(
+                    "send the token only in the Authorization header, never in the query string "
+                    "(RFC 6750 §2.3 is not supported)",
+                    code="invalid_request",
+                    headers={"WWW-Authenticate": 'Bearer realm="chekt", error="invalid_request"'},
+                )
+            principal = services(request).guard.authenticate(
+                request.headers.get("authorization"), lambda: issuer_of(request)
+            )
+            request.state.principal = principal
+            if api_key_only and principal.tier != "api_key":
+                raise Unauthorized(
+                    "the CHeKT Apps API (/v1) takes an app's API key (Bearer chekt_test_...), "
+                    "not an access token",
+                    code="invalid_api_key",
+                    error="invalid_token",
+                )
+            if scope is not None:
+                principal.require(scope)
+            key = request.headers.get("idempotency-key")
+            if key is None or request.method not in _WRITES:
+                return await impl(request, principal)
+            return await _idempotent(request, principal, key, impl)
+
+        return handler
+
+    return wrap
+
+
+async def _idempotent(request: Request, principal: Principal, key: str, impl: Impl) -> Response:
+    world = services(request).world
+    raw = await request.body()
+    fingerprint = hashlib.sha256(request.url.query.encode() + b"\0" + raw).hexdigest()
+    where = (principal.client_id, request.method, request.url.path, key)
+    replay = idempotency.begin(
+        world, *where, fingerprint, services(request).settings.idempotency_ttl
+    )
+    if replay is not None:
+        status, body = replay
+        media = "application/json" if body else None
+        return Response(body, status, {"Idempotent-Replayed": "true"}, media_type=media)
+    try:
+        response = await impl(request, principal)
+    except BaseException:
+        idempotency.abandon(world, *where)
+        raise
+    idempotency.finish(world, *where, response.status_code, bytes(response.body))
+    return response
