@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.api import (
     apps,
+    apps_stream,
     authorize,
     control,
     control_events,
@@ -126,6 +127,7 @@ def create_app(
         routes=[
             *partner.routes,
             *apps.routes,
+            *apps_stream.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,
@@ -154,6 +156,7 @@ def create_app(
     )
     app.state.services = build_services(settings, store, clock)
     app.state.media = Media(app.state.services.world.store, settings.seed)
+    app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
     return app
 

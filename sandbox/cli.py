@@ -64,8 +64,13 @@ def _banner(app: Starlette, url: str) -> None:
         f"  issuer      {issuer}",
         f"  store       {services.world.store.path} (seed {settings.seed}, {settings.clock} clock)",
     ]
+    apps_key = next((k for k in creds["api_keys"] if k["name"] == "apps"), None)
     if key:
         lines.append(f"  API key     {key['key']}  (dealer app, dealer {key['dealer_id']})")
+    if apps_key:
+        lines.append(
+            f"  Apps key    {apps_key['key']}  (CHeKT Apps API /v1, dealer {apps_key['dealer_id']})"
+        )
     if partner:
         dealers = ", ".join(str(d) for d in partner["dealer_ids"])
         lines += [

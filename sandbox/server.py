@@ -61,7 +61,18 @@ def make_server(
         ssl_certfile=str(tls.cert) if tls else None,
         ssl_keyfile=str(tls.key) if tls else None,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, which first ends the app's open event streams when it stops: it waits for
+    every response to finish, and a stream never finishes by itself."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        bell = getattr(getattr(self.config.app, "state", None), "bell", None)
+        if bell is not None:
+            bell.close()
+        await super().shutdown(sockets)
 
 
 class ThreadedServer:

@@ -61,11 +61,21 @@ class ResponseCheck:
             await self.app(scope, receive, send)
             return
         held: list[Message] = []
+        streaming = False  # an event stream is passed on as it goes: it never ends by itself
 
         async def hold(message: Message) -> None:
-            held.append(message)
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            if streaming:
+                await send(message)
+            else:
+                held.append(message)
 
         await self.app(scope, receive, hold)
+        if streaming:
+            return
         problem = self._problem(scope, operation, held)
         if problem is None:
             for message in held:

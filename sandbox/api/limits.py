@@ -59,9 +59,12 @@ class Limits:
         deadline = scope.get(FIRST_BYTE, time.monotonic()) + self.timeout
         received = 0
         started = False
+        complete = False  # the whole body is in: later receives wait for a disconnect
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
+            if complete:
+                return await receive()
             remaining = deadline - time.monotonic()
             try:
                 message = await asyncio.wait_for(receive(), max(remaining, 0.001))
@@ -70,6 +73,7 @@ class Limits:
                     RequestTimeout(f"the request body did not arrive within {self.timeout:g} s")
                 ) from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_body:
                     raise _Refused(

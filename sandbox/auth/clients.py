@@ -176,6 +176,14 @@ def _seed(world: World, restore: bool = False) -> None:
         if existing is None and client is app:
             key = new_api_key()
             _save_key(world, key, app.client_id, first, PARTNER_SCOPES, "seeded", "seeded")
+    # the app's key for the CHeKT Apps API (/v1), also in stores made before it existed
+    if (
+        world.store.scalar(
+            "SELECT 1 FROM api_keys WHERE client_id = ? AND name = 'apps'", (app.client_id,)
+        )
+        is None
+    ):
+        _save_key(world, new_api_key(), app.client_id, first, APPS_SCOPES, "apps", "seeded")
 
 
 def _register_spec_key(world: World, spec: ClientSpec, where: str, origin: str) -> None:
@@ -243,7 +251,7 @@ def ensure_credentials(world: World, settings: Settings) -> None:
 
 def credentials(world: World) -> dict[str, Any]:
     """Everything a developer needs to call the sandbox: the body of /_sandbox/credentials."""
-    keys = world.store.all("SELECT * FROM api_keys ORDER BY created_at, key")
+    keys = world.store.all("SELECT * FROM api_keys ORDER BY created_at, rowid")
     clients = world.store.all("SELECT * FROM clients ORDER BY created_at, client_id")
     users = world.store.all("SELECT * FROM users ORDER BY dealer_id, user_id")
     keyed = {r["client_id"] for r in world.store.all("SELECT client_id FROM client_keys")}
