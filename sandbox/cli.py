@@ -68,9 +68,8 @@ def _banner(app: Starlette, url: str) -> None:
     if key:
         lines.append(f"  API key     {key['key']}  (dealer app, dealer {key['dealer_id']})")
     if apps_key:
-        lines.append(
-            f"  Apps key    {apps_key['key']}  (CHeKT Apps API /v1, dealer {apps_key['dealer_id']})"
-        )
+        dealer_id = apps_key["dealer_id"]
+        lines.append(f"  Apps key    {apps_key['key']}  (CHeKT Apps API /v1, dealer {dealer_id})")
     if partner:
         dealers = ", ".join(str(d) for d in partner["dealer_ids"])
         lines += [
