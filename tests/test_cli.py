@@ -101,6 +101,12 @@ def test_readme_api_key_lines_work_as_written(served: tuple[str, Popen[str]]) ->
     assert site["external_site_id"] == "my-site-1" and site["timezone"] == "Europe/Berlin"
 
 
+def test_readme_apps_lines_work_as_written(served: tuple[str, Popen[str]]) -> None:
+    alarm = json.loads(_run_block("apps", served[0]))
+    assert alarm["state"] == "acknowledged" and alarm["reason"] == "verified on video"
+    assert alarm["site_id"] == 10001 and alarm["snapshot_url"].startswith(served[0])
+
+
 def test_banner_and_its_curl_work(served: tuple[str, Popen[str]]) -> None:
     url, process = served
     credentials = httpx.get(f"{url}/_sandbox/credentials").json()

@@ -198,3 +198,36 @@ def test_the_seeded_world_has_a_past(sandbox: TestClient) -> None:
     sites = sandbox.get("/v1/sites", headers=bearer(key)).json()
     assert sites and all(s["dealer_id"] == 1001 for s in sites)
     assert all(s["arming"]["partitions"] for s in sites)
+
+
+def test_a_reset_keeps_the_seeded_past_and_forgets_what_was_to_come(
+    sandbox: TestClient,
+) -> None:
+    before = sandbox.get("/_sandbox/alarms").json()
+    sandbox.post("/_sandbox/events", json={"lifecycle": "alarm"})
+    assert sandbox.post("/_sandbox/reset").status_code == 200
+    after = sandbox.get("/_sandbox/alarms").json()
+    assert [a["alarm_id"] for a in after] == [a["alarm_id"] for a in before]
+    key = app_key(sandbox, APPS)
+    assert sandbox.get("/v1/events", headers=bearer(key)).json()["data"]
+    sandbox.post("/_sandbox/clock/advance", json={"seconds": 600})
+    assert sandbox.get("/_sandbox/deliveries").json() == []
+
+
+def test_partner_api_writes_are_audited_with_their_request_id(sandbox: TestClient) -> None:
+    key = next(
+        k["key"]
+        for k in sandbox.get("/_sandbox/credentials").json()["api_keys"]
+        if "create:sites" in k["scopes"]
+    )
+    made = sandbox.post(
+        "/partner/v1/dealers/1001/sites",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"external_site_id": "audited-1", "name": "Audited", "timezone": "Europe/Berlin"},
+    )
+    assert made.status_code == 201, made.text
+    [entry] = sandbox.get("/_sandbox/audit", params={"surface": "partner"}).json()
+    assert entry["action"] == "POST /partner/v1/dealers/{dealer_id}/sites"
+    assert entry["target"] == "/partner/v1/dealers/1001/sites"
+    assert entry["request_id"] == made.headers["x-request-id"]
+    assert entry["actor_kind"] == "app"

@@ -9,17 +9,19 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.api.common import Handler, issuer_of, services
+from sandbox.api.common import Handler, actor_of, issuer_of, services
 from sandbox.auth.guard import Principal
 from sandbox.errors import BadRequest, Unauthorized
-from sandbox.world import idempotency
+from sandbox.world import audit, idempotency
 
 Impl = Callable[[Request, Principal], Awaitable[Response]]
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def endpoint(scope: str | None, *, api_key_only: bool = False) -> Callable[[Impl], Handler]:
-    """``api_key_only``: the CHeKT Apps API takes an app's API key, never a token."""
+    """``api_key_only``: the CHeKT Apps API takes an app's API key, never a token (and
+    audits its own changes, as happenings); a Partner API write that succeeds is audited
+    here, as the method and route it took."""
 
     def wrap(impl: Impl) -> Handler:
         async def handler(request: Request) -> Response:
@@ -43,14 +45,33 @@ def endpoint(scope: str | None, *, api_key_only: bool = False) -> Callable[[Impl
                 )
             if scope is not None:
                 principal.require(scope)
+            act = impl if api_key_only else _audited(impl)
             key = request.headers.get("idempotency-key")
             if key is None or request.method not in _WRITES:
-                return await impl(request, principal)
-            return await _idempotent(request, principal, key, impl)
+                return await act(request, principal)
+            return await _idempotent(request, principal, key, act)
 
         return handler
 
     return wrap
+
+
+def _audited(impl: Impl) -> Impl:
+    async def act(request: Request, principal: Principal) -> Response:
+        response = await impl(request, principal)
+        if request.method in _WRITES and response.status_code < 400:
+            route = request.scope.get("route")
+            template = getattr(route, "path", request.url.path)
+            audit.write(
+                services(request).world,
+                actor_of(request, principal, "partner"),
+                f"{request.method} {template}",
+                request.url.path,
+                dealer_id=principal.dealer_id,
+            )
+        return response
+
+    return act
 
 
 async def _idempotent(request: Request, principal: Principal, key: str, impl: Impl) -> Response:

@@ -266,10 +266,13 @@ def has_event(world: World, event_id: str) -> bool:
 
 
 def clear(world: World) -> None:
-    """Forget every event, delivery and attempt (a reset of the deliveries)."""
+    """Forget every delivery and attempt, and every event still to come (a reset of the
+    deliveries); what happened stays in the record, never to be delivered."""
     with world.store.transaction():
-        for table in ("attempts", "deliveries", "events"):
+        for table in ("attempts", "deliveries"):
             world.store.execute(f"DELETE FROM {table}")
+        world.store.execute("DELETE FROM events WHERE status != 'happened'")
+        world.store.execute("UPDATE events SET emitted = 1 WHERE emitted = 0")
 
 
 def resend(world: World, event_id: str, webhook_ids: Sequence[str] | None = None) -> list[str]:
