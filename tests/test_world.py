@@ -26,6 +26,17 @@ def test_same_seed_same_world_byte_for_byte() -> None:
     assert _world_dump(7) != _world_dump(8)
 
 
+def test_a_reseed_copies_back_the_very_rows_the_first_seeding_drew() -> None:
+    store = Store()
+    world = World(store, clock=None)  # type: ignore[arg-type]
+    seed_world(world, 7)
+    first = json.dumps(store.dump(WORLD_TABLES), sort_keys=True)
+    store.execute("DELETE FROM alarms WHERE alarm_id = 'A-10001'")
+    seed_world(world, 7)
+    assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == first
+    assert first == _world_dump(7)
+
+
 def test_world_shape() -> None:
     store = Store()
     seed_world(World(store, clock=None), 42, dealers=3, sites_per_dealer=5)  # type: ignore[arg-type]

@@ -48,12 +48,12 @@ def _world(request: Request) -> World:
     return services(request).world
 
 
-def _dealer(principal: Principal) -> int:
+def dealer_of(principal: Principal) -> int:
     assert principal.dealer_id is not None  # an API key always belongs to one dealer
     return principal.dealer_id
 
 
-def _page(request: Request, *extra: str) -> tuple[int, int, dict[str, str]]:
+def page_query(request: Request, *extra: str) -> tuple[int, int, dict[str, str]]:
     """``limit``/``offset`` checked as the Partner API checks them, and the other named
     parameters (each at most once)."""
     params = query_lists(request)
@@ -86,15 +86,15 @@ def _site_view(world: World, row: Row) -> dict[str, Any]:
 
 @apps("sites:read")
 async def list_sites(request: Request, principal: Principal) -> Response:
-    limit, offset, _ = _page(request)
+    limit, offset, _ = page_query(request)
     world = _world(request)
     where = "WHERE dealer_id = ?"
     total = int(
-        world.store.cached_scalar(f"SELECT COUNT(*) FROM sites {where}", (_dealer(principal),))
+        world.store.cached_scalar(f"SELECT COUNT(*) FROM sites {where}", (dealer_of(principal),))
     )
     rows = world.store.cached_all(
         f"SELECT * FROM sites {where} ORDER BY site_id LIMIT ? OFFSET ?",
-        (_dealer(principal), limit, offset),
+        (dealer_of(principal), limit, offset),
     )
     return _listed([_site_view(world, row) for row in rows], total)
 
@@ -121,7 +121,7 @@ async def set_arming_state(request: Request, principal: Principal) -> Response:
     world = _world(request)
     site_id = path_id(request, "site_id")
     site = world.store.one(
-        "SELECT * FROM sites WHERE site_id = ? AND dealer_id = ?", (site_id, _dealer(principal))
+        "SELECT * FROM sites WHERE site_id = ? AND dealer_id = ?", (site_id, dealer_of(principal))
     )
     if site is None:
         raise NotFound(f"site {site_id} was not found", code="site_not_found")
@@ -147,16 +147,16 @@ def _ids(raw: str) -> list[int]:
 async def list_devices(request: Request, principal: Principal) -> Response:
     """All the dealer's devices, or a batch of them (``?ids=1,2``: ids out of reach are
     left out, as absent ones are)."""
-    limit, offset, extra = _page(request, "ids")
+    limit, offset, extra = page_query(request, "ids")
     ids = _ids(extra["ids"]) if "ids" in extra else None
-    items, total = device_status.listing(_world(request), _dealer(principal), ids, limit, offset)
+    items, total = device_status.listing(_world(request), dealer_of(principal), ids, limit, offset)
     return _listed(items, total)
 
 
 @apps("devices:read")
 async def get_device(request: Request, principal: Principal) -> Response:
     world = _world(request)
-    row = device_status.find(world, path_id(request, "device_id"), _dealer(principal))
+    row = device_status.find(world, path_id(request, "device_id"), dealer_of(principal))
     return reply(device_status.view(world, row))
 
 
@@ -166,7 +166,7 @@ async def patch_device(request: Request, principal: Principal) -> Response:
     happening (``device.online|offline``, ``device.firmware_updated``)."""
     world = _world(request)
     device_id = path_id(request, "device_id")
-    device_status.find(world, device_id, _dealer(principal))
+    device_status.find(world, device_id, dealer_of(principal))
     values = validate(
         await read_json(request),
         device_status.PATCH_FIELDS,
@@ -174,15 +174,15 @@ async def patch_device(request: Request, principal: Principal) -> Response:
         read_only=device_status.READ_ONLY,
     )
     actor = actor_of(request, principal, "v1")
-    return reply(record.change_device(world, device_id, _dealer(principal), actor, values))
+    return reply(record.change_device(world, device_id, dealer_of(principal), actor, values))
 
 
 @apps("devices:read")
 async def device_snapshots(request: Request, principal: Principal) -> Response:
-    limit, offset, _ = _page(request)
+    limit, offset, _ = page_query(request)
     world = _world(request)
     device_id = path_id(request, "device_id")
-    device_status.find(world, device_id, _dealer(principal))
+    device_status.find(world, device_id, dealer_of(principal))
     items, total = snapshots.of_device(world, device_id, limit, offset)
     return _listed(items, total)
 
@@ -191,14 +191,15 @@ async def device_snapshots(request: Request, principal: Principal) -> Response:
 async def take_snapshot(request: Request, principal: Principal) -> Response:
     world = _world(request)
     actor = actor_of(request, principal, "v1")
-    snapshot = record.take_snapshot(world, path_id(request, "device_id"), _dealer(principal), actor)
+    device_id = path_id(request, "device_id")
+    snapshot = record.take_snapshot(world, device_id, dealer_of(principal), actor)
     return reply(snapshot, 201)
 
 
 @apps("snapshots:read")
 async def get_snapshot(request: Request, principal: Principal) -> Response:
     snapshot_id = request.path_params["snapshot_id"]
-    return reply(snapshots.get(_world(request), snapshot_id, _dealer(principal)))
+    return reply(snapshots.get(_world(request), snapshot_id, dealer_of(principal)))
 
 
 # ---- events ----------------------------------------------------------------------------------
@@ -239,14 +240,13 @@ def heard_types(principal: Principal, wanted: str | None) -> tuple[str, ...]:
 async def list_events(request: Request, principal: Principal) -> Response:
     """``{data: [...], page: {cursor, has_more}}``, oldest first; ``since`` (ISO-8601) starts
     at a time, ``cursor`` continues where the last page ended."""
-    limit, _, extra = _page(request, "cursor", "since", "type")
+    limit, _, extra = page_query(request, "cursor", "since", "type")
     world = _world(request)
     after = decode_cursor(extra["cursor"]) if "cursor" in extra else 0
     since = parse_timestamp(extra["since"], "since") if "since" in extra else None
     types = heard_types(principal, extra.get("type"))
-    rows = (
-        events.happened(world, _dealer(principal), after, limit + 1, types, since) if types else []
-    )
+    dealer_id = dealer_of(principal)
+    rows = events.happened(world, dealer_id, after, limit + 1, types, since) if types else []
     page, more = rows[:limit], len(rows) > limit
     last = page[-1]["seq"] if page else after
     return reply(
@@ -262,7 +262,7 @@ async def list_events(request: Request, principal: Principal) -> Response:
 
 @apps("events:read")
 async def list_alarms(request: Request, principal: Principal) -> Response:
-    limit, offset, extra = _page(request, *alarms.ALARM_FILTERS)
+    limit, offset, extra = page_query(request, *alarms.ALARM_FILTERS)
     filters: dict[str, Any] = {}
     for name, raw in extra.items():
         if alarms.ALARM_FILTERS[name] is int:
@@ -271,13 +271,13 @@ async def list_alarms(request: Request, principal: Principal) -> Response:
             filters[name] = raw
     if "state" in filters and filters["state"] not in alarms.STATES:
         raise ValidationFailed("state", f"state must be {one_of(alarms.STATES)}")
-    items, total = alarms.listing(_world(request), _dealer(principal), filters, limit, offset)
+    items, total = alarms.listing(_world(request), dealer_of(principal), filters, limit, offset)
     return _listed(items, total)
 
 
 @apps("events:read")
 async def get_alarm(request: Request, principal: Principal) -> Response:
-    return reply(alarms.get(_world(request), request.path_params["alarm_id"], _dealer(principal)))
+    return reply(alarms.get(_world(request), request.path_params["alarm_id"], dealer_of(principal)))
 
 
 def _confidence_problem(value: Any) -> str | None:
@@ -333,7 +333,7 @@ def _action(name: str) -> Any:
         values = validate(body, fields)
         actor = actor_of(request, principal, "v1")
         alarm_id = request.path_params["alarm_id"]
-        return reply(command(_world(request), alarm_id, _dealer(principal), actor, values))
+        return reply(command(_world(request), alarm_id, dealer_of(principal), actor, values))
 
     act.__name__ = f"{name}_alarm"
     return act

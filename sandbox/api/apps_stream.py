@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sandbox.api.apps import _dealer, _page, apps, decode_cursor, heard_types
+from sandbox.api.apps import apps, dealer_of, decode_cursor, heard_types, page_query
 from sandbox.api.common import route, services
 from sandbox.auth.guard import Principal
 from sandbox.errors import ValidationFailed
@@ -70,10 +70,10 @@ def _start(request: Request, cursor: str | None) -> int:
 
 @apps("events:read")
 async def stream_events(request: Request, principal: Principal) -> Response:
-    _, _, extra = _page(request, "cursor", "type")
+    _, _, extra = page_query(request, "cursor", "type")
     types = heard_types(principal, extra.get("type"))
     after = _start(request, extra.get("cursor"))
-    world, dealer_id = services(request).world, _dealer(principal)
+    world, dealer_id = services(request).world, dealer_of(principal)
     bell: Bell = request.app.state.bell
 
     async def messages() -> AsyncIterator[bytes]:

@@ -188,6 +188,21 @@ class Store:
                 self.execute(f"DELETE FROM {table}")
             self.execute("DELETE FROM sqlite_sequence")
 
+    def load(self, rows: dict[str, list[Row]]) -> None:
+        """Insert what :meth:`dump` returned, parents before children."""
+        with self.transaction():
+            for table in reversed(list(rows)):
+                if rows[table]:
+                    columns = list(rows[table][0])
+                    marks = ", ".join("?" * len(columns))
+                    self._version += 1
+                    self._conn.executemany(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                        [tuple(row[c] for c in columns) for row in rows[table]],
+                    )
+            for _tables, _verbs, listener in self._watchers:
+                listener()
+
     def dump(self, tables: Sequence[str]) -> dict[str, list[Row]]:
         """Every row of the given tables, in key order: used to compare worlds."""
         return {table: self.all(f"SELECT * FROM {table} ORDER BY rowid") for table in tables}

@@ -9,8 +9,10 @@ from typing import Any
 
 from faker import Faker
 
+from sandbox.store import WORLD_TABLES
 from sandbox.world.context import World
 from sandbox.world.history import seed_history
+from sandbox.world.record import ALARM_NUMBER
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 TIMEZONES = (
@@ -204,8 +206,18 @@ HISTORY_START = EPOCH + 20 * 86400  # the seeded past: three days from 2024-01-2
 
 
 def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int = 5) -> None:
-    """Wipe the world tables and fill them from ``seed``, with a few days of history."""
-    world.store.wipe_world()
-    with world.store.transaction():
-        _Seeder(world, seed).dealers(dealers, sites_per_dealer)
-        seed_history(world, seed, HISTORY_START)
+    """Wipe the world tables and fill them from ``seed``, with a few days of history. The
+    rows are drawn once per world and copied back on every later reset (a reset per test
+    must stay cheap)."""
+    store, key = world.store, (seed, dealers, sites_per_dealer)
+    store.wipe_world()
+    with store.transaction():
+        if key in world.seeded:
+            rows, alarm_number = world.seeded[key]
+            store.load(rows)
+        else:
+            _Seeder(world, seed).dealers(dealers, sites_per_dealer)
+            seed_history(world, seed, HISTORY_START)
+            rows, alarm_number = store.dump(WORLD_TABLES), store.get_meta(ALARM_NUMBER)
+            world.seeded[key] = (rows, alarm_number)
+        store.set_meta(ALARM_NUMBER, alarm_number or "0")
