@@ -8,7 +8,7 @@ as the change it describes, so the log and the record never disagree.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.store import Row
@@ -30,13 +30,15 @@ class Actor:
     request_id: str | None = None
 
     def dumps(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        fields = (self.kind, self.id, self.surface, self.name, self.request_id)
+        return json.dumps(dict(zip(_FIELDS, fields, strict=True)), separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str | None) -> Actor:
         return cls(**json.loads(text)) if text else SANDBOX
 
 
+_FIELDS = ("kind", "id", "surface", "name", "request_id")
 SANDBOX = Actor("sandbox", "sandbox", "control", "the sandbox's control API")
 SEED = Actor("sandbox", "seed", "seed", "the seeded history")
 
