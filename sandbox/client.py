@@ -9,6 +9,7 @@ Python API can never do something the control API cannot.
         sandbox.emit("alarm.created")
         sandbox.wait_for_delivery(outcome="delivered")
         sandbox.assert_called("GET", "/partner/v1/dealers/*/sites/*")
+        sandbox.expect_alarm("A-10033", state="acknowledged", annotated=True, by="app")
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.applications import Starlette
 
 from sandbox.app import create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
+from sandbox.client_record import RecordCalls
 from sandbox.clock import checked
 from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
 from sandbox.logs import printable
@@ -74,7 +76,11 @@ class Clock:
         )
 
 
-class Sandbox:
+class Sandbox(RecordCalls):
+    """A sandbox of its own (``with Sandbox() as sandbox``) or one already running
+    (:meth:`connect`); its record half (alarms, audit, ``expect_alarm``) is
+    :class:`~sandbox.client_record.RecordCalls`."""
+
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         base = settings or Settings(db=":memory:")
         self.settings = dataclasses.replace(base, port=0, **overrides)

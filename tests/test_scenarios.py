@@ -34,6 +34,10 @@ SECRET = "whsec_example_partner_0123456789"
 CLIENT_SECRET = "example-partner-secret-0123456789"
 
 
+# scenarios in which the service holds a CHeKT Apps API key, for these dealers
+APPS_DEALERS = {"alarm-handling": (1001,)}
+
+
 @contextmanager
 def example_service(
     scenario_path: Path, switches: Switches, outage: float = 0.0
@@ -46,6 +50,7 @@ def example_service(
             "example-partner",
             KEY,
             SECRET,
+            apps_dealers=APPS_DEALERS.get(scenario_path.stem, ()),
             dealer_ids=[1001, 1002],
             client_secret=CLIENT_SECRET,
             redirect_uris=["http://localhost:3000/callback"],
@@ -76,6 +81,11 @@ CASES = {
     "signature-hardening": (0.0, Switches(check_signatures=False), "expected it to reject"),
     "outage-recovery": (7260.0, None, "not answered as expected"),
     "dealer-onboarding": (0.0, Switches(enrich=False), "/partner/v1/dealers/1003/sites/"),
+    "alarm-handling": (
+        0.0,
+        Switches(handle_alarms=False),
+        "was not acknowledged and annotated (uncertain) by app within 3 s: it is created",
+    ),
 }
 
 
@@ -185,6 +195,14 @@ MISTAKES = [
     ),
     ("name: !!python/object:os.system x\nsteps: [wait: 1]\n", ":1", "!!python/object:os"),
     ("name: x\nsteps:\n  - wait: !env DELAY\n", ":3", "the YAML tag !env is not allowed"),
+    ("name: x\nsteps:\n  - expect_alarm: {state: acknowledged}\n", ":3", "needs 'alarm'"),
+    ("name: x\nsteps:\n  - expect_alarm: {alarm: A-1}\n", ":3", "needs a 'state', 'annotated'"),
+    ("name: x\nsteps:\n  - expect_alarm: {alarm: A-1, state: acked}\n", ":3", "'acknowledged'"),
+    (
+        "name: x\nsteps:\n  - expect_alarm: {alarm: A-1, verdict: intruder, annotated: false}\n",
+        ":3",
+        "a 'verdict' needs an annotation",
+    ),
 ]
 
 

@@ -5,7 +5,9 @@ What a real integration has to get right, in about a hundred lines:
 - verify every delivery's signature over the raw body, within a 5-minute window;
 - dedupe on the event id (CHeKT retries, and may deliver twice);
 - answer fast with 2xx, so CHeKT does not retry;
-- call the Partner API with an assertion token (tier 3) and a trace id to enrich alarms.
+- call the Partner API with an assertion token (tier 3) and a trace id to enrich alarms;
+- with a CHeKT Apps API key (tier 1) for the alarm's dealer, acknowledge the alarm and
+  annotate it with a verdict, as an AI verification app does.
 
 ``Switches`` let the sandbox's tests break it on purpose, to prove they would notice.
 """
@@ -42,6 +44,7 @@ class Switches:
     check_signatures: bool = True
     dedupe: bool = True
     enrich: bool = True
+    handle_alarms: bool = True  # acknowledge and annotate (for dealers it has an Apps key of)
 
 
 @dataclass
@@ -52,6 +55,7 @@ class PartnerConfig:
     private_key_pem: bytes
     key_id: str
     clock: Callable[[], float] = time.time  # injectable, so tests can share the sandbox clock
+    apps_keys: dict[int, str] = field(default_factory=dict)  # Apps API key by dealer id
 
 
 @dataclass
@@ -114,6 +118,22 @@ class ChektClient:
         response.raise_for_status()
         return dict(response.json())
 
+    async def handle_alarm(self, key: str, alarm_id: str) -> None:
+        """Acknowledge the alarm and annotate it through ``/v1`` with the dealer's app key;
+        one already acknowledged (a redelivery) is left as it is."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        auth = {"Authorization": f"Bearer {key}"}
+        url = f"{self.config.chekt_url}/v1/alarms/{alarm_id}"
+        acked = await self._http.post(
+            f"{url}/acknowledge", json={"reason": "seen by the example service"}, headers=auth
+        )
+        if acked.status_code == 409:
+            return
+        acked.raise_for_status()
+        note = {"source": "example-partner", "verdict": "uncertain", "confidence": 0.5}
+        (await self._http.post(f"{url}/annotate", json=note, headers=auth)).raise_for_status()
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
@@ -151,6 +171,13 @@ def create_partner_app(config: PartnerConfig, switches: Switches | None = None) 
                     return JSONResponse({"error": "enrichment failed, retry"}, 503)
                 site = {"name": None}  # a dealer we are not connected to: keep the alarm
             state.alarms[data["alarm_id"]] = {"site_name": site["name"], **data}
+        key = config.apps_keys.get(data.get("dealer_id", 0))
+        if event["type"] == "alarm.created" and switches.handle_alarms and key:
+            try:
+                await chekt.handle_alarm(key, data["alarm_id"])
+            except httpx.HTTPError:
+                state.seen.discard(event["id"])  # let CHeKT retry it later
+                return JSONResponse({"error": "handling failed, retry"}, 503)
         return JSONResponse({"status": "accepted"})
 
     @asynccontextmanager

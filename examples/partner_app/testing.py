@@ -3,6 +3,7 @@ storm benchmark: register it as an assertion-token client, and build its configu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -12,14 +13,21 @@ from partner_app.app import PartnerConfig
 from sandbox import Sandbox
 
 KEY_ID = "example-key-1"
+APPS_SCOPES = ("events:read", "events:write")  # read alarms; acknowledge and annotate them
 
 
 def register(
-    sandbox: Sandbox, client_id: str, key: rsa.RSAPrivateKey, secret: str, **client: Any
+    sandbox: Sandbox,
+    client_id: str,
+    key: rsa.RSAPrivateKey,
+    secret: str,
+    apps_dealers: Sequence[int] = (),
+    **client: Any,
 ) -> PartnerConfig:
     """Register the service's public key with ``sandbox`` (once) and return the config that
-    points the service at it, on the sandbox's clock. ``client`` adds registration fields
-    (``dealer_ids``, ``client_secret``, ``redirect_uris`` ...)."""
+    points the service at it, on the sandbox's clock. ``apps_dealers`` gives it an Apps API
+    key for each of those dealers, with which it handles their alarms. ``client`` adds
+    registration fields (``dealer_ids``, ``client_secret``, ``redirect_uris`` ...)."""
     if client_id not in {c["client_id"] for c in sandbox.credentials["clients"]}:
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -42,4 +50,8 @@ def register(
         ),
         key_id=KEY_ID,
         clock=sandbox.clock.now,
+        apps_keys={
+            dealer: sandbox.create_api_key(dealer, APPS_SCOPES, name=client_id)["key"]
+            for dealer in apps_dealers
+        },
     )

@@ -14,6 +14,7 @@ from sandbox.api.control import admin
 from sandbox.auth import clients
 from sandbox.errors import ValidationFailed
 from sandbox.settings import SettingsError
+from sandbox.vocabulary import one_of
 from sandbox.world import alarms, audit, subscriptions
 from sandbox.world.fields import Field, validate
 from sandbox.world.listing import parse_list_query
@@ -81,6 +82,8 @@ def _filters(request: Request, names: dict[str, type], extra: tuple[str, ...] = 
 async def list_alarms(request: Request) -> Response:
     admin(request)
     query, filters, _ = _filters(request, alarms.ALARM_FILTERS)
+    if "state" in filters and filters["state"] not in alarms.STATES:
+        raise ValidationFailed("state", f"state must be {one_of(alarms.STATES)}")
     dealer_id = filters.pop("dealer_id", None)
     items, total = alarms.listing(
         services(request).world, dealer_id, filters, query.limit, query.offset

@@ -14,6 +14,7 @@ from sandbox.errors import SandboxError
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.subscriptions import EVENT_TYPES
 
 
@@ -133,6 +134,8 @@ def _problem(kind: str, value: Any) -> str | None:
         "adversarial": spec.ADVERSARIAL,
         "verdict": ("reject", "accept"),
         "profile": PROFILES,
+        "alarm_state": STATES,
+        "annotation_verdict": VERDICTS,
     }
     if kind == "event_types":
         if not isinstance(value, list) or not value:
@@ -303,6 +306,10 @@ def _step_rules(
         raise check.fail(node, where, "'variant' only goes with 'lifecycle'")
     if keyword == "emit" and "lifecycle" in args and ({"repeat", "rate"} & set(args)):
         raise check.fail(node, where, "'repeat' and 'rate' go with 'type', not 'lifecycle'")
+    if keyword == "expect_alarm" and not {"state", "annotated", "verdict"} & set(args):
+        raise check.fail(node, where, "expect_alarm needs a 'state', 'annotated' or 'verdict'")
+    if keyword == "expect_alarm" and "verdict" in args and args.get("annotated") is False:
+        raise check.fail(node, where, "a 'verdict' needs an annotation: drop 'annotated: false'")
     if keyword == "check":
         for part, value in args.items():
             check_fields = spec.CHECK_FIELDS[part]

@@ -40,7 +40,8 @@ def summary(report: Report) -> str:
         lines.append(f"  {name}: {value}")
     for result in report.results:
         if not result.passed:  # the table clips it: the whole of it, once
-            lines.append(f"  step {result.step.index} failed: {printable(_detail(report, result))}")
+            whole = printable(_detail(report, result), lines=True).replace("\n", "\n    ")
+            lines.append(f"  step {result.step.index} failed: {whole}")
     state = "PASSED" if report.passed else "FAILED"
     lines.append(f"  {state} in {report.seconds:.2f} s")
     return "\n".join(lines)

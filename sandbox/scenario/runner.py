@@ -164,7 +164,7 @@ class Runner:
 
     # ---- steps -----------------------------------------------------------------------------
 
-    def _emit_call(self, body: dict[str, Any]) -> str:
+    def _emit_call(self, body: dict[str, Any], save_as: str | None = None) -> str:
         answer = self.sandbox.call(
             "POST", "/_sandbox/events", {k: v for k, v in body.items() if v is not None}
         )
@@ -172,6 +172,8 @@ class Runner:
         self.due.update({e["event_id"]: e["at"] for e in answer["events"]})
         self.events += ids
         self.last_events = ids
+        if save_as:
+            self.saved[save_as] = _emitted(answer)
         return f"{len(ids)} event(s)"
 
     def _journal_mark(self) -> None:
@@ -183,7 +185,9 @@ class Runner:
             body = {"lifecycle": args["lifecycle"], "variant": args.get("variant")}
         else:
             body = {"type": args["type"], "repeat": args.get("repeat"), "rate": args.get("rate")}
-        return self._emit_call({**body, "data": args.get("data"), "seed": args.get("seed")})
+        return self._emit_call(
+            {**body, "data": args.get("data"), "seed": args.get("seed")}, args.get("save_as")
+        )
 
     def _random(self, args: dict[str, Any]) -> str:
         self._journal_mark()
@@ -364,6 +368,16 @@ class Runner:
             )
         return f"{len(wanted)} event(s) answered as expected"
 
+    def _expect_alarm(self, args: dict[str, Any]) -> str:
+        """The record shows what the partner's service did to the alarm (the check is
+        ``Sandbox.expect_alarm``'s; a miss raises with the alarm and its audit trail)."""
+        options = {
+            k: args[k] for k in ("state", "annotated", "verdict", "by", "within") if k in args
+        }
+        alarm = self.sandbox.expect_alarm(str(args["alarm"]), **options)
+        notes = alarm.get("annotations") or []
+        return f"alarm {alarm['alarm_id']} is {alarm['state']}, {len(notes)} annotation(s)"
+
     def _adversarial(self, args: dict[str, Any]) -> str:
         if not self.callback:
             raise StepFailed("adversarial steps need the partner's --callback URL")
@@ -496,6 +510,14 @@ def _substitute(value: Any, saved: dict[str, Any]) -> Any:
             return _lookup(saved, whole.group(1))
         return _PLACEHOLDER.sub(lambda m: str(_lookup(saved, m.group(1))), value)
     return value
+
+
+def _emitted(answer: dict[str, Any]) -> dict[str, Any]:
+    """What ``emit: {save_as: name}`` keeps: ``${name.alarm_id}`` (the alarm the first event
+    is about), ``${name.event_ids.0}``, ``${name.events.0.type}`` …"""
+    saved = {"event_ids": answer["event_ids"], "events": answer["events"]}
+    alarm_ids = [e["alarm_id"] for e in answer["events"] if e.get("alarm_id")]
+    return {**saved, "alarm_id": alarm_ids[0]} if alarm_ids else saved
 
 
 def _answered(attempt: dict[str, Any], args: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.subscriptions import EVENT_TYPES
 
 TOP_LEVEL = {
@@ -60,6 +61,7 @@ STEPS: dict[str, dict[str, str] | str] = {
         "variant": "variant",
         "repeat": "count",
         "rate": "positive",
+        "save_as": "str",
     },
     "random": {"count*": "count", "types": "event_types", "seed": "int", "rate": "positive"},
     "advance": "duration",
@@ -90,6 +92,14 @@ STEPS: dict[str, dict[str, str] | str] = {
         "rejected": "bool",
         "within": "duration",
         "attempt": "count",
+    },
+    "expect_alarm": {
+        "alarm*": "str",
+        "state": "alarm_state",
+        "annotated": "bool",
+        "verdict": "annotation_verdict",
+        "by": "str",
+        "within": "duration",
     },
     "fault": {"duplicate_rate": "rate", "reorder_window": "duration"},
     "adversarial": {
@@ -167,6 +177,8 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "outcome": {"enum": list(OUTCOMES)},
     "adversarial": {"enum": list(ADVERSARIAL)},
     "verdict": {"enum": ["reject", "accept"]},
+    "alarm_state": {"enum": list(STATES)},
+    "annotation_verdict": {"enum": list(VERDICTS)},
     "profile": {"enum": list(PROFILES)},
 }
 

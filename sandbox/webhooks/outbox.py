@@ -236,13 +236,21 @@ def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
 
 
 def summaries(world: World, event_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """``{event_id, type, at}`` of each event, in the order asked."""
+    """``{event_id, type, at}`` of each event, in the order asked, and the ``alarm_id`` it
+    is about when it names one (so a caller can follow the alarm it just created)."""
     marks = ",".join("?" * len(event_ids))
     rows = world.store.all(
-        f"SELECT event_id, type, created_at FROM events WHERE event_id IN ({marks})", event_ids
+        "SELECT event_id, type, created_at, json_extract(data, '$.alarm_id') AS alarm_id "
+        f"FROM events WHERE event_id IN ({marks})",
+        event_ids,
     )
     due = {
-        r["event_id"]: {"event_id": r["event_id"], "type": r["type"], "at": r["created_at"]}
+        r["event_id"]: {
+            "event_id": r["event_id"],
+            "type": r["type"],
+            "at": r["created_at"],
+            **({"alarm_id": r["alarm_id"]} if r["alarm_id"] is not None else {}),
+        }
         for r in rows
     }
     return [due[e] for e in event_ids]
