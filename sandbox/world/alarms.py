@@ -46,15 +46,22 @@ def find(world: World, alarm_id: str, dealer_id: int | None = None) -> Row:
     return row
 
 
-def new_id(world: World) -> str:
-    number = world.store.scalar("SELECT MAX(number) FROM alarms")
-    return f"A-{max(FIRST_NUMBER - 1, int(number or 0)) + 1}"
+def allowed_from(event_type: str) -> tuple[str, ...]:
+    return MOVES[event_type][1] if event_type in MOVES else OPEN_STATES
 
 
 def can(state: str, event_type: str) -> bool:
-    if event_type in MOVES:
-        return state in MOVES[event_type][1]
-    return state in OPEN_STATES
+    return state in allowed_from(event_type)
+
+
+def check(alarm: Row, event_type: str) -> None:
+    """409 ``invalid_transition``, naming the state, unless the alarm can take the move."""
+    if not can(alarm["state"], event_type):
+        raise InvalidTransition(
+            f"alarm {alarm['alarm_id']} is {alarm['state']}; {event_type} needs it "
+            f"{' or '.join(allowed_from(event_type))}",
+            field="state",
+        )
 
 
 def pick(
@@ -62,7 +69,7 @@ def pick(
 ) -> Row | None:
     """An alarm that may take ``event_type`` now (at ``site_id`` when given), drawn from the
     most recent ones."""
-    allowed = MOVES[event_type][1] if event_type in MOVES else OPEN_STATES
+    allowed = allowed_from(event_type)
     marks = ",".join("?" * len(allowed))
     rows = world.store.all(
         f"SELECT * FROM alarms WHERE state IN ({marks})"
@@ -118,13 +125,7 @@ def create(world: World, data: dict[str, Any], at: float) -> None:
 def move(world: World, event_type: str, data: dict[str, Any], at: float) -> None:
     """Apply one move (or check a mention) named by ``event_type`` to ``data['alarm_id']``."""
     alarm = find(world, str(data.get("alarm_id")))
-    if not can(alarm["state"], event_type):
-        allowed = MOVES[event_type][1] if event_type in MOVES else OPEN_STATES
-        raise InvalidTransition(
-            f"alarm {alarm['alarm_id']} is {alarm['state']}; {event_type} needs it "
-            f"{' or '.join(allowed)}",
-            field="state",
-        )
+    check(alarm, event_type)
     if event_type not in MOVES:
         return
     state = MOVES[event_type][0]

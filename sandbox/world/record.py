@@ -17,8 +17,6 @@ from sandbox.world.context import World
 ALARM_NUMBER = "alarm_number"  # meta: the last alarm number handed out (scheduled ones too)
 # happenings that act on an existing alarm, which is picked when the caller names none
 ON_ALARM = (*alarms.MOVES, *alarms.MENTIONS)
-# the alarm lifecycle's cadence, seconds after alarm.created (CHeKT's documented example)
-LIFECYCLE = catalog.LIFECYCLE
 
 
 def new_alarm_id(world: World) -> str:
@@ -45,8 +43,7 @@ def _prepare(
         if not now:
             return overrides
         named = alarms.find(world, str(alarm_id))
-        if not alarms.can(named["state"], event_type):
-            alarms.move(world, event_type, {"alarm_id": alarm_id}, world.now())  # raises, named
+        alarms.check(named, event_type)
         return {**overrides, "site_id": named["site_id"]}
     row = alarms.pick(world, rng, event_type, overrides.get("site_id"))
     if row is None:
@@ -93,7 +90,7 @@ def lifecycle(
         ids = [emit(world, rng, "alarm.created", overrides, actor=actor)]
         alarm = alarms.find(world, overrides["alarm_id"])
         operator = Actor("operator", "op_sandbox", "schedule", "the simulated operator")
-        for event_type, offset in LIFECYCLE:
+        for event_type, offset in catalog.LIFECYCLE:
             if event_type == "alarm.dispatched" and variant == "false-positive":
                 continue
             extra = {"resolution": variant} if event_type == "alarm.resolved" else {}
@@ -148,8 +145,7 @@ def _on_alarm(
 ) -> dict[str, Any]:
     with world.store.transaction():
         alarm = alarms.find(world, alarm_id, dealer_id)
-        if not alarms.can(alarm["state"], event_type):
-            alarms.move(world, event_type, {"alarm_id": alarm_id}, world.now())  # raises, named
+        alarms.check(alarm, event_type)
         given = {k: v for k, v in fields.items() if v is not None}
         overrides = {"alarm_id": alarm_id, "site_id": alarm["site_id"], **given}
         if event_type in catalog.EVENTS:
