@@ -25,6 +25,7 @@ import httpx
 from sandbox.client import Sandbox, SandboxError, describe, describe_attempt, request_differences
 from sandbox.scenario.adversarial import attack
 from sandbox.scenario.loader import Scenario, Step
+from sandbox.webhooks import outbox
 
 DEFAULT_WITHIN = 5.0
 
@@ -86,6 +87,8 @@ class Runner:
         self.reset = reset  # reseed the world first (its seed) instead of using it as it is
         self.webhook_id: str | None = None  # the subscription this run made, removed at the end
         self.start = 0  # journal sequence when the run began: nothing before it counts
+        self._fetched: list[dict[str, Any]] = []  # delivery attempts read so far, in order
+        self._fetched_seq = 0
         self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
 
     def run(self, scenario: Scenario) -> Report:
@@ -133,11 +136,23 @@ class Runner:
             self.faults = None
 
     def _attempts(self, **filters: Any) -> list[dict[str, Any]]:
-        """Delivery attempts of this run's events, to its own subscription when it made one."""
-        if self.webhook_id is not None:
-            filters["webhook_id"] = self.webhook_id
+        """Delivery attempts of this run's events, to its own subscription when it made one,
+        matching ``filters``. Only attempts not fetched before are asked for: a storm's
+        checks poll while thousands are journaled, and the sandbox must keep delivering."""
+        scope = {} if self.webhook_id is None else {"webhook_id": self.webhook_id}
+        while True:
+            fresh = self.sandbox.deliveries(**scope, since_seq=self._fetched_seq)
+            self._fetched.extend(fresh)
+            if fresh:
+                self._fetched_seq = fresh[-1]["seq"]
+            if len(fresh) < outbox.ATTEMPTS_PAGE:
+                break
         mine = set(self.events)
-        return [a for a in self.sandbox.deliveries(**filters) if a["event_id"] in mine]
+        return [
+            a
+            for a in self._fetched
+            if a["event_id"] in mine and all(a[k] == v for k, v in filters.items())
+        ]
 
     # ---- setup -----------------------------------------------------------------------------
 

@@ -18,8 +18,9 @@ from sandbox.store import Row
 from sandbox.webhooks.profiles import render
 from sandbox.world import World, events, subscriptions
 
-# what the delivery journal can be filtered by
+# what the delivery journal can be filtered by, and how many attempts one read returns
 ATTEMPT_FILTERS = frozenset({"event_id", "webhook_id", "outcome", "delivery_id"})
+ATTEMPTS_PAGE = 10_000
 
 # seconds after the previous attempt; the 8th attempt is pinned to exactly 24 h after the 1st
 RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
@@ -257,7 +258,7 @@ def summaries(world: World, event_ids: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def attempts(
-    world: World, filters: Mapping[str, str], since_seq: int, limit: int = 10_000
+    world: World, filters: Mapping[str, str], since_seq: int, limit: int = ATTEMPTS_PAGE
 ) -> list[Row]:
     """Delivery attempts after ``since_seq``, matching the ``filters`` (column = value)."""
     unknown = set(filters) - ATTEMPT_FILTERS
