@@ -16,15 +16,20 @@ from sandbox.world.context import World
 
 ALARM_NUMBER = "alarm_number"  # meta: the last alarm number handed out (scheduled ones too)
 # happenings that act on an existing alarm, which is picked when the caller names none
-ON_ALARM = (*alarms.MOVES, *alarms.MENTIONS)
+# (alarm.escalated is not among them: nothing emits it, CHeKT has no webhook for it)
+ON_ALARM = tuple(t for t in (*alarms.MOVES, *alarms.MENTIONS) if t in catalog.EVENTS)
 
 
 def new_alarm_id(world: World) -> str:
-    """The next ``A-…`` id: after every alarm that exists or is scheduled to exist."""
+    """The next ``A-…`` id: after every alarm that exists or is scheduled to exist, and
+    past any a caller named itself (an ``alarm.created`` may bring its own ``alarm_id``)."""
     last = max(
         int(world.store.scalar("SELECT MAX(number) FROM alarms") or alarms.FIRST_NUMBER - 1),
         int(world.store.get_meta(ALARM_NUMBER) or 0),
     )
+    taken = "SELECT 1 FROM alarms WHERE alarm_id = ?"
+    while world.store.scalar(taken, (f"A-{last + 1}",)) is not None:
+        last += 1
     world.store.set_meta(ALARM_NUMBER, str(last + 1))
     return f"A-{last + 1}"
 
