@@ -1,10 +1,10 @@
 """``make bench``: every benchmark in one run and one report.
 
 Runs the four benchmarks one after another (never two at once on this 2-core machine):
-``run.py`` (authenticated Partner API vs bare Starlette, measured in the same run),
-``tokens.py``, ``figures.py`` and ``storm.py``. Each prints its table; this script gathers
-them into ``bench/results.md`` after the machine description, and exits 1 if any target
-was missed.
+``run.py`` (the authenticated Partner and Apps API lists vs bare Starlette, measured in the
+same run, and a cached snapshot), ``tokens.py``, ``figures.py`` and ``storm.py``. Each prints
+its table; this script gathers them into ``bench/results.md`` after the machine description,
+and exits 1 if any target was missed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = (
-    ("Partner API vs bare Starlette", "run.py"),
+    ("Partner and Apps API vs bare Starlette, snapshots", "run.py"),
     ("Token endpoint", "tokens.py"),
     ("Webhooks, fixture, reset, journal memory", "figures.py"),
     ("Alarm storm scenario", "storm.py"),

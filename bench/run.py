@@ -1,14 +1,22 @@
-"""``make bench``: how close the sandbox's authenticated sites list comes to bare Starlette.
+"""``make bench``: how close the sandbox's authenticated lists come to bare Starlette, and
+how fast it serves a snapshot.
 
 One run starts the sandbox (``chekt-sandbox serve --db :memory:``) and a bare Starlette app
-(``bench/bare_app.py``) serving the very JSON the sandbox returns, pins each server to core 0
-and wrk to core 1, and measures three rows with ``wrk -t1 -c32 --latency`` after a warm-up:
-the bare app, the sandbox with the seeded API key, and the sandbox with a client-credentials
-JWT. The issue's target is "authenticated endpoint ≥ 50 % of bare Starlette" in requests/s.
+(``bench/bare_app.py``) serving the very JSON the sandbox returned for each list, pins each
+server to core 0 and wrk to core 1, and measures six rows with ``wrk -t1 -c32 --latency``
+after a warm-up:
 
-Every server must answer 200 with the expected JSON before it is measured (so a 401 storm
-is never mistaken for speed), all load is time-bounded and on loopback, and every child
-process is stopped on exit, errors and Ctrl-C. The table is also written to
+- the Partner API's sites list: the bare app, the sandbox with the seeded API key, and with
+  a client-credentials JWT (target: each ≥ 50 % of bare Starlette, in requests/s);
+- the Apps API's ``GET /v1/alarms`` with an Apps key (``events:read``, dealer 1001): the bare
+  app, then the sandbox (target: its share of bare Starlette ≥ 90 % of the Partner list's
+  share with the API key, both measured in this run);
+- a snapshot link taken from ``GET /v1/alarms/{id}``, already rendered and cached (target:
+  ≥ 1,000 JPEG responses/s).
+
+Every server must answer 200 with the expected body before and after it is measured (so a
+401 storm is never mistaken for speed), all load is time-bounded and on loopback, and every
+child process is stopped on exit, errors and Ctrl-C. The table is also written to
 ``bench/results.md``. Exit status: 0 all PASS, 1 a target missed, 2 the benchmark failed.
 """
 
@@ -35,17 +43,25 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 SITES_PATH = "/partner/v1/dealers/1001/sites"
+ALARMS_PATH = "/v1/alarms"
+APPS_KEY = {"dealer_id": 1001, "scopes": ["events:read"], "name": "make bench"}
 SERVER_CORE = "0"
 WRK_CORE = "1"
 CONNECTIONS = 32
-TARGET = 0.50
+TARGET = 0.50  # the Partner list's share of bare Starlette
+V1_SHARE = 0.90  # /v1/alarms' share of bare, against the Partner list's (API key) share
+SNAPSHOT_TARGET = 1_000.0  # JPEG responses per second
+JSON_TYPE = "application/json"
+JPEG_TYPE = "image/jpeg"
+# a media link's token: made anew per request once the stored one has expired
+LINK_TOKEN = re.compile(r"access_token=[\w.-]+")
 READY_TIMEOUT = 30.0
 BUSY_WARNING = 0.10
 SATURATED = 0.90
@@ -57,17 +73,57 @@ class BenchError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Target:
-    """One benchmarked request: what wrk hits, with which credential."""
+class Expect:
+    """What a benchmarked request must answer: ``json`` (with every link's token masked when
+    ``tokens_vary``: the sandbox makes expired links anew per request), or exactly ``raw``."""
 
-    label: str
+    content_type: str = JSON_TYPE
+    json: Any = None
+    tokens_vary: bool = False
+    raw: bytes | None = None
+
+    def problem(self, content_type: str, body: bytes) -> str | None:
+        if content_type.split(";")[0].strip() != self.content_type:
+            return f"Content-Type {content_type!r}, not {self.content_type}"
+        if self.raw is not None:
+            return None if body == self.raw else f"other bytes ({len(body):,} B)"
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return "a body that is not JSON"
+        if self.tokens_vary:
+            value, expected = masked(value), masked(self.json)
+        else:
+            expected = self.json
+        return None if value == expected else "a different JSON body"
+
+
+def masked(value: Any) -> Any:
+    """``value`` with each link's ``access_token`` replaced by a mark."""
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    if isinstance(value, str):
+        return LINK_TOKEN.sub("access_token=…", value)
+    return value
+
+
+@dataclass(frozen=True)
+class Target:
+    """One benchmarked request: what wrk hits, with which credential, and what it answers."""
+
+    request: str  # what is measured, e.g. "Partner sites"
+    label: str  # by which server and credential
     port: int
-    token: str
+    path: str
+    token: str | None
     pid: int  # the server's, to read its CPU time
+    expect: Expect
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}{SITES_PATH}"
+        return f"http://{HOST}:{self.port}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -80,14 +136,16 @@ class Result:
     p99_ms: float
     errors: int  # non-2xx responses plus socket errors; must be 0 for a valid row
     server_cpu: float = 0.0  # share of its core the server used: ~1.0 when undisturbed
+    request: str = ""
 
 
 @dataclass(frozen=True)
 class Row:
-    """A result set against the baseline: ``verdict`` is empty for the baseline itself."""
+    """A result judged against its target: ``verdict`` is empty for a baseline."""
 
     result: Result
-    ratio: float
+    ratio: float | None  # to the bare app serving the same request; None: no such row
+    target: str
     verdict: str
 
 
@@ -194,6 +252,17 @@ def request(
         conn.close()
 
 
+def fetch(port: int, path: str, token: str | None = None) -> tuple[int, str, bytes]:
+    """GET ``path``: its status, Content-Type and body."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
 def get_json(port: int, path: str, token: str | None = None) -> Any:
     """GET that must answer 200 with JSON; anything else is a precise BenchError."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -230,11 +299,41 @@ def access_token(port: int, client_id: str, secret: str) -> str:
     return token
 
 
-def verify(target: Target, expected: Any) -> None:
-    """The benchmarked request itself must answer 200 with the sandbox's sites list."""
-    body = get_json(target.port, SITES_PATH, target.token)
-    if body != expected:
-        raise BenchError(f"{target.label}: GET {SITES_PATH} answered a different JSON body")
+def apps_key(port: int) -> str:
+    """A new Apps API key for dealer 1001 that may read alarms."""
+    headers = {"Content-Type": JSON_TYPE}
+    status, raw = request(
+        port, "POST", "/_sandbox/api-keys", headers=headers, body=json.dumps(APPS_KEY)
+    )
+    if status != 201:
+        raise BenchError(f"POST /_sandbox/api-keys answered {status}: {raw[:500]!r}")
+    key: str = json.loads(raw)["key"]
+    return key
+
+
+def snapshot_link(port: int, alarms: Any, key: str) -> str:
+    """The path and query of the snapshot link ``GET /v1/alarms/{id}`` hands out for the
+    newest listed alarm that has one."""
+    alarm = next((a for a in alarms if a.get("snapshot_url")), None)
+    if alarm is None:
+        raise BenchError(f"no alarm in GET {ALARMS_PATH} has a snapshot_url")
+    url = get_json(port, f"{ALARMS_PATH}/{alarm['alarm_id']}", key)["snapshot_url"]
+    parts = urlsplit(url)
+    if not parts.path.endswith(".jpg") or "access_token=" not in parts.query:
+        raise BenchError(f"alarm {alarm['alarm_id']}: snapshot_url is not a signed .jpg: {url}")
+    return f"{parts.path}?{parts.query}"
+
+
+def verify(target: Target) -> None:
+    """The benchmarked request itself must answer 200 with what it is expected to."""
+    status, content_type, body = fetch(target.port, target.path, target.token)
+    problem = (
+        f"status {status}: {body[:300]!r}"
+        if status != 200
+        else target.expect.problem(content_type, body)
+    )
+    if problem is not None:
+        raise BenchError(f"{target.label}: GET {target.path[:80]} answered {problem}")
 
 
 # ---- wrk -------------------------------------------------------------------------------------
@@ -242,9 +341,10 @@ def verify(target: Target, expected: Any) -> None:
 
 def run_wrk(target: Target, seconds: int) -> str:
     """One time-bounded wrk run pinned to the load core; returns its report."""
+    auth = ["-H", f"Authorization: Bearer {target.token}"] if target.token else []
     argv = [
         "taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s",
-        "--latency", "-H", f"Authorization: Bearer {target.token}", target.url,
+        "--latency", *auth, target.url,
     ]  # fmt: skip
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
@@ -286,37 +386,61 @@ def cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(target: Target, expected: Any, seconds: int, warmup: int) -> Result:
+def measure(target: Target, seconds: int, warmup: int) -> Result:
     """Verify, warm up, measure, then verify again (a mid-run breakdown voids the row).
 
     The server's CPU share while measured tells a saturated, undisturbed server (~100 %)
     from one that shared its core with other load.
     """
-    verify(target, expected)
-    print(f"  {target.label}: warm-up {warmup} s, measuring {seconds} s ...", flush=True)
+    verify(target)
+    print(
+        f"  {target.request}, {target.label}: warm-up {warmup} s, measuring {seconds} s ...",
+        flush=True,
+    )
     run_wrk(target, warmup)
     cpu, started = cpu_seconds(target.pid), time.monotonic()
     report = run_wrk(target, seconds)
     share = (cpu_seconds(target.pid) - cpu) / (time.monotonic() - started)
-    verify(target, expected)
-    return dataclasses.replace(parse_wrk(target.label, report), server_cpu=share)
+    verify(target)
+    result = parse_wrk(target.label, report)
+    return dataclasses.replace(result, server_cpu=share, request=target.request)
 
 
 # ---- report ----------------------------------------------------------------------------------
 
 
+def _share(result: Result, bare: Result) -> float:
+    return result.rps / bare.rps if bare.rps else 0.0
+
+
+def _judged(result: Result, ratio: float | None, target: str, ok: bool) -> Row:
+    return Row(result, ratio, target, "PASS" if ok and result.errors == 0 else "FAIL")
+
+
 def rank(results: Sequence[Result]) -> list[Row]:
-    """Ratios to the first (bare) result, and PASS/FAIL for every authenticated row."""
-    bare = results[0].rps
-    rows = [Row(results[0], 1.0, "")]
-    for result in results[1:]:
-        ratio = result.rps / bare if bare else 0.0
-        ok = ratio >= TARGET and result.errors == 0
-        rows.append(Row(result, ratio, "PASS" if ok else "FAIL"))
-    return rows
+    """The measured rows (in :func:`benchmark`'s order) against their targets: the Partner
+    list's shares of bare, /v1/alarms' share against the API key's, the snapshot's rate."""
+    bare_sites, key, jwt, bare_alarms, alarms, snapshot = results
+    key_share, alarms_share = _share(key, bare_sites), _share(alarms, bare_alarms)
+    needed = V1_SHARE * key_share
+    partner = f"≥ {TARGET * 100:.0f} % of bare"
+    return [
+        Row(bare_sites, 1.0, "(baseline)", ""),
+        _judged(key, key_share, partner, key_share >= TARGET),
+        _judged(jwt, _share(jwt, bare_sites), partner, _share(jwt, bare_sites) >= TARGET),
+        Row(bare_alarms, 1.0, "(baseline)", ""),
+        _judged(
+            alarms,
+            alarms_share,
+            f"≥ {needed * 100:.0f} % of bare ({V1_SHARE * 100:.0f} % of the API key's)",
+            alarms_share >= needed,
+        ),
+        _judged(snapshot, None, f"≥ {SNAPSHOT_TARGET:,.0f}/s", snapshot.rps >= SNAPSHOT_TARGET),
+    ]
 
 
 HEADERS = (
+    "Request",
     "Server",
     "Requests/s",
     "p50 ms",
@@ -324,7 +448,8 @@ HEADERS = (
     "vs bare",
     "Errors",
     "Server CPU",
-    "Target ≥ 50 %",
+    "Target",
+    "Verdict",
 )
 CPU_NOTE = (
     "Server CPU: share of core {core} the server used while measured; well under 100 % means "
@@ -335,16 +460,17 @@ CPU_NOTE = (
 def cells(row: Row) -> tuple[str, ...]:
     """One row's values as shown, shared by the console and Markdown tables."""
     r = row.result
-    verdict = row.verdict or "(baseline)"
     return (
+        r.request,
         r.label,
         f"{r.rps:,.0f}",
         f"{r.p50_ms:.2f}",
         f"{r.p99_ms:.2f}",
-        f"{row.ratio * 100:.0f} %",
+        "n/a" if row.ratio is None else f"{row.ratio * 100:.0f} %",
         str(r.errors),
         f"{r.server_cpu * 100:.0f} %",
-        verdict,
+        row.target,
+        row.verdict,
     )
 
 
@@ -353,26 +479,37 @@ def text_table(rows: Sequence[Row]) -> str:
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
 
     def line(values: Sequence[str]) -> str:
-        first = values[0].ljust(widths[0])
-        rest = (v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest])
+        left = (v.ljust(w) for v, w in zip(values[:2], widths[:2], strict=True))
+        numbers = (v.rjust(w) for v, w in zip(values[2:-2], widths[2:-2], strict=True))
+        last = (v.ljust(w) for v, w in zip(values[-2:], widths[-2:], strict=True))
+        return "  ".join([*left, *numbers, *last]).rstrip()
 
     rule = "-" * len(line(HEADERS))
     return "\n".join([line(HEADERS), rule, *(line(c) for c in table[1:])])
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|---" + "|---:" * (len(HEADERS) - 1) + "|"]
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---|---" + "|---:" * 6 + "|---|---|"]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+TARGETS = (
+    f"Targets (issue), in requests/s: the Partner list (GET {SITES_PATH}) with either "
+    f"credential ≥ {TARGET * 100:.0f} % of bare Starlette; GET {ALARMS_PATH} with an Apps key "
+    f"(dealer 1001, events:read): its share of bare Starlette ≥ {V1_SHARE * 100:.0f} % of the "
+    f"Partner list's share with the API key; a cached snapshot (GET /_sandbox/media/<id>.jpg"
+    f"?access_token=…, from GET {ALARMS_PATH}/<id>) ≥ {SNAPSHOT_TARGET:,.0f} JPEG responses/s."
+)
 
 
 def load_line(seconds: int, warmup: int) -> str:
     """How the load was made, so a number is never read without its conditions."""
     return (
-        f"GET {SITES_PATH} with `wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency` after a "
-        f"{warmup} s warm-up; servers pinned to core {SERVER_CORE}, wrk to core {WRK_CORE} "
-        "(`taskset -c`), loopback only."
+        f"Each row: `wrk -t1 -c{CONNECTIONS} -d{seconds}s --latency` after a {warmup} s "
+        f"warm-up; servers pinned to core {SERVER_CORE}, wrk to core {WRK_CORE} "
+        "(`taskset -c`), loopback only. The bare app serves the JSON the sandbox answered "
+        "to the same request, serialized per request."
     )
 
 
@@ -452,8 +589,7 @@ def write_results(
         [
             title,
             "",
-            f"Target (issue): authenticated endpoint ≥ {TARGET * 100:.0f} % of bare Starlette "
-            "(requests/s).",
+            TARGETS,
             "",
             markdown_table(rows),
             "",
@@ -508,41 +644,68 @@ def start_sandbox(stack: contextlib.ExitStack, logs: Path) -> tuple[int, int]:
     return port, proc.pid
 
 
-def measure_bare(sites: Any, token: str, seconds: int, warmup: int, logs: Path) -> Result:
-    """Start the bare app on the captured JSON, measure it, and stop it again."""
-    sites_file = logs / "sites.json"
-    sites_file.write_text(json.dumps(sites), encoding="utf-8")
+def start_bare(stack: contextlib.ExitStack, logs: Path, routes: dict[str, Any]) -> tuple[int, int]:
+    """The bare app's port and pid, serving ``routes`` (path → the sandbox's JSON)."""
+    routes_file = logs / "routes.json"
+    routes_file.write_text(json.dumps(routes), encoding="utf-8")
     port = free_port()
     argv = [sys.executable, str(BENCH_DIR / "bare_app.py"), str(port)]
     log = logs / "bare_app.log"
-    with spawned(argv, log, child_env(BENCH_SITES_JSON=str(sites_file))) as proc:
-        wait_ready(proc, port, SITES_PATH, log, "the bare app")
-        # same Authorization header as the sandbox rows, so wrk sends identical requests
-        target = Target("bare Starlette", port, token, proc.pid)
-        return measure(target, sites, seconds, warmup)
+    proc = stack.enter_context(spawned(argv, log, child_env(BENCH_ROUTES_JSON=str(routes_file))))
+    wait_ready(proc, port, SITES_PATH, log, "the bare app")
+    return port, proc.pid
+
+
+def listed(port: int, path: str, token: str) -> list[Any]:
+    found = get_json(port, path, token)
+    if not isinstance(found, list) or not found:
+        raise BenchError(f"GET {path} did not answer a non-empty JSON array")
+    return found
 
 
 def benchmark(seconds: int, warmup: int) -> list[Result]:
-    """Bare app, then the sandbox with each credential; the idle sandbox waits meanwhile."""
+    """Each bare row just before the sandbox rows it is the baseline of, then the snapshot;
+    both servers stay up, the one not measured idle."""
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-bench-")))
         print("Starting the sandbox ...", flush=True)
         port, pid = start_sandbox(stack, logs)
         api_key, client_id, secret = sandbox_credentials(port)
         jwt = access_token(port, client_id, secret)
-        sites = get_json(port, SITES_PATH, api_key)
-        if not isinstance(sites, list) or not sites:
-            raise BenchError(f"GET {SITES_PATH} did not answer a non-empty JSON array")
-        targets = [
-            Target("sandbox, API key", port, api_key, pid),
-            Target("sandbox, JWT", port, jwt, pid),
-        ]
-        for target in targets:  # fail before spending minutes on the baseline
-            verify(target, sites)
-        print(f"Sandbox ready on port {port}; {len(sites)} sites in the payload.", flush=True)
-        results = [measure_bare(sites, api_key, seconds, warmup, logs)]
-        results += [measure(target, sites, seconds, warmup) for target in targets]
-        return results
+        app_key = apps_key(port)
+        sites = listed(port, SITES_PATH, api_key)
+        alarms = listed(port, ALARMS_PATH, app_key)
+        link = snapshot_link(port, alarms, app_key)
+        status, content_type, jpeg = fetch(port, link)  # rendered now, cached from here on
+        if status != 200 or not jpeg.startswith(b"\xff\xd8"):
+            raise BenchError(f"GET {link[:80]} answered {status} {content_type}, not a JPEG")
+        sandbox = [
+            Target("Partner sites", "sandbox, API key", port, SITES_PATH, api_key, pid,
+                   Expect(json=sites)),
+            Target("Partner sites", "sandbox, JWT", port, SITES_PATH, jwt, pid,
+                   Expect(json=sites)),
+            Target("/v1 alarms", "sandbox, Apps key", port, ALARMS_PATH, app_key, pid,
+                   Expect(json=alarms, tokens_vary=True)),
+            Target("snapshot JPEG", "sandbox, cached", port, link, None, pid,
+                   Expect(JPEG_TYPE, raw=jpeg)),
+        ]  # fmt: skip
+        for target in sandbox:  # fail before spending minutes on the baseline
+            verify(target)
+        print(
+            f"Sandbox ready on port {port}; {len(sites)} sites, {len(alarms)} alarms "
+            f"({len(json.dumps(alarms)):,} B), a {len(jpeg):,} B snapshot.",
+            flush=True,
+        )
+        bare_port, bare_pid = start_bare(stack, logs, {SITES_PATH: sites, ALARMS_PATH: alarms})
+        # the same Authorization headers as the sandbox rows: wrk sends identical requests
+        bare = [
+            Target("Partner sites", "bare Starlette", bare_port, SITES_PATH, api_key, bare_pid,
+                   Expect(json=sites)),
+            Target("/v1 alarms", "bare Starlette", bare_port, ALARMS_PATH, app_key, bare_pid,
+                   Expect(json=alarms)),
+        ]  # fmt: skip
+        order = [bare[0], sandbox[0], sandbox[1], bare[1], sandbox[2], sandbox[3]]
+        return [measure(target, seconds, warmup) for target in order]
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
@@ -571,9 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted; all servers stopped", file=sys.stderr)
         return 130
     print()
-    print(
-        f"Target (issue): authenticated endpoint ≥ {TARGET * 100:.0f} % of bare Starlette (req/s)"
-    )
+    print(TARGETS)
     print(load_line(seconds, warmup))
     print(CPU_NOTE.format(core=SERVER_CORE))
     print()

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl
 
 from sandbox import jsontext
 from sandbox.errors import ValidationFailed
-from sandbox.redaction import Scrub, never, unmark, unmark_all
+from sandbox.redaction import KnownClean, Scrub, never, unmark, unmark_all
 
 BODY_LIMIT = 64 * 1024
 
@@ -83,9 +83,12 @@ def _parts(entry: Entry) -> list[bytes]:
     return [getattr(entry, name) for name in _PARTS]
 
 
-def scrub(entry: Entry, revealable: Callable[[str], bool] = never) -> None:
-    """Hide every credential in ``entry`` before it is stored (see :mod:`sandbox.redaction`)."""
-    clean = Scrub(revealable)
+def scrub(
+    entry: Entry, revealable: Callable[[str], bool] = never, known: KnownClean | None = None
+) -> None:
+    """Hide every credential in ``entry`` before it is stored (see :mod:`sandbox.redaction`);
+    ``known``: bodies already found clean."""
+    clean = Scrub(revealable, known=known)
     request_headers = clean.headers(entry.headers, unpack(entry.headers))
     response_headers = clean.headers(entry.response_headers, unpack(entry.response_headers))
     entry.path = clean.text(entry.path)
@@ -235,6 +238,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._spill = _Spill(segment=max(1 << 20, max_bytes // 4))
+        self._clean = KnownClean()
 
     def _store(self, entry: Entry) -> None:
         parts = _parts(entry)
@@ -261,7 +265,7 @@ class Recorder:
 
     def add(self, entry: Entry, revealable: Callable[[str], bool] = never) -> None:
         """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`)."""
-        scrub(entry, revealable)
+        scrub(entry, revealable, self._clean)
         with self._lock:
             self._store(entry)
             self._entries.append(entry)
@@ -281,6 +285,7 @@ class Recorder:
             self._bytes = 0
             self.evicted = 0
             self._spill.close()
+        self._clean.clear()
 
     def stats(self) -> dict[str, int]:
         with self._lock:

@@ -16,6 +16,8 @@ import binascii
 import functools
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,19 +62,49 @@ def may_hold_secret(raw: bytes) -> bool:
 
 
 def _shaped(text: str) -> bool:
-    return any(start in text for start in _SHAPE_STARTS) and SHAPE.search(text) is not None
+    """``SHAPE.search(text) is not None``, tried only where a shape can start (each begins
+    with one of ``_SHAPE_STARTS``): the search tries every position of a long text, and a
+    media link's token (base64 JSON: it starts with ``eyJ``) is common in responses."""
+    if "_" not in text and "eyJ" not in text:  # every other start holds "_"
+        return False
+    for start in _SHAPE_STARTS:
+        shape = _JWT if start == "eyJ" else SHAPE
+        at = text.find(start)
+        while at >= 0:
+            if shape.match(text, at) is not None:  # its look-behind sees text[at - 1]
+                return True
+            at = text.find(start, at + 1)
+    return False
+
+
+# SHAPE's JWT branch as it can match where "eyJ" starts; possessive, since no character a
+# run of [\w-] gives back can be the "." that must follow it (a link's token, one long run
+# and one dot, is then read once instead of backtracked through)
+_JWT = re.compile(r"(?<![\w-])eyJ[\w-]{2,}+\.[\w-]{2,}+\.")
 
 
 def secret_name(name: str, *, oauth: bool = False) -> bool:
     """Whether a field or parameter called ``name`` holds a credential. ``code`` is one only
     in an OAuth exchange (a request carrying ``grant_type``, a redirect's query): an error
     envelope's ``code`` is not a secret."""
+    if len(name) > _NAME_CACHED:
+        return _secret_name(name, oauth)
+    return _secret_name_cached(name, oauth)
+
+
+_NAME_CACHED = 64  # field names repeat in every body; longer "names" are rare and not kept
+
+
+def _secret_name(name: str, oauth: bool) -> bool:
     plain = name.lower().replace("-", "").replace("_", "")
     if plain in _NOT_SECRET:
         return False
     if plain == "code":
         return oauth
     return plain in _SECRET_NAMES or plain.endswith(_SECRET_WORDS)
+
+
+_secret_name_cached = functools.lru_cache(maxsize=4096)(_secret_name)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -107,6 +139,7 @@ class Scrub:
 
     revealable: Callable[[str], bool] = never
     vault: list[str] = field(default_factory=list)
+    known: KnownClean | None = None  # bodies lately found clean, shared between entries
 
     def hide(self, value: str, keep: str = "", *, check: str | None = None) -> str:
         if value and self.revealable(value if check is None else check):
@@ -190,14 +223,67 @@ class Scrub:
 
     def body(self, raw: bytes, content_type: str) -> bytes:
         """A body of any content type with its credentials hidden; untouched when it has none."""
-        if not raw or not may_hold_secret(raw):
+        if not raw:
             return raw
+        known = self.known
+        if known is not None:
+            if known.holds(content_type, raw):
+                return raw
+            if self._known_but_links(known, raw, content_type):
+                known.add(content_type, raw)
+                return raw
+        if not may_hold_secret(raw):
+            return raw
+        return self._remembered(raw, content_type)
+
+    def _remembered(self, raw: bytes, content_type: str) -> bytes:
+        hidden = self._body(raw, content_type)
+        if hidden is raw and self.known is not None:
+            self.known.add(content_type, raw)
+        return hidden
+
+    def _known_but_links(self, known: KnownClean, raw: bytes, content_type: str) -> bool:
+        """Whether ``raw`` is clean because its skeleton is (the same JSON with each media
+        link's token replaced by "T", searched once and remembered) and no token holds the
+        start of a shape: a list of alarms is the same JSON from one request to the next but
+        for the tokens of the links the sandbox makes anew for each.
+
+        Exact for JSON without escapes or ``%``: each token ends its string (and not a name),
+        between an ``=`` and a quote, so no shape reaches into it or out of it, and one with
+        a single dot holds no JWT shape; with the token "T", the skeleton is as valid JSON as
+        ``raw``, with the same names, and "T" makes no shape either."""
+        if "json" not in content_type or b"access_token=" not in raw:
+            return False
+        if b"\\" in raw or b"%" in raw:
+            return False
+        tokens = list(_LINK_TOKEN.finditer(raw))
+        every = b" ".join([token[1] for token in tokens])  # no start holds a space
+        if not tokens or any(start in every for start in _TOKEN_SHAPE_STARTS):
+            return False
+        pieces: list[bytes] = []
+        end = 0
+        for token in tokens:
+            pieces += (raw[end : token.start(1)], b"T")
+            end = token.end(1)
+        skeleton = b"".join([*pieces, raw[end:]])
+        if known.holds(content_type, skeleton):
+            return True
+        vault = len(self.vault)
+        if self._remembered(skeleton, content_type) is skeleton:
+            return True
+        del self.vault[vault:]  # what the skeleton hid: raw goes the whole way instead
+        return False
+
+    def _body(self, raw: bytes, content_type: str) -> bytes:
         if "x-www-form-urlencoded" in content_type:
             return self.query(raw)
         if "json" in content_type:
             vault = len(self.vault)
             try:
-                hidden, changed = self.json(json.loads(raw))
+                value = json.loads(raw)
+                if _nothing_to_hide(raw, value):
+                    return raw
+                hidden, changed = self.json(value)
                 return json.dumps(hidden, ensure_ascii=False).encode() if changed else raw
             except (ValueError, RecursionError):  # not JSON, or nested past any sense: text
                 del self.vault[vault:]
@@ -210,6 +296,125 @@ class Scrub:
         if not secret_name(match[1].decode("latin-1")):
             return match[0]
         return match[1] + match[2] + self.hide(match[3].decode("utf-8", "replace")).encode()
+
+
+_NESTED = 64  # deeper values are left to Scrub.json (which gives up on RecursionError)
+# a media link's token as the sandbox signs it (base64 claims, ".", base64 MAC) where it ends a
+# JSON string that is not a name; past its one dot only the starts of other shapes matter
+_LINK_TOKEN = re.compile(rb'access_token=([\w-]+\.[\w-]+)(?="(?!\s*:))')
+_TOKEN_SHAPE_STARTS = tuple(start for start in _SHAPE_STARTS_BYTES if start != b"eyJ")
+
+
+def _nothing_to_hide(raw: bytes, value: Any) -> bool:
+    """:func:`_unchanged` for ``value`` read from ``raw``, faster: when the JSON text has no
+    escape and no ``%``, each string in it stands in the text as it is, between quotes, so
+    one search of the whole text for shapes stands for a search of every string (a quote
+    before one lets a shape start there as the string's start does); the names are then
+    checked object by object."""
+    if b"\\" in raw or b"%" in raw:
+        return _unchanged(value)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # JSON in UTF-16 or -32
+        return _unchanged(value)
+    if _shaped(text):
+        return _unchanged(value)
+    todo: list[tuple[Any, int]] = [(value, 0)] if type(value) in _CONTAINERS else []
+    while todo:
+        item, depth = todo.pop()
+        if depth > _NESTED:
+            return False
+        if type(item) is dict:
+            if not _plain_names(tuple(item)):
+                return False
+            inners: Iterable[Any] = item.values()
+        else:
+            inners = item
+        todo += [(inner, depth + 1) for inner in inners if type(inner) in _CONTAINERS]
+    return True
+
+
+_CONTAINERS = (dict, list)  # what json.loads makes (exactly these types)
+
+
+def _plain_names(names: tuple[str, ...]) -> bool:
+    """No name among an object's ``names`` is a secret one (whatever its value)."""
+    if sum(map(len, names)) > 4096:
+        return _no_secret_name(names)
+    return _no_secret_name_cached(names)
+
+
+def _no_secret_name(names: tuple[str, ...]) -> bool:
+    oauth = "grant_type" in names
+    return not any(secret_name(str(name), oauth=oauth) for name in names)
+
+
+_no_secret_name_cached = functools.lru_cache(maxsize=256)(_no_secret_name)
+
+
+def _unchanged(value: Any) -> bool:
+    """True when :meth:`Scrub.json` would hide nothing in ``value``: no secret field holds a
+    value, no string holds a credential shape (also behind percent-encoding). Found without
+    building a copy, since most bodies hold nothing."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > _NESTED:
+            return False
+        if isinstance(item, dict):
+            oauth = "grant_type" in item
+            for key, inner in item.items():
+                if secret_name(str(key), oauth=oauth) and inner not in (None, "", [], {}):
+                    return False
+                if isinstance(inner, str):
+                    if _text_changes(inner):
+                        return False
+                elif isinstance(inner, dict | list):
+                    todo.append((inner, depth + 1))
+        elif isinstance(item, list):
+            todo.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str) and _text_changes(item):
+            return False
+    return True
+
+
+def _text_changes(text: str) -> bool:
+    """Whether :meth:`Scrub.text` may change ``text`` (it finds a shape where it looks)."""
+    if "%" in text:
+        deep = decoded(text)
+        if deep != text and _shaped(deep):
+            return True
+    return _shaped(text)
+
+
+class KnownClean:
+    """Bodies lately found to hold no credential, by content type and exact bytes, the most
+    recent ``entries`` of them: a list polled again and again (the same bytes until the data
+    change) is searched once, not on every request. Finding nothing hides nothing, whatever
+    the credentials of the request, so the verdict holds for every later entry."""
+
+    def __init__(self, entries: int = 32) -> None:
+        self.entries = entries
+        self._bodies: OrderedDict[tuple[str, bytes], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def holds(self, content_type: str, raw: bytes) -> bool:
+        with self._lock:
+            if (content_type, raw) not in self._bodies:
+                return False
+            self._bodies.move_to_end((content_type, raw))  # kept while it is asked for
+            return True
+
+    def add(self, content_type: str, raw: bytes) -> None:
+        with self._lock:
+            self._bodies[(content_type, raw)] = None
+            self._bodies.move_to_end((content_type, raw))
+            while len(self._bodies) > self.entries:
+                self._bodies.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bodies.clear()
 
 
 def _basic_secret(credential: str) -> str:

@@ -26,6 +26,7 @@ from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World
 from sandbox.world.audit import Actor
+from sandbox.world.linked import Body
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request], Awaitable[Response]]
@@ -43,6 +44,8 @@ class Services:
     dispatcher: Dispatcher
     recorder: Recorder
     list_cache: dict[tuple[Any, ...], tuple[bytes, int]] = field(default_factory=dict)
+    # lists whose links are made per request (/v1/alarms): their JSON, the links left open
+    linked_lists: dict[tuple[Any, ...], tuple[Body, int]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.errors import Conflict, NotFound, ValidationFailed
 from sandbox.store import Row
-from sandbox.world import media, snapshots
+from sandbox.world import linked, media, snapshots
 from sandbox.world.context import World
 
 STATES = ("created", "acknowledged", "escalated", "dispatched", "resolved")
@@ -32,6 +33,8 @@ MENTIONS = ("verification.requested",)
 STAMPED = {"acknowledged", "escalated", "dispatched", "resolved"}  # each has a ``<state>_at``
 VERDICTS = ("intruder", "false-positive", "uncertain")
 FIRST_NUMBER = 10001
+# what goes where a link does: the link itself (view), or a slot to fill per request (page)
+Linker = Callable[[str | None, dict[str, Any] | None, str], Any]
 
 
 class InvalidTransition(Conflict):
@@ -202,10 +205,15 @@ def get(world: World, alarm_id: str, dealer_id: int | None = None) -> dict[str, 
 def view(world: World, row: Row, annotations: list[Row]) -> dict[str, Any]:
     """An alarm as ``/v1`` and the control API show it: the ids its webhooks carried, its
     state with the time of each step, and links that work now."""
+    return _view(world, row, annotations, lambda url, claims, ext: _link(world, url, claims, ext))
+
+
+def _view(world: World, row: Row, annotations: list[Row], link: Linker) -> dict[str, Any]:
     shows = json.loads(row["media"]) if row["media"] else None
     responder = json.loads(row["responder"]) if row["responder"] else None
     if responder:
-        responder["tracking_url"] = tracking_link(world, row, responder.get("tracking_url"))
+        url = responder.get("tracking_url")
+        responder["tracking_url"] = link(url, _tracking_claims(world, row, url), "")
     stamp = world.stamp
     return {
         "alarm_id": row["alarm_id"],
@@ -221,8 +229,8 @@ def view(world: World, row: Row, annotations: list[Row]) -> dict[str, Any]:
         "location": row["location"],
         "contact_id_code": row["contact_id_code"],
         "snapshot_id": row["snapshot_id"],
-        "snapshot_url": _link(world, row["snapshot_url"], shows, "jpg"),
-        "clip_url": _link(world, row["clip_url"], shows and {**shows, "kind": "clip"}, "mp4"),
+        "snapshot_url": link(row["snapshot_url"], shows, "jpg"),
+        "clip_url": link(row["clip_url"], shows and {**shows, "kind": "clip"}, "mp4"),
         "operator_id": row["operator_id"],
         "reason": row["reason"],
         "escalation_reason": row["escalation_reason"],
@@ -238,13 +246,18 @@ def view(world: World, row: Row, annotations: list[Row]) -> dict[str, Any]:
 
 def tracking_link(world: World, row: Row, url: str | None) -> str | None:
     """A working link to the responder's progress (a new one once the old has expired)."""
+    found: str | None = _link(world, url, _tracking_claims(world, row, url), "")
+    return found
+
+
+def _tracking_claims(world: World, row: Row, url: str | None) -> dict[str, Any] | None:
+    """What a dispatched alarm's tracking link shows (None before a dispatch)."""
     if not row["responder"] or row["dispatched_at"] is None:
-        return url
+        return None
     responder = json.loads(row["responder"])
-    claims = media.claims_in(world.store, url) or media.tracking_claims(
+    return media.claims_in(world.store, url) or media.tracking_claims(
         row["alarm_id"], row["site_id"], responder, row["dispatched_at"]
     )
-    return snapshots.fresh_link(world, url, claims, "")
 
 
 def links(world: World, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -284,19 +297,43 @@ def _link(world: World, url: str | None, claims: dict[str, Any] | None, extensio
 ALARM_FILTERS = {"state": str, "site_id": int, "priority": str, "device_id": int, "dealer_id": int}
 
 
-def listing(
+def _listed(
     world: World, dealer_id: int | None, filters: dict[str, Any], limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
-    """The dealer's alarms (every dealer's: None), newest first."""
+) -> tuple[list[Row], dict[str, list[Row]], int]:
+    """Rows, their annotations and the total; a ``dealer_id`` filter narrows within the
+    reach of ``dealer_id`` (another dealer's alarms answer as absent), never widens it."""
     assert set(filters) <= set(ALARM_FILTERS), filters  # names are checked by the surfaces
-    if dealer_id is not None:
-        filters = {"dealer_id": dealer_id, **filters}
-    where = " AND ".join(["1 = 1", *(f"a.{name} = ?" for name in filters)])
-    params = list(filters.values())
+    reach = [] if dealer_id is None else [("dealer_id", dealer_id)]
+    conditions = [*reach, *filters.items()]
+    where = " AND ".join(["1 = 1", *(f"a.{name} = ?" for name, _ in conditions)])
+    params = [value for _, value in conditions]
     total = int(world.store.cached_scalar(f"SELECT COUNT(*) FROM alarms a WHERE {where}", params))
     rows = world.store.cached_all(
         f"{_SELECT} WHERE {where} ORDER BY a.number DESC LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
-    notes = _annotations(world, [row["alarm_id"] for row in rows])
+    return rows, _annotations(world, [row["alarm_id"] for row in rows]), total
+
+
+def listing(
+    world: World, dealer_id: int | None, filters: dict[str, Any], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The dealer's alarms (every dealer's: None), newest first."""
+    rows, notes, total = _listed(world, dealer_id, filters, limit, offset)
     return [view(world, row, notes[row["alarm_id"]]) for row in rows], total
+
+
+def page(
+    world: World, dealer_id: int | None, filters: dict[str, Any], limit: int, offset: int
+) -> tuple[linked.Body, int]:
+    """:func:`listing` as JSON to finish per request: ``body.render(world.now())`` is the
+    JSON of ``listing(...)`` at that moment, while the data stay as they are (polling a
+    list is the hot path: its rows, views and JSON are made once)."""
+    rows, notes, total = _listed(world, dealer_id, filters, limit, offset)
+    items = [_view(world, row, notes[row["alarm_id"]], _slot) for row in rows]
+    key, lifetime = media.secret(world.store), media.lifetime(world.store)
+    return linked.Body(items, key, world.base_url, lifetime), total
+
+
+def _slot(url: str | None, claims: dict[str, Any] | None, extension: str) -> Any:
+    return url if claims is None else linked.Slot(url, claims, extension)
