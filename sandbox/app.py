@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from sandbox.api import (
     apps,
+    apps_stream,
     authorize,
     control,
     control_events,
@@ -126,6 +127,7 @@ def create_app(
         routes=[
             *partner.routes,
             *apps.routes,
+            *apps_stream.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,

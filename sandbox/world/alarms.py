@@ -289,7 +289,7 @@ def listing(
     """The dealer's alarms (every dealer's: None), newest first."""
     assert set(filters) <= set(ALARM_FILTERS), filters  # names are checked by the surfaces
     if dealer_id is not None:
-        filters = {"dealer_id": dealer_id, **filters}
+        filters = {**filters, "dealer_id": dealer_id}  # the reach wins over any filter
     where = " AND ".join(["1 = 1", *(f"a.{name} = ?" for name in filters)])
     params = list(filters.values())
     total = int(world.store.cached_scalar(f"SELECT COUNT(*) FROM alarms a WHERE {where}", params))
