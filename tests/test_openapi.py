@@ -1,8 +1,10 @@
 """The OpenAPI document is valid and true: schemathesis generates requests from it against
-the real app, authenticated, and the app never answers 5xx or off-schema; and every webhook
-body the sandbox sends matches the schema the document gives it. A quarter of the generated
-JSON bodies carry an unpaired surrogate in one of their strings (schemathesis draws only
-UTF-8-encodable text itself), and those must be refused with a 4xx."""
+the real app, authenticated (the Partner API with a credential of each tier, the Apps API
+with an app's key holding every Apps scope), and the app never answers 5xx or off-schema;
+and every webhook body the sandbox sends matches the schema the document gives it. A
+quarter of the generated JSON bodies carry an unpaired surrogate in one of their strings
+(schemathesis draws only UTF-8-encodable text itself), and those must be refused with a
+4xx."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import os
 import re
 from typing import Any
 
+import httpx
 import jsonschema
 import pytest
 import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import Api, Settings, public_pem, signed_assertion
+from helpers import Api, Settings, live_server, public_pem, signed_assertion
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
@@ -32,8 +35,10 @@ from webhook_samples import deliveries
 
 import sandbox
 from sandbox import create_app
+from sandbox.api.apps import encode_cursor
 from sandbox.api.conformance import ResponseCheck
 from sandbox.api.openapi import document as build_document
+from sandbox.auth.clients import APPS_SCOPES
 from sandbox.vocabulary import PROFILES
 from sandbox.webhooks import profiles
 from sandbox.world.fields import timezones
@@ -41,12 +46,19 @@ from sandbox.world.fields import timezones
 APP = create_app(Settings())
 # the document gives time zones a shape and a format name; the server's tz database decides
 schemathesis.openapi.format("iana-time-zone", st.sampled_from(sorted(timezones())))
+# an events cursor is opaque, so the document names its format; this is how they are made
+schemathesis.openapi.format("events-cursor", st.integers(0, 2**40).map(encode_cursor))
 
 
 def _bearers() -> dict[str, str]:
     """A credential of each tier: an API key, a token for a client secret, and a token for
-    a signed assertion (a client registered with a public key)."""
+    a signed assertion (a client registered with a public key); and an app's API key with
+    every Apps scope, for ``/v1``."""
     api = Api(TestClient(APP))
+    app = api.client.post(
+        "/_sandbox/api-keys", json={"dealer_id": 1001, "scopes": list(APPS_SCOPES), "name": "fuzz"}
+    )
+    assert app.status_code == 201, app.text
     key = ec.generate_private_key(ec.SECP256R1())
     registered = api.client.post(
         "/_sandbox/clients",
@@ -73,6 +85,7 @@ def _bearers() -> dict[str, str]:
         "api_key": api.key,
         "secret": api.token(),
         "assertion": exchanged.json()["access_token"],
+        "app": app.json()["key"],
     }
 
 
@@ -85,22 +98,59 @@ BULK = {
     "checks": {"negative_data_rejection": {"enabled": False}},
 }
 # the control API and the browser pages are documented but not fuzzed here: the first drives
-# the shared app's clock and world, the second's outcomes depend on registered clients
+# the shared app's clock and world, the second's outcomes depend on registered clients; the
+# Apps API takes only an app's key, and is fuzzed with one below
 SCHEMA = (
     schemathesis.openapi.from_asgi(
         "/openapi.json", APP, config=SchemathesisConfig.from_dict({"operations": [BULK]})
     )
     .exclude(tag="Sandbox control")
+    .exclude(tag="Apps API")
     .exclude(path=["/authorize", "/v2/logout"])
 )
+# Two /v1 refusals depend on the record, not on the request's shape: a bridge takes no
+# snapshot, and a site has only the partitions it has; both are 422 for valid-looking data.
+RECORD_DECIDES = {
+    "include-path-regex": "^/v1/(devices/[^/]+/snapshot|sites/[^/]+/arming-state)$",
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "422"]
+        }
+    },
+}
+STREAM = "/v1/events/stream"  # never ends: documented, not fuzzed
 
 
-@SCHEMA.hook
 def flatmap_body(context: Any, body: Any) -> Any:
     """Only JSON escapes can send a surrogate: a form's text is UTF-8 on the wire."""
     if not all("json" in t for t in context.operation.get_request_payload_content_types()):
         return st.just(body)
     return sometimes_planted(body)
+
+
+def map_query(context: Any, query: Any) -> Any:
+    """An empty list as a parameter's value never reaches the wire (there is nothing to
+    repeat), so a case made invalid by it would go out valid: send it empty instead."""
+    if not isinstance(query, dict):
+        return query
+    return {name: "" if value == [] else value for name, value in query.items()}
+
+
+def _apps_schema(**config: Any) -> Any:
+    settings = SchemathesisConfig.from_dict({"operations": [RECORD_DECIDES], **config})
+    # exclusions only: with per-operation settings, schemathesis 4 ignores include()
+    schema = (
+        schemathesis.openapi.from_asgi("/openapi.json", APP, config=settings)
+        .exclude(path_regex="^(?!/v1/)")
+        .exclude(path=STREAM)
+    )
+    schema.hook(map_query)  # /v1 lists have no path to make a case invalid on its own
+    return schema
+
+
+SCHEMA.hook(flatmap_body)
+APPS = _apps_schema()
+APPS.hook(flatmap_body)
 
 
 def surrogates_refused_else_valid_data_accepted(
@@ -192,6 +242,12 @@ def test_generated_requests_with_an_assertion_token(case: schemathesis.Case) -> 
     _call(case, "assertion")
 
 
+@APPS.parametrize()
+@FAST
+def test_generated_apps_api_requests_with_an_app_key(case: schemathesis.Case) -> None:
+    _call(case, "app")
+
+
 def test_a_response_off_the_document_becomes_a_500_naming_the_mismatch() -> None:
     """The self-check the suite runs with, on an app that breaks its document."""
     document = {
@@ -234,6 +290,25 @@ def test_a_response_off_the_document_becomes_a_500_naming_the_mismatch() -> None
     assert "'name' is a required property" in error["message"]
     assert "does not declare" in wrong_status.json()["error"]["message"]
     assert len(app.state.server_errors) == 2  # and Sandbox re-raises them in the test
+
+
+def test_an_event_stream_flows_through_the_check_as_it_is_written() -> None:
+    """An endless text/event-stream cannot be held back and checked whole: its status and
+    type are checked and it flows, message by message, each the envelope /v1/events lists."""
+    app = create_app(Settings())
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        made = http.post("/_sandbox/api-keys", json={"dealer_id": 1001, "scopes": ["events:read"]})
+        http.headers["Authorization"] = f"Bearer {made.json()['key']}"
+        [first] = http.get("/v1/events", params={"limit": 1}).json()["data"]
+        with http.stream("GET", "/v1/events/stream", params={"cursor": encode_cursor(0)}) as got:
+            assert got.status_code == 200
+            assert got.headers["content-type"].startswith("text/event-stream")
+            lines = got.iter_lines()
+            message = dict(next(lines).split(": ", 1) for _ in range(3))
+    assert message["id"] == str(first["event_id"]) and message["event"] == first["type"]
+    sent = json.loads(message["data"])
+    assert sent["id"] == first["id"] and sent["data"]["alarm_id"] == first["data"]["alarm_id"]
+    assert not app.state.server_errors
 
 
 def test_the_suite_runs_every_sandbox_with_the_check() -> None:
@@ -295,4 +370,40 @@ def test_stateful_runs_follow_the_documented_links(credential: str) -> None:
         for call, status in seen
         if status < 300 and call.endswith("}") and not call.endswith("{dealer_id}")
     }
+    assert followed, sorted(set(seen))
+
+
+def test_stateful_apps_api_runs_follow_the_documented_links() -> None:
+    """From a list to its items and on (alarms to their moves, devices to their snapshots,
+    a snapshot taken to reading it, an events page to the next), with an app's key and
+    every default check; each run starts from the seeded world and one fresh open alarm."""
+    bearer = BEARERS["app"]
+    client = TestClient(APP)
+    schema = _apps_schema(phases={"stateful": {"inference": {"algorithms": []}}})
+    seen: list[tuple[str, int]] = []
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            assert client.post("/_sandbox/reset").status_code == 200
+            fresh = {"type": "alarm.created", "data": {"site_id": 10001}}
+            assert client.post("/_sandbox/events", json=fresh).status_code == 202
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {bearer}"}}
+
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            seen.append((f"{case.method} {case.path}", response.status_code))
+
+    Workflow.run(
+        settings=settings(
+            phases=[Phase.generate],
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),
+            stateful_step_count=6,
+        )
+    )
+    # links were followed: an item named by an id from an earlier answer answered 2xx
+    followed = {call for call, status in seen if status < 300 and "{" in call}
     assert followed, sorted(set(seen))

@@ -23,6 +23,14 @@ from sandbox.logs import safe_logger
 log = safe_logger("sandbox")
 
 
+STREAMED = ("text/event-stream",)
+
+
+def _media_type(start: Message) -> str:
+    headers = dict(start.get("headers", []))
+    return str(headers.get(b"content-type", b"").split(b";")[0].decode("latin-1"))
+
+
 class OffDocument(ApiError):
     """A response the OpenAPI document does not allow: a bug in the sandbox."""
 
@@ -61,31 +69,36 @@ class ResponseCheck:
             await self.app(scope, receive, send)
             return
         held: list[Message] = []
-        streaming = False  # an event stream is passed on as it goes: it never ends by itself
+        flow = "hold"  # an endless stream cannot be held: "pass" it on, or "drop" it
 
         async def hold(message: Message) -> None:
-            nonlocal streaming
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers", []))
-                streaming = headers.get(b"content-type", b"").startswith(b"text/event-stream")
-            if streaming:
+            nonlocal flow
+            if message["type"] == "http.response.start" and _media_type(message) in STREAMED:
+                problem = self._problem(scope, operation, [message])
+                flow = "pass" if problem is None else "drop"
+                if problem is not None:
+                    await self._refuse(scope, send, problem, message)
+            if flow == "pass":
                 await send(message)
-            else:
+            elif flow == "hold":
                 held.append(message)
 
         await self.app(scope, receive, hold)
-        if streaming:
+        if flow != "hold":
             return
         problem = self._problem(scope, operation, held)
         if problem is None:
             for message in held:
                 await send(message)
             return
+        await self._refuse(scope, send, problem, held[0])
+
+    async def _refuse(self, scope: Scope, send: Send, problem: str, start: Message) -> None:
         error = OffDocument(problem)
         scope["app"].state.server_errors.append(error)
         log.error("%s", problem)
         request_id = scope.get("state", {}).get("request_id", "req_unknown")
-        closing = (b"connection", b"close") in held[0].get("headers", [])
+        closing = (b"connection", b"close") in start.get("headers", [])
         await send_error(send, error, request_id, close=closing)
 
     def _problem(self, scope: Scope, operation: _Operation, held: list[Message]) -> str | None:
@@ -97,8 +110,7 @@ class ResponseCheck:
         declared = operation.responses.get(str(status)) or operation.responses.get("default")
         if declared is None:
             return f"{where}, a status the OpenAPI document does not declare"
-        headers = dict(start.get("headers", []))
-        content_type = headers.get(b"content-type", b"").split(b";")[0].decode("latin-1")
+        content_type = _media_type(start)
         body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
         media = declared.get("content", {})
         if not media:

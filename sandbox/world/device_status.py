@@ -124,7 +124,7 @@ def set_details(world: World, device_id: int, values: dict[str, Any]) -> None:
     """The fields of a PATCH that are not happenings (name, labels, group, configuration)."""
     columns = {"name": "name", "labels": "labels", "group": "group_name"}
     changes = {
-        column: (json.dumps(values[name]) if name == "labels" else values[name])
+        column: (json.dumps(values[name] or []) if name == "labels" else values[name])
         for name, column in columns.items()
         if name in values
     }

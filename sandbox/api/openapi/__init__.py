@@ -1,8 +1,8 @@
-"""The OpenAPI 3.1 document of every surface: the auth server, the Partner API and the
-sandbox's control API, plus the webhooks it sends, served at ``/openapi.json``. It is built
-from the definitions the handlers validate with, and the test suite checks every response it
-sees against it. Client generators take it with default settings: every object and enum they
-would make a class of is a named component."""
+"""The OpenAPI 3.1 document of every surface: the auth server, the Partner API, the CHeKT
+Apps API and the sandbox's control API, plus the webhooks it sends, served at
+``/openapi.json``. It is built from the definitions the handlers validate with, and the test
+suite checks every response it sees against it. Client generators take it with default
+settings: every object and enum they would make a class of is a named component."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from starlette.responses import Response
 
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
-from sandbox.api.openapi import auth, control, media, partner
+from sandbox.api.openapi import apps, auth, control, media, partner, record
 from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
 from sandbox.api.openapi.webhooks import webhooks
-from sandbox.auth.clients import PARTNER_SCOPES
+from sandbox.auth.clients import APPS_SCOPES, PARTNER_SCOPES
 from sandbox.auth.codes import OIDC_SCOPES
 
 
@@ -31,6 +31,7 @@ def _operation_ids(paths: dict[str, Any]) -> None:
         item = "_item" if path.endswith("}") else ""
         for method, op in operations.items():
             prefix = "sandbox_" if path.startswith("/_sandbox") else ""
+            prefix = "apps_" if path.startswith("/v1/") else prefix
             op["operationId"] = f"{prefix}{method}_{name}{item}"
 
 
@@ -102,7 +103,9 @@ def document(issuer: str) -> dict[str, Any]:
     paths = {
         **auth.paths(),
         **partner.paths(),
+        **apps.paths(),
         **control.paths(),
+        **record.paths(),
         **media.paths(),
         **copy.deepcopy(THIS),
     }
@@ -121,12 +124,18 @@ def document(issuer: str) -> dict[str, Any]:
             "title": "chekt-sandbox",
             "version": __version__,
             "description": "A local, offline CHeKT for partner integration tests: the auth "
-            "server, the Partner API, the sandbox's control API and the webhooks it sends.",
+            "server, the Partner API, the CHeKT Apps API, the sandbox's control API and the "
+            "webhooks it sends.",
         },
         "servers": [{"url": base}],
         "tags": [
             {"name": "Auth server", "description": "tokens, sign-in, discovery"},
             {"name": "Partner API", "description": "CHeKT's Partner API, simulated"},
+            {
+                "name": "Apps API",
+                "description": "the CHeKT Apps Public API (/v1): an app's API key, one dealer; "
+                "lists are bare arrays with X-Total-Count, except /v1/events (a cursor page)",
+            },
             {"name": "Sandbox control", "description": "drive and inspect the sandbox"},
             {"name": "Webhooks", "description": "what the sandbox POSTs to subscriptions"},
         ],
@@ -139,6 +148,14 @@ def document(issuer: str) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "An API key (chekt_test_...) or an access token. Scopes: "
                     + ", ".join(PARTNER_SCOPES),
+                },
+                apps.APP_KEY: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "chekt_test_...",
+                    "description": "An app's API key, which reaches one dealer; the Apps API "
+                    "(/v1) takes nothing else (an access token there is refused with 401 "
+                    "invalid_api_key). Scopes: " + ", ".join(APPS_SCOPES),
                 },
                 "oauth2": {
                     "type": "oauth2",

@@ -8,7 +8,17 @@ from typing import Any
 from sandbox.api.control import RESETTABLE
 from sandbox.api.control_events import MAX_RANDOM
 from sandbox.api.openapi.partner import webhook_change, webhook_schema
-from sandbox.api.openapi.schema import EVENT_TYPE, body, listed, named, obj, operation, query
+from sandbox.api.openapi.schema import (
+    ERROR,
+    EVENT_TYPE,
+    body,
+    json_content,
+    listed,
+    named,
+    obj,
+    operation,
+    query,
+)
 from sandbox.auth.guard import TIERS
 from sandbox.clock import MAX_TIME, TIME_HEADER
 from sandbox.recorder import FILTERS
@@ -54,7 +64,9 @@ STEPPING = (
 )
 
 
-def _op(summary: str, ok: int, result: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+def control_op(
+    summary: str, ok: int, result: dict[str, Any] | None, **extra: Any
+) -> dict[str, Any]:
     op = operation(summary, None, ok, result, tag="Sandbox control", **extra)
     op["parameters"].append(ADMIN)
     return op
@@ -64,7 +76,7 @@ def _client_op(
     summary: str, ok: int, result: dict[str, Any] | None, **extra: Any
 ) -> dict[str, Any]:
     """An operation on one client, named by its (string) id in the path."""
-    op = _op(summary, ok, result, **extra)
+    op = control_op(summary, ok, result, **extra)
     client_id = {"name": "client_id", "in": "path", "required": True, "schema": STRING}
     op["parameters"].insert(0, client_id)
     return op
@@ -125,8 +137,26 @@ def _attempt() -> dict[str, Any]:
 
 def _clock_move(summary: str, title: str, field: str) -> dict[str, Any]:
     request = _required(named(title, _closed(**{field: SECONDS})), field)
-    operation = _op(summary, 200, CLOCK, request=request, headers=SANDBOX_TIME)
+    operation = control_op(summary, 200, CLOCK, request=request, headers=SANDBOX_TIME)
     return {"post": {**operation, "description": STEPPING}}
+
+
+def _emit(emitted: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    op = control_op(
+        "Emit one event type (repeat, rate), an alarm lifecycle, or random events: each a "
+        "happening in the record, unless adversarial",
+        202,
+        emitted,
+        request=request,
+    )
+    for status, description in {
+        "404": "`alarm_not_found`: data.alarm_id names no alarm",
+        "409": "`invalid_transition`: the alarm named cannot take this move now; `no_alarm`: "
+        "none was named and no alarm can take it",
+        "422": "`validation_failed` (with `field`)",
+    }.items():
+        op["responses"][status] = {"description": description, **json_content(ERROR)}
+    return op
 
 
 def paths() -> dict[str, Any]:
@@ -148,22 +178,28 @@ def paths() -> dict[str, Any]:
         types=listed(EVENT_TYPE),
         rate={"type": "number", "exclusiveMinimum": 0},
         seed=INTEGER,
+        adversarial={
+            "type": "boolean",
+            "default": False,
+            "description": "with type: deliver the payload as drawn (about no alarm, or one "
+            "that cannot take it) and leave the record alone",
+        },
     )
     events = named("EmitRequest", events)
     fields = subscriptions.SUBSCRIPTION_FIELDS
     return {
         "/_sandbox/health": {
-            "get": _op("Is it up?", 200, named("Health", obj(("status",), status=STRING)))
+            "get": control_op("Is it up?", 200, named("Health", obj(("status",), status=STRING)))
         },
         "/_sandbox/credentials": {
-            "get": _op(
+            "get": control_op(
                 "The seeded credentials: clients, API keys, dealer admins, the token URL",
                 200,
                 named("Credentials", obj(("issuer", "token_url", "clients", "api_keys"))),
             )
         },
         "/_sandbox/reset": {
-            "post": _op(
+            "post": control_op(
                 "Reset the world (reseeded), the journal and the deliveries, or some of them; "
                 '"clients" (only when listed) returns the clients to what the settings define',
                 200,
@@ -177,14 +213,14 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/keys/rotate": {
-            "post": _op(
+            "post": control_op(
                 "Rotate the token signing key",
                 200,
                 named("SigningKeys", obj(("keys",), keys=listed(JWK))),
             )
         },
         "/_sandbox/api-keys/rotate": {
-            "post": _op(
+            "post": control_op(
                 "Rotate an API key (the old one stays valid for 24 h on the sandbox clock)",
                 201,
                 named("ApiKey", obj(("key",), key=STRING)),
@@ -192,7 +228,7 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/clients": {
-            "post": _op(
+            "post": control_op(
                 "Register a client: secret, public (PKCE), public key or JWKS URL",
                 201,
                 named("RegisteredClient", obj(("client_id",), client_id=STRING)),
@@ -218,7 +254,7 @@ def paths() -> dict[str, Any]:
             "delete": _client_op("Remove a client and revoke what it was issued", 204, None),
         },
         "/_sandbox/requests": {
-            "get": _op(
+            "get": control_op(
                 "The journal of requests received, oldest first (secrets redacted)",
                 200,
                 listed(named("JournalEntry", obj(("seq", "method", "path", "status")))),
@@ -226,13 +262,15 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/journal": {
-            "get": _op(
+            "get": control_op(
                 "The journal's size and evictions",
                 200,
                 named("JournalSize", obj(("entries", "bytes", "evicted", "last_seq"))),
             )
         },
-        "/_sandbox/clock": {"get": _op("The sandbox clock", 200, CLOCK, headers=SANDBOX_TIME)},
+        "/_sandbox/clock": {
+            "get": control_op("The sandbox clock", 200, CLOCK, headers=SANDBOX_TIME)
+        },
         "/_sandbox/clock/advance": _clock_move(
             "Move the virtual clock forward, through every due retry and lifecycle step",
             "ClockAdvance",
@@ -242,34 +280,27 @@ def paths() -> dict[str, Any]:
             "Move the virtual clock forward to a time, as advance does", "ClockSet", "now"
         ),
         "/_sandbox/subscriptions": {
-            "post": _op(
+            "post": control_op(
                 "Subscribe a URL to every dealer's events",
                 201,
                 webhook_schema(True),
                 request=body(fields, title="WebhookInput"),
             ),
-            "get": _op("Every subscription, of every client", 200, listed(webhook_schema())),
+            "get": control_op("Every subscription, of every client", 200, listed(webhook_schema())),
         },
         "/_sandbox/subscriptions/{webhook_id}": {
-            "patch": _op(
+            "patch": control_op(
                 "Change any subscription",
                 200,
                 webhook_schema(),
                 request=webhook_change(partial=True),
                 params=("webhook_id",),
             ),
-            "delete": _op("Remove any subscription", 204, None, params=("webhook_id",)),
+            "delete": control_op("Remove any subscription", 204, None, params=("webhook_id",)),
         },
-        "/_sandbox/events": {
-            "post": _op(
-                "Emit one event type (repeat, rate), an alarm lifecycle, or random events",
-                202,
-                emitted,
-                request=events,
-            )
-        },
+        "/_sandbox/events": {"post": _emit(emitted, events)},
         "/_sandbox/events/{event_id}/resend": {
-            "post": _op(
+            "post": control_op(
                 "Deliver an event again to its subscriptions",
                 202,
                 named(
@@ -280,7 +311,7 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/deliveries": {
-            "get": _op(
+            "get": control_op(
                 "Delivery attempts, oldest first",
                 200,
                 listed(_attempt()),
@@ -299,7 +330,7 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/deliveries/recover": {
-            "post": _op(
+            "post": control_op(
                 "Redeliver what failed since a time",
                 202,
                 named("RecoveredDeliveries", obj(("delivery_ids",), delivery_ids=listed(STRING))),
@@ -307,8 +338,8 @@ def paths() -> dict[str, Any]:
             )
         },
         "/_sandbox/faults": {
-            "get": _op("The webhook fault knobs", 200, FAULTS),
-            "post": _op(
+            "get": control_op("The webhook fault knobs", 200, FAULTS),
+            "post": control_op(
                 "Set webhook faults: duplicates and reordering",
                 200,
                 FAULTS,

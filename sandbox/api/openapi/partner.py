@@ -9,6 +9,7 @@ from typing import Any
 from sandbox.api.openapi.schema import (
     EVENT_TYPE,
     body,
+    link,
     listed,
     named,
     obj,
@@ -41,19 +42,24 @@ def _ref(resource: Resource) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{schema_name(resource)}"}
 
 
+PAGING = (
+    query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "page size",
+    ),
+    query(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+        "items to skip",
+    ),
+)
+
+
 def _list_queries(resource: Resource) -> tuple[dict[str, Any], ...]:
     grammar = patterns(resource.columns)
     return (
-        query(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-            "page size",
-        ),
-        query(
-            "offset",
-            {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-            "items to skip",
-        ),
+        *PAGING,
         _fields(resource),
         query(
             "filter",
@@ -79,11 +85,6 @@ def _fields(resource: Resource) -> dict[str, Any]:
     )
 
 
-def _link(path: str, verb: str, parameters: dict[str, str]) -> dict[str, Any]:
-    pointer = path.replace("~", "~0").replace("/", "~1")
-    return {"operationRef": f"#/paths/{pointer}/{verb}", "parameters": parameters}
-
-
 def _links(item_path: str, id_name: str, parent: tuple[str, ...] = ()) -> dict[str, Any]:
     """From a created object to reading, changing and deleting it: its id comes from the
     response, its parents' ids from the create request's path."""
@@ -91,13 +92,11 @@ def _links(item_path: str, id_name: str, parent: tuple[str, ...] = ()) -> dict[s
         **{f"path.{p}": f"$request.path.{p}" for p in parent},
         f"path.{id_name}": f"$response.body#/{id_name}",
     }
-    links = {
-        verb.title(): _link(item_path, verb, parameters) for verb in ("get", "patch", "delete")
-    }
+    links = {verb.title(): link(item_path, verb, parameters) for verb in ("get", "patch", "delete")}
     if item_path == SITE_PATH:  # and on to what a new site holds
-        links["AddContact"] = _link(SITE_PATH + "/contacts", "post", parameters)
-        links["AddDevices"] = _link(SITE_PATH + "/devices", "post", parameters)
-        links["ArmingSettings"] = _link(SITE_PATH + "/arming-settings", "patch", parameters)
+        links["AddContact"] = link(SITE_PATH + "/contacts", "post", parameters)
+        links["AddDevices"] = link(SITE_PATH + "/devices", "post", parameters)
+        links["ArmingSettings"] = link(SITE_PATH + "/arming-settings", "patch", parameters)
     return links
 
 

@@ -4,6 +4,7 @@ and ``Resource`` definitions, parameters and operations. A schema given a ``titl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sandbox.net import URL_PATTERN
@@ -13,7 +14,8 @@ from sandbox.world.resources import Resource
 
 _TYPES = {int: "integer", str: "string", float: "string", list: "array"}
 TEXT = {"type": "string", "minLength": 1, "pattern": "^[!-~]+$"}  # printable ASCII, no spaces
-STRING_IDS = ("webhook_id", "event_id")  # every other path id is a positive integer
+# every other path id is a positive integer
+STRING_IDS = ("webhook_id", "event_id", "alarm_id", "snapshot_id")
 ERROR = {"$ref": "#/components/schemas/Error"}
 EVENT_TYPE = {"title": "EventType", "type": "string", "enum": list(subscriptions.EVENT_TYPES)}
 ENUM_TITLES = {"profile": "WebhookProfile", "status": "WebhookStatus"}  # else the field's name
@@ -30,7 +32,9 @@ TIME_ZONE = {
 }
 
 
-def field(f: Field, nullable: bool = True) -> dict[str, Any]:
+def field(f: Field, nullable: bool = True, title: str | None = None) -> dict[str, Any]:
+    """``f`` as a JSON Schema; ``title`` names its enum when the field's name alone would
+    clash (``status`` of a webhook is not ``status`` of a device)."""
     schema: dict[str, Any] = {"type": _TYPES[f.kind]}
     if f.kind is str:
         schema.update(maxLength=f.max_length, pattern=f"^[^{CONTROL}]*$")
@@ -50,7 +54,8 @@ def field(f: Field, nullable: bool = True) -> dict[str, Any]:
     if f.check is iana_timezone:
         schema = {"$ref": "#/components/schemas/TimeZone"}
     if f.choices is not None:
-        schema = {"title": ENUM_TITLES.get(f.name, pascal(f.name)), "enum": list(f.choices)}
+        name = title or ENUM_TITLES.get(f.name, pascal(f.name))
+        schema = {"title": name, "enum": list(f.choices)}
     if f.kind is int and f.choices is None:
         schema.update(minimum=f.lowest, maximum=f.highest)
     if not f.required and nullable:
@@ -72,12 +77,23 @@ def body(
     partial: bool = False,
     not_null: tuple[str, ...] = (),
     title: str | None = None,
+    *,
+    enums: Mapping[str, str] | None = None,
+    given: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """A request body of ``fields``: ``enums`` titles their closed sets, ``given`` spells out
+    the fields whose rule is a check function the schema cannot read."""
+    enums, given = enums or {}, given or {}
     return {
         **({"title": title} if title else {}),
         "type": "object",
         "additionalProperties": False,
-        "properties": {f.name: field(f, f.name not in not_null) for f in fields},
+        "properties": {
+            f.name: given[f.name]
+            if f.name in given
+            else field(f, f.name not in not_null, enums.get(f.name))
+            for f in fields
+        },
         "required": [] if partial else [f.name for f in fields if f.required],
     }
 
@@ -94,6 +110,12 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 def obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
     """A JSON object schema with these properties (``required`` among them)."""
     return {"type": "object", "required": list(required), "properties": properties}
+
+
+def link(path: str, verb: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """An OpenAPI link to the operation ``verb`` on ``path``."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    return {"operationRef": f"#/paths/{pointer}/{verb}", "parameters": parameters}
 
 
 def listed(schema: dict[str, Any]) -> dict[str, Any]:
