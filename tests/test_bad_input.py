@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from surrogates import planted, string_paths, with_lone_surrogate
 
 from sandbox import VirtualClock, create_app
+from sandbox.auth.clients import APPS_SCOPES
 from sandbox.jsontext import MAX_DEPTH
 from sandbox.webhooks import verify_signature
 from sandbox.world import events
@@ -66,8 +67,14 @@ def _ids(api: Api) -> dict[str, Any]:
         api.client.post("/partner/v1/webhooks", json=hook, headers=h),
     ]
     assert all(r.status_code == 201 for r in posted), [r.text for r in posted]
+    app = api.client.post(
+        "/_sandbox/api-keys", json={"dealer_id": 1001, "scopes": list(APPS_SCOPES)}
+    ).json()
+    alarms = api.client.get("/_sandbox/alarms", params={"dealer_id": 1001, "limit": 1}).json()
     return {
         "headers": h,
+        "app_headers": api.bearer(app["key"]),
+        "alarm_id": alarms[0]["alarm_id"],
         "document": api.client.get("/openapi.json").json(),
         "dealer_id": 1001,
         "site_id": site_id,
@@ -87,7 +94,14 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
 def _url(path: str, ids: dict[str, Any]) -> str:
     for name in ("dealer_id", "site_id", "monitoring_station_id", "contact_id", "device_id"):
         path = path.replace("{" + name + "}", str(ids[name]))
-    return path.replace("{webhook_id}", ids["webhook_id"])
+    return path.replace("{webhook_id}", ids["webhook_id"]).replace("{alarm_id}", ids["alarm_id"])
+
+
+def _headers(path: str, ids: dict[str, Any]) -> dict[str, str]:
+    """An app's key on the Apps API, a partner's token elsewhere. Not on the endless event
+    stream, where a request the key lets through would never be answered in full."""
+    apps = path.startswith("/v1/") and path != "/v1/events/stream"
+    return dict(ids["app_headers"] if apps else ids["headers"])
 
 
 def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +147,7 @@ def _send_with(client: TestClient, ids: dict[str, Any], write: tuple[Any, ...], 
             f"{quote(str(v).encode('utf-8', 'surrogatepass'))}"
             for k, v in body.items()
         ).encode()
-    headers = {**ids["headers"], "Content-Type": media}
+    headers = {**_headers(path, ids), "Content-Type": media}
     return client.request(method, _url(path, ids), content=content, headers=headers)
 
 
@@ -182,7 +196,7 @@ def test_bodies_nested_too_deeply_get_400_on_every_json_write(sandbox: Fixture, 
         if "json" not in media or (method, path) in REFUSED_BEFORE_THE_BODY:
             continue
         for deep in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
-            headers = {**ids["headers"], "Content-Type": media}
+            headers = {**_headers(path, ids), "Content-Type": media}
             response = client.request(method, _url(path, ids), content=deep, headers=headers)
             assert response.status_code == 400, (method, path, response.text)
             assert "nested deeper than 32 levels" in response.json()["error"]["message"]
@@ -213,20 +227,20 @@ def _every_query_parameter_and_header(client: TestClient, ids: dict[str, Any], r
     escaped = quote(raw)
     for method, path, operation in _operations(ids["document"]):
         parameters = operation.get("parameters", [])
-        url = _url(path, ids)
+        url, credential = _url(path, ids), _headers(path, ids)
         for parameter in parameters:
             if parameter["in"] == "query":
                 response = client.request(
-                    method, f"{url}?{parameter['name']}=x{escaped}", headers=ids["headers"]
+                    method, f"{url}?{parameter['name']}=x{escaped}", headers=credential
                 )
             elif parameter["in"] == "header" and parameter["name"].lower() != "authorization":
-                headers = {**ids["headers"], parameter["name"]: b"x" + raw}
+                headers = {**credential, parameter["name"]: b"x" + raw}
                 response = client.request(method, url, headers=headers)
             else:
                 continue
             assert response.status_code < 500, (method, path, parameter["name"], response.text)
         for name in ("Idempotency-Key", "Authorization"):  # read by every operation
-            response = client.request(method, url, headers={**ids["headers"], name: raw})
+            response = client.request(method, url, headers={**credential, name: raw})
             assert response.status_code < 500, (method, path, name, response.text)
     _still_answering(client)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.control_record import KEY_FIELDS
-from sandbox.api.openapi.apps import ALARM_OBJECT, ALARM_STATE, ID_NUMBER, STAMP
 from sandbox.api.openapi.control import control_op
+from sandbox.api.openapi.objects import ALARM_OBJECT, ALARM_STATE, ID_NUMBER, STAMP
 from sandbox.api.openapi.partner import PAGING, TOTAL, webhook_schema
 from sandbox.api.openapi.schema import (
     ERROR,
