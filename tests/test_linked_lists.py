@@ -83,14 +83,14 @@ def test_the_served_list_is_the_list_built_afresh(sandbox: TestClient) -> None:
     same_as_afresh(sandbox, auth[1001], 1001)
 
 
-def test_a_dealer_filter_narrows_the_reach_and_never_widens_it(sandbox: TestClient) -> None:
+def test_an_app_key_cannot_name_another_dealer(sandbox: TestClient) -> None:
+    """The key's dealer is the only reach: /v1 takes no dealer_id to widen (or narrow) it."""
     auth = key_of(sandbox, 1001)
-    own = sandbox.get("/v1/alarms", headers=auth, params={"dealer_id": 1001})
+    own = sandbox.get("/v1/alarms", headers=auth)
     assert own.status_code == 200 and own.json()
     assert all(a["dealer_id"] == 1001 for a in own.json())
     other = sandbox.get("/v1/alarms", headers=auth, params={"dealer_id": 1002})
-    assert other.status_code == 200 and other.json() == []
-    assert other.headers["x-total-count"] == "0"
+    assert other.status_code == 422 and other.json()["error"]["field"] == "dealer_id"
 
 
 def test_a_body_fills_each_slot_as_fresh_link_would() -> None:
