@@ -23,7 +23,7 @@ KEY_FIELDS = (
     Field("dealer_id", kind=int, required=True, minimum=1),
     Field("scopes", kind=list, required=True, check=lambda v: _scopes_problem(v)),
     Field("name", max_length=128),
-    Field("webhook", kind=dict, check=lambda v: None),
+    Field("webhook", kind=dict),
 )
 
 
