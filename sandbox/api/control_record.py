@@ -43,6 +43,8 @@ async def create_api_key(request: Request) -> Response:
     name = values.get("name") or "sandbox app"
     hook = values.get("webhook")
     if hook is not None:
+        if not isinstance(hook, dict):
+            raise ValidationFailed("webhook", "webhook must be an object {url, events?, ...}")
         hook = validate(hook, subscriptions.SUBSCRIPTION_FIELDS, read_only=subscriptions.READ_ONLY)
         check_destination(request, hook)
     scopes = tuple(dict.fromkeys(values["scopes"]))
