@@ -16,19 +16,12 @@ from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
+from sandbox.auth.clients import APPS_SCOPES
 from sandbox.webhooks import verify_signature
 from sandbox.world import media
 
 START = 1_900_000_000.0
-APPS = [
-    "devices:read",
-    "devices:write",
-    "events:read",
-    "events:write",
-    "alarms:write",
-    "snapshots:read",
-    "sites:read",
-]
+APPS = list(APPS_SCOPES)
 
 
 @pytest.fixture(scope="module")

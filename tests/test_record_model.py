@@ -36,19 +36,12 @@ from receiver import Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
+from sandbox.auth.clients import APPS_SCOPES
 from sandbox.webhooks import verify_signature
 
 START = 1_900_000_000.0
 DEALER = 1001
-APPS = [
-    "devices:read",
-    "devices:write",
-    "events:read",
-    "events:write",
-    "alarms:write",
-    "snapshots:read",
-    "sites:read",
-]
+APPS = list(APPS_SCOPES)
 SITES = {10001: 1001, 10002: 1001, 10006: 1002, 10011: 1003}  # of the seeded world
 A_SITE = st.sampled_from((10001, 10001, 10002, 10006, 10011))  # mostly the app's dealer's
 # the happening, the state it leads to, the states it may leave (sandbox/world/alarms.py)

@@ -6,7 +6,7 @@ and logs it, so the record, the audit log and the webhooks move together."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sandbox.errors import Conflict, ValidationFailed
@@ -174,22 +174,23 @@ def acknowledge(
     return _on_alarm(world, alarm_id, dealer_id, "alarm.acknowledged", fields, actor)
 
 
-def escalate(
-    world: World, alarm_id: str, dealer_id: int, actor: Actor, values: dict[str, Any]
-) -> dict[str, Any]:
-    return _on_alarm(world, alarm_id, dealer_id, "alarm.escalated", values, actor)
+Command = Callable[[World, str, int, Actor, dict[str, Any]], dict[str, Any]]
 
 
-def dispatch(
-    world: World, alarm_id: str, dealer_id: int, actor: Actor, values: dict[str, Any]
-) -> dict[str, Any]:
-    return _on_alarm(world, alarm_id, dealer_id, "alarm.dispatched", values, actor)
+def _move(event_type: str) -> Command:
+    """The command that applies one alarm move with the caller's fields."""
+
+    def command(
+        world: World, alarm_id: str, dealer_id: int, actor: Actor, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        return _on_alarm(world, alarm_id, dealer_id, event_type, values, actor)
+
+    return command
 
 
-def resolve(
-    world: World, alarm_id: str, dealer_id: int, actor: Actor, values: dict[str, Any]
-) -> dict[str, Any]:
-    return _on_alarm(world, alarm_id, dealer_id, "alarm.resolved", values, actor)
+escalate = _move("alarm.escalated")
+dispatch = _move("alarm.dispatched")
+resolve = _move("alarm.resolved")
 
 
 def annotate(
