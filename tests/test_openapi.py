@@ -318,6 +318,17 @@ def test_the_suite_runs_every_sandbox_with_the_check() -> None:
     assert sandbox.Settings.load(None).check_responses  # the plugin's and serve's
 
 
+# how long each stateful run may go on (make fuzz sets the example count)
+STATEFUL = settings(
+    phases=[Phase.generate],
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),
+    stateful_step_count=6,
+)
+
+
 # explicit links only: schemathesis' own link inference would add guesses with random ids
 LINKS_ONLY = SchemathesisConfig.from_dict(
     {"phases": {"stateful": {"inference": {"algorithms": []}}}, "operations": [BULK]}
@@ -355,16 +366,7 @@ def test_stateful_runs_follow_the_documented_links(credential: str) -> None:
         def after_call(self, response: Any, case: schemathesis.Case) -> None:
             seen.append((f"{case.method} {case.path}", response.status_code))
 
-    Workflow.run(
-        settings=settings(
-            phases=[Phase.generate],
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-            max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),
-            stateful_step_count=6,
-        )
-    )
+    Workflow.run(settings=STATEFUL)
     # links were followed: created objects were then read, changed or deleted (the dealer
     # item has no link to it, so a call to it proves nothing)
     followed = {
@@ -400,16 +402,7 @@ def test_stateful_apps_api_runs_follow_the_documented_links() -> None:
         def after_call(self, response: Any, case: schemathesis.Case) -> None:
             seen.append((f"{case.method} {case.path}", response.status_code))
 
-    Workflow.run(
-        settings=settings(
-            phases=[Phase.generate],
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            database=None,
-            max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "12")),
-            stateful_step_count=6,
-        )
-    )
+    Workflow.run(settings=STATEFUL)
     # links were followed: an item named by an id from an earlier answer answered 2xx
     followed = {call for call, status in seen if status < 300 and "{" in call}
     assert followed, sorted(set(seen))

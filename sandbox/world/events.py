@@ -22,7 +22,7 @@ from typing import Any
 from sandbox.errors import ApiError
 from sandbox.store import Row
 from sandbox.world import alarms, arming, audit, device_status, snapshots
-from sandbox.world.audit import Actor
+from sandbox.world.audit import SANDBOX, Actor
 from sandbox.world.context import World
 
 Apply = Callable[[World, str, dict[str, Any], float], None]
@@ -123,6 +123,7 @@ def _insert(
     status: str,
     seq: int | None,
     emitted: int = 0,
+    target_webhook_id: str | None = None,
 ) -> None:
     world.store.insert(
         "events",
@@ -136,6 +137,7 @@ def _insert(
             "seq": seq,
             "actor": actor.dumps(),
             "emitted": emitted,
+            "target_webhook_id": target_webhook_id,
         },
     )
 
@@ -150,17 +152,17 @@ def off_record(
     """A delivery that is not a happening: a subscription's test ping, or an adversarial
     payload a partner asked for on purpose."""
     event_id = new_event_id()
-    world.store.insert(
-        "events",
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "dealer_id": data.get("dealer_id"),
-            "data": json.dumps(data),
-            "created_at": world.now() if at is None else at,
-            "target_webhook_id": target_webhook_id,
-            "status": "off_record",
-        },
+    when = world.now() if at is None else at
+    _insert(
+        world,
+        event_id,
+        event_type,
+        data,
+        when,
+        SANDBOX,
+        "off_record",
+        None,
+        target_webhook_id=target_webhook_id,
     )
     return event_id
 
