@@ -19,6 +19,7 @@ from sandbox.api import (
     control,
     control_events,
     control_record,
+    dealer,
     media,
     oauth,
     openapi,
@@ -48,7 +49,9 @@ from sandbox.world.seed import seed_world
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(request_id(request)), exc.status, headers=exc.headers)
+    dealer_api = request.url.path.startswith(dealer.PREFIX)
+    body = exc.body(request_id(request), detail=dealer_api)
+    return JSONResponse(body, exc.status, headers=exc.headers)
 
 
 async def _oauth_error(request: Request, exc: Exception) -> Response:
@@ -128,6 +131,7 @@ def create_app(
             *partner.routes,
             *apps.routes,
             *apps_stream.routes,
+            *dealer.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,

@@ -14,6 +14,7 @@ The library's, raised to the Python caller (a test, the CLI)::
 The HTTP side, each carrying CHeKT's error code and answered with the single envelope::
 
     ApiError                      -> {"error": {"code", "message", "request_id", "field"?}}
+                                     (on /ext/v1 also "detail": the field, or null)
     ├── BadRequest                400 bad_request
     ├── Unauthorized              401 (RFC 6750 challenge in WWW-Authenticate)
     ├── PermissionDenied          403 permission_denied (insufficient_scope challenge)
@@ -63,7 +64,9 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers or {}
 
-    def body(self, request_id: str) -> dict[str, Any]:
+    def body(self, request_id: str, *, detail: bool = False) -> dict[str, Any]:
+        """``detail``: the dealer API's (``/ext/v1``) envelope also names the field at fault
+        as ``detail`` (null when none is)."""
         error: dict[str, Any] = {
             "code": self.code,
             "message": self.message,
@@ -71,6 +74,8 @@ class ApiError(Exception):
         }
         if self.field is not None:
             error["field"] = self.field
+        if detail:
+            error["detail"] = self.field
         return {"error": error}
 
 

@@ -41,7 +41,7 @@ Impl = Callable[[Request, Principal], Awaitable[Response]]
 
 
 def apps(scope: str) -> Callable[[Impl], Any]:
-    return endpoint(scope, api_key_only=True)
+    return endpoint(scope, api_key_only="the CHeKT Apps API (/v1)")
 
 
 def _world(request: Request) -> World:

@@ -18,10 +18,10 @@ Impl = Callable[[Request, Principal], Awaitable[Response]]
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def endpoint(scope: str | None, *, api_key_only: bool = False) -> Callable[[Impl], Handler]:
-    """``api_key_only``: the CHeKT Apps API takes an app's API key, never a token (and
-    audits its own changes, as happenings); a Partner API write that succeeds is audited
-    here, as the method and route it took."""
+def endpoint(scope: str | None, *, api_key_only: str | None = None) -> Callable[[Impl], Handler]:
+    """``api_key_only`` names an API that takes an API key, never a token (the Apps API,
+    the dealer API); those audit their own changes, as happenings. A Partner API write that
+    succeeds is audited here, as the method and route it took."""
 
     def wrap(impl: Impl) -> Handler:
         async def handler(request: Request) -> Response:
@@ -38,8 +38,7 @@ def endpoint(scope: str | None, *, api_key_only: bool = False) -> Callable[[Impl
             request.state.principal = principal
             if api_key_only and principal.tier != "api_key":
                 raise Unauthorized(
-                    "the CHeKT Apps API (/v1) takes an app's API key (Bearer chekt_test_...), "
-                    "not an access token",
+                    f"{api_key_only} takes an API key (Bearer chekt_test_...), not an access token",
                     code="invalid_api_key",
                     error="invalid_token",
                 )

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
-from sandbox.api.openapi import apps, auth, control, media, partner, record
+from sandbox.api.openapi import apps, auth, control, dealer, media, partner, record
 from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
 from sandbox.api.openapi.webhooks import webhooks
 from sandbox.auth.clients import APPS_SCOPES, PARTNER_SCOPES
@@ -26,12 +26,13 @@ def _operation_ids(paths: dict[str, Any]) -> None:
     """Stable ids for client generators: the method and the path's fixed segments."""
     for path, operations in paths.items():
         words = [w for w in path.strip("/").split("/") if not w.startswith("{")]
-        words = [w for w in words if w not in ("partner", "v1", "_sandbox", ".well-known")]
+        words = [w for w in words if w not in ("partner", "ext", "v1", "_sandbox", ".well-known")]
         name = "_".join(w.replace("-", "_").replace(".", "_") for w in words)
         item = "_item" if path.endswith("}") else ""
         for method, op in operations.items():
             prefix = "sandbox_" if path.startswith("/_sandbox") else ""
             prefix = "apps_" if path.startswith("/v1/") else prefix
+            prefix = "dealer_" if path.startswith("/ext/v1/") else prefix
             op["operationId"] = f"{prefix}{method}_{name}{item}"
 
 
@@ -59,6 +60,10 @@ ERROR_SCHEMA = obj(
             message={"type": "string"},
             request_id={"type": "string"},
             field={"type": "string"},
+            detail={
+                "type": ["string", "null"],
+                "description": "on the dealer API (/ext/v1) only: the field at fault, or null",
+            },
         ),
     ),
 )
@@ -104,6 +109,7 @@ def document(issuer: str) -> dict[str, Any]:
         **auth.paths(),
         **partner.paths(),
         **apps.paths(),
+        **dealer.paths(),
         **control.paths(),
         **record.paths(),
         **media.paths(),
@@ -124,8 +130,8 @@ def document(issuer: str) -> dict[str, Any]:
             "title": "chekt-sandbox",
             "version": __version__,
             "description": "A local, offline CHeKT for partner integration tests: the auth "
-            "server, the Partner API, the CHeKT Apps API, the sandbox's control API and the "
-            "webhooks it sends.",
+            "server, the Partner API, the CHeKT Apps API, the dealer API, the sandbox's control "
+            "API and the webhooks it sends.",
         },
         "servers": [{"url": base}],
         "tags": [
@@ -135,6 +141,11 @@ def document(issuer: str) -> dict[str, Any]:
                 "name": "Apps API",
                 "description": "the CHeKT Apps Public API (/v1): an app's API key, one dealer; "
                 "lists are bare arrays with X-Total-Count, except /v1/events (a cursor page)",
+            },
+            {
+                "name": "Dealer API",
+                "description": "the dealer Public API (/ext/v1): a dealer API key; shapes as "
+                "the live service sends them (bare arrays)",
             },
             {"name": "Sandbox control", "description": "drive and inspect the sandbox"},
             {"name": "Webhooks", "description": "what the sandbox POSTs to subscriptions"},
@@ -157,6 +168,7 @@ def document(issuer: str) -> dict[str, Any]:
                     "(/v1) takes nothing else (an access token there is refused with 401 "
                     "invalid_api_key). Scopes: " + ", ".join(APPS_SCOPES),
                 },
+                dealer.DEALER_KEY: dealer.SECURITY_SCHEME,
                 "oauth2": {
                     "type": "oauth2",
                     "description": "How to get the access tokens the bearer scheme takes",
