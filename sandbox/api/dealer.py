@@ -82,7 +82,8 @@ async def list_sites(request: Request, principal: Principal) -> Response:
     per_page = _number(params, "per_page", 1, 100)
     page = _number(params, "page", 1, 10**6) or 1
     size = per_page or limit or 100
-    where, args = ["dealer_id = ?"], [dealer_of(principal)]
+    where: list[str] = ["dealer_id = ?"]
+    args: list[Any] = [dealer_of(principal)]
     if "search" in params:
         where.append("(name LIKE ? ESCAPE '\\' OR account_number LIKE ? ESCAPE '\\')")
         text = params["search"][-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
