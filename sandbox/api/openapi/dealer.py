@@ -69,7 +69,7 @@ def _site_paths() -> dict[str, Any]:
             query("search", TEXT, "only sites whose name or account number contains this"),
             query("status", {"enum": ["activated", "deactivated"]}, "only these sites"),
             query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most"),
-            query("page", {"type": "integer", "minimum": 1}, "the page, from 1"),
+            query("page", {"type": "integer", "minimum": 1, "maximum": 10**6}, "the page, from 1"),
             query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}, "page size"),
         ),
         errors={"422": "`validation_failed`: a query parameter out of range or unknown"},
