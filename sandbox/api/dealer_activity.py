@@ -67,15 +67,14 @@ def _event_ids(body: Any) -> list[int]:
     if not isinstance(body, dict) or set(body) != {"event_ids"}:
         raise ValidationFailed("event_ids", 'send {"event_ids": [<numeric event id>, ...]}')
     ids = body["event_ids"]
-    if (
-        not isinstance(ids, list)
-        or not 1 <= len(ids) <= MAX_EVENT_IDS
-        or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i < 2**63 for i in ids)
-    ):
-        raise ValidationFailed(
-            "event_ids", f"event_ids must list 1 to {MAX_EVENT_IDS} event ids (integers ≥ 1)"
-        )
-    return list(ids)
+    if isinstance(ids, list) and 1 <= len(ids) <= MAX_EVENT_IDS:
+        # JSON says 5.0 is the integer 5
+        whole = [int(i) if isinstance(i, float) and i.is_integer() else i for i in ids]
+        if all(type(i) is int and 1 <= i < 2**63 for i in whole):
+            return whole
+    raise ValidationFailed(
+        "event_ids", f"event_ids must list 1 to {MAX_EVENT_IDS} event ids (integers ≥ 1)"
+    )
 
 
 @dealer_api
