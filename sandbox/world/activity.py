@@ -132,13 +132,18 @@ def _entries(world: World, rows: list[Row]) -> list[dict[str, Any]]:
     """Each row as the log shows it, with the device it is about (an alarm's camera for the
     alarm's later steps) looked up once per page."""
     datas = [json.loads(row["data"]) for row in rows]
-    alarm_ids = sorted({d["alarm_id"] for d in datas if isinstance(d.get("alarm_id"), str)})
+    about = [d["alarm_id"] if isinstance(d.get("alarm_id"), str) else None for d in datas]
     alarms = {
         a["alarm_id"]: a
-        for a in _where_in(world, "SELECT alarm_id, device_id, zone_number FROM alarms", alarm_ids)
+        for a in _where_in(
+            world,
+            "SELECT alarm_id, device_id, zone_number FROM alarms",
+            sorted({a for a in about if a is not None}),
+        )
     }
     device_of = [
-        d.get("device_id") or alarms.get(d.get("alarm_id"), {}).get("device_id") for d in datas
+        d.get("device_id") or alarms.get(a, {}).get("device_id")
+        for d, a in zip(datas, about, strict=True)
     ]
     devices = {
         d["device_id"]: d
@@ -150,17 +155,19 @@ def _entries(world: World, rows: list[Row]) -> list[dict[str, Any]]:
         )
     }
     found = []
-    for row, data, device_id in zip(rows, datas, device_of, strict=True):
+    for row, data, alarm_id, device_id in zip(rows, datas, about, device_of, strict=True):
         category, status = ACTIVITY[row["type"]]
-        device = devices.get(device_id, {})
-        alarm = alarms.get(data.get("alarm_id"), {})
-        zone = data.get("zone_number") or alarm.get("zone_number") or device.get("zone_number")
+        device = devices.get(device_id, {}) if isinstance(device_id, int) else {}
+        alarm = alarms.get(alarm_id, {}) if alarm_id else {}
+        zone = _text(
+            alarm.get("zone_number") or device.get("zone_number") or data.get("zone_number")
+        )
         found.append(
             {
                 "event_id": row["seq"],
                 "event_time": world.stamp(row["created_at"]),
                 "category_id": category,
-                "trigger": data.get("trigger") or data.get("source") or _who(row["actor"]),
+                "trigger": _text(data.get("trigger") or data.get("source")) or _who(row["actor"]),
                 "status": status,
                 "zone_number": zone,
                 "device_name": device.get("name"),
@@ -170,6 +177,11 @@ def _entries(world: World, rows: list[Row]) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def _text(value: Any) -> str | None:
+    """A value a caller's data overrides may have made anything, as the log's text."""
+    return None if value is None or value == "" else str(value)
 
 
 def _who(actor: str | None) -> str:
