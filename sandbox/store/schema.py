@@ -164,6 +164,11 @@ CREATE TABLE IF NOT EXISTS contacts (
     phone_number TEXT,
     email TEXT,
     created_at REAL NOT NULL,
+    title TEXT,
+    slot_number INTEGER,
+    sms_alarm_enabled INTEGER NOT NULL DEFAULT 0,
+    email_alarm_enabled INTEGER NOT NULL DEFAULT 0,
+    sms_validation_requested_at REAL,   -- the last SMS validation asked for (dealer API)
     UNIQUE (site_id, external_contact_id)
 );
 CREATE TABLE IF NOT EXISTS devices (
@@ -272,7 +277,7 @@ CREATE TABLE IF NOT EXISTS audit (
     actor_kind TEXT NOT NULL,      -- app | client | user | operator | sandbox | device
     actor_id TEXT NOT NULL,
     actor_name TEXT,
-    surface TEXT NOT NULL,         -- v1 | partner | control | schedule | seed
+    surface TEXT NOT NULL,         -- v1 | dealer | partner | control | schedule | seed
     action TEXT NOT NULL,          -- the event type, or a verb such as alarm.annotated
     target TEXT NOT NULL,          -- alarm A-10293, device 100002, site 10001 ...
     event_id TEXT,
@@ -343,11 +348,17 @@ ADDED_COLUMNS = (
     ("devices", "labels", "TEXT NOT NULL DEFAULT '[]'"),
     ("devices", "group_name", "TEXT"),
     ("devices", "configuration", "TEXT NOT NULL DEFAULT '{}'"),
+    ("contacts", "title", "TEXT"),
+    ("contacts", "slot_number", "INTEGER"),
+    ("contacts", "sms_alarm_enabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("contacts", "email_alarm_enabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("contacts", "sms_validation_requested_at", "REAL"),
 )
 # indexes on added columns: made once the columns exist
 INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_seq ON events (seq);
 CREATE INDEX IF NOT EXISTS events_by_dealer ON events (dealer_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (dealer_id, created_at, seq);
 """
 
 VIEWS = """

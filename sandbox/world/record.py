@@ -280,3 +280,20 @@ def take_snapshot(world: World, device_id: int, dealer_id: int, actor: Actor) ->
         data = catalog.build(world, random.Random(), "snapshot.created", base, world.base_url)
         events.log(world, "snapshot.created", data, actor=actor)
         return snapshots.get(world, data["snapshot_id"], dealer_id)
+
+
+def request_verification(
+    world: World, alarm_id: str, dealer_id: int, actor: Actor, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Ask the alarm's contacts to verify it (``values``: method, contacts as the catalogue
+    lists them, timeout_seconds, message): a ``verification.requested`` happening about an
+    open alarm. Returns the data it was logged (and is delivered) with."""
+    with world.store.transaction():
+        alarm = alarms.find(world, alarm_id, dealer_id)
+        alarms.check(alarm, "verification.requested")
+        overrides = {"alarm_id": alarm_id, "site_id": alarm["site_id"], **values}
+        data = catalog.build(
+            world, random.Random(), "verification.requested", overrides, world.base_url
+        )
+        events.log(world, "verification.requested", data, actor=actor)
+        return data

@@ -38,6 +38,7 @@ CAMERA_MODELS = (
     ("Uniview", "IPC2124LB-SF40KM-G"),
     ("CHeKT", "CK-CAM-T4"),
 )
+CONTACT_TITLES = ("Owner", "Manager", "Keyholder")
 FIRST_IDS = {"dealer": 1001, "station": 2001, "site": 10001, "contact": 50001, "device": 100001}
 
 
@@ -186,7 +187,11 @@ class _Seeder:
             )
 
     def contact(self, site_id: int, n: int) -> None:
+        """The site's n-th call-list entry; the first one's phone was validated when it was
+        added (the rest are in the call order, never validated), all without another draw
+        from the RNG, so the rest of the world stays as it was."""
         first, last = self.fake.first_name(), self.fake.last_name()
+        created = self.created_at()
         self.insert(
             "contacts",
             {
@@ -197,7 +202,12 @@ class _Seeder:
                 "last_name": last,
                 "phone_number": self.phone(),
                 "email": f"{first.lower()}.{last.lower()}@example.com",
-                "created_at": self.created_at(),
+                "created_at": created,
+                "title": CONTACT_TITLES[(n - 1) % len(CONTACT_TITLES)],
+                "slot_number": n,
+                "sms_alarm_enabled": 1,
+                "email_alarm_enabled": int(n == 1),
+                "sms_validation_requested_at": created if n == 1 else None,
             },
         )
 
