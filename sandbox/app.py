@@ -20,6 +20,8 @@ from sandbox.api import (
     control_events,
     control_record,
     dealer,
+    dealer_devices,
+    live,
     media,
     oauth,
     openapi,
@@ -43,6 +45,7 @@ from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World, subscriptions
+from sandbox.world.live import LiveFrames
 from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
 
@@ -132,6 +135,8 @@ def create_app(
             *apps.routes,
             *apps_stream.routes,
             *dealer.routes,
+            *dealer_devices.routes,
+            *live.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,
@@ -160,6 +165,7 @@ def create_app(
     )
     app.state.services = build_services(settings, store, clock)
     app.state.media = Media(app.state.services.world.store, settings.seed)
+    app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
     return app

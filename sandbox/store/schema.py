@@ -272,7 +272,7 @@ CREATE TABLE IF NOT EXISTS audit (
     actor_kind TEXT NOT NULL,      -- app | client | user | operator | sandbox | device
     actor_id TEXT NOT NULL,
     actor_name TEXT,
-    surface TEXT NOT NULL,         -- v1 | partner | control | schedule | seed
+    surface TEXT NOT NULL,         -- v1 | partner | dealer | control | schedule | seed
     action TEXT NOT NULL,          -- the event type, or a verb such as alarm.annotated
     target TEXT NOT NULL,          -- alarm A-10293, device 100002, site 10001 ...
     event_id TEXT,

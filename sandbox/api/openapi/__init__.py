@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
-from sandbox.api.openapi import apps, auth, control, dealer, media, partner, record
+from sandbox.api.openapi import apps, auth, control, dealer, live, media, partner, record
 from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
 from sandbox.api.openapi.webhooks import webhooks
 from sandbox.auth.clients import APPS_SCOPES, PARTNER_SCOPES
@@ -110,6 +110,7 @@ def document(issuer: str) -> dict[str, Any]:
         **partner.paths(),
         **apps.paths(),
         **dealer.paths(),
+        **live.paths(),
         **control.paths(),
         **record.paths(),
         **media.paths(),
