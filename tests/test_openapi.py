@@ -97,12 +97,23 @@ BULK = {
     "include-path-regex": "/devices$",
     "checks": {"negative_data_rejection": {"enabled": False}},
 }
+# A site has only the partitions it has: an unknown one is 422 for valid-looking data.
+PARTITIONS_DECIDE = {
+    "include-path-regex": "^/ext/v1/sites/[^/]+/partition-arming/actions/",
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "422"]
+        }
+    },
+}
 # the control API and the browser pages are documented but not fuzzed here: the first drives
 # the shared app's clock and world, the second's outcomes depend on registered clients; the
 # Apps API takes only an app's key, and is fuzzed with one below
 SCHEMA = (
     schemathesis.openapi.from_asgi(
-        "/openapi.json", APP, config=SchemathesisConfig.from_dict({"operations": [BULK]})
+        "/openapi.json",
+        APP,
+        config=SchemathesisConfig.from_dict({"operations": [BULK, PARTITIONS_DECIDE]}),
     )
     .exclude(tag="Sandbox control")
     .exclude(tag="Apps API")

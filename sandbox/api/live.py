@@ -39,14 +39,16 @@ async def get_mjpeg(request: Request) -> Response:
     assert isinstance(bell, Bell)
 
     async def parts() -> AsyncIterator[bytes]:
-        while not bell.closed and world.now() < float(claims["exp"]):
-            jpeg = await run_in_threadpool(frames.frame, camera, world.now())
-            head = (
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-            )
-            yield head.encode("ascii") + jpeg + b"\r\n"
-            await asyncio.sleep(1 / live.FRAMES_PER_SECOND)
-        yield f"--{BOUNDARY}--\r\n".encode("ascii")
+        frames.viewers += 1  # on the event loop only
+        try:
+            while not bell.closed and world.now() < float(claims["exp"]):
+                jpeg = await run_in_threadpool(frames.frame, camera, world.now())
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                yield head.encode("ascii") + b"\r\n\r\n" + jpeg + b"\r\n"
+                await asyncio.sleep(1 / live.FRAMES_PER_SECOND)
+            yield f"--{BOUNDARY}--\r\n".encode("ascii")
+        finally:
+            frames.viewers -= 1
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return StreamingResponse(

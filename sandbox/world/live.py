@@ -131,6 +131,7 @@ class LiveFrames:
         self.seed = seed
         self.cameras = cameras
         self.encoded = 0  # frames encoded: the rest were served from the cache
+        self.viewers = 0  # streams open now
         self._scenes: OrderedDict[int, Image.Image] = OrderedDict()
         self._frames: dict[int, tuple[int, bytes]] = {}
         self._lock = threading.Lock()  # frames are drawn in worker threads
