@@ -84,8 +84,25 @@ def site_view(world: World, site: Row, dealer_name: str) -> dict[str, Any]:
 async def list_sites(request: Request, principal: Principal) -> Response:
     """``search`` (name or account number, any case), ``status`` (activated|deactivated);
     ``limit`` as the live client sends it (≤ 1000), or the documented ``page``/``per_page``
-    (≤ 100)."""
-    params = query_lists(request)
+    (≤ 100). The rendered array is kept until the next write: polling it is the hot path."""
+    s = services(request)
+    key = (
+        "ext_sites",
+        dealer_of(principal),
+        request.scope["query_string"],
+        s.world.store.data_version(),
+    )
+    body = s.list_cache.get(key)
+    if body is None:
+        sites = _sites(s.world, dealer_of(principal), query_lists(request))
+        body = (bytes(reply(sites).body), len(sites))
+        if len(s.list_cache) > 1024:
+            s.list_cache.clear()
+        s.list_cache[key] = body
+    return Response(body[0], media_type="application/json")
+
+
+def _sites(world: World, dealer_id: int, params: dict[str, list[str]]) -> list[dict[str, Any]]:
     for name in params:
         if name not in ("search", "limit", "page", "per_page", "status"):
             raise ValidationFailed(name, f"unknown query parameter {name!r}")
@@ -94,7 +111,7 @@ async def list_sites(request: Request, principal: Principal) -> Response:
     page = _number(params, "page", 1, 10**6) or 1
     size = per_page or limit or 100
     where: list[str] = ["dealer_id = ?"]
-    args: list[Any] = [dealer_of(principal)]
+    args: list[Any] = [dealer_id]
     if "search" in params:
         where.append("(name LIKE ? ESCAPE '\\' OR account_number LIKE ? ESCAPE '\\')")
         text = params["search"][-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -105,15 +122,12 @@ async def list_sites(request: Request, principal: Principal) -> Response:
             raise ValidationFailed("status", "status must be activated or deactivated")
         where.append("is_activated = ?")
         args.append(SITE_STATUSES[status])
-    world = services(request).world
     rows = world.store.all(
         f"SELECT * FROM sites WHERE {' AND '.join(where)} ORDER BY site_id LIMIT ? OFFSET ?",
         (*args, size, (page - 1) * size),
     )
-    name = world.store.scalar(
-        "SELECT company_name FROM dealers WHERE dealer_id = ?", (dealer_of(principal),)
-    )
-    return reply([site_view(world, row, str(name)) for row in rows])
+    name = world.store.scalar("SELECT company_name FROM dealers WHERE dealer_id = ?", (dealer_id,))
+    return [site_view(world, row, str(name)) for row in rows]
 
 
 # ---- arming ----------------------------------------------------------------------------------
