@@ -91,6 +91,10 @@ def test_the_mjpeg_url_streams_jpeg_frames_until_the_client_goes_away(live: Live
     for frame in frames:
         assert frame.startswith(b"\xff\xd8") and frame.endswith(b"\xff\xd9")
     assert live.app.state.live.encoded == 1  # the sandbox clock stood still: one frame drawn
+    head = httpx.head(camera["mjpeg_url"], timeout=10)  # the headers, and no endless body
+    assert head.status_code == 200 and head.headers["content-type"].startswith(
+        "multipart/x-mixed-replace"
+    )
     live.clock.advance(2)
     with httpx.Client(timeout=10) as viewer, viewer.stream("GET", camera["mjpeg_url"]) as got:
         [later] = parts(got, 1)

@@ -51,9 +51,10 @@ async def get_mjpeg(request: Request) -> Response:
             frames.viewers -= 1
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        parts(), media_type=f"{STREAM_TYPE}; boundary={BOUNDARY}", headers=headers
-    )
+    media_type = f"{STREAM_TYPE}; boundary={BOUNDARY}"
+    if request.method == "HEAD":  # the headers alone: no endless body for nobody to read
+        return Response(media_type=media_type, headers=headers)
+    return StreamingResponse(parts(), media_type=media_type, headers=headers)
 
 
 async def get_snapshot(request: Request) -> Response:
