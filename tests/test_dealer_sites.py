@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
 import pytest
 from helpers import Settings
 from receiver import Receiver, wait_for
@@ -79,6 +80,15 @@ def test_a_site_is_armed_and_disarmed_with_either_body_and_webhooks_follow(
     assert {h["data"]["state"] for h in _heard(rx, 6)[4:]} == {"armed_night"}
     assert _armed(client, "arming/actions/disarm")["arming_status"] == "disarmed"  # no body
     assert [h["type"] for h in _heard(rx, 8)[6:]] == ["site.disarmed"] * 2
+
+    document = client.get("/openapi.json").json()
+    for body in _heard(rx, 8):  # each as the document gives the webhook
+        schema = document["webhooks"][f"chekt-apps:{body['type']}"]["post"]["requestBody"]
+        schema = {
+            **schema["content"]["application/json"]["schema"],
+            "components": document["components"],
+        }
+        jsonschema.Draft202012Validator(schema).validate(body)
 
     trail = client.get("/_sandbox/audit", params={"actor_id": dealer["key"]["client_id"]}).json()
     assert len(trail) == 8 and {t["surface"] for t in trail} == {"dealer"}
