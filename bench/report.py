@@ -1,8 +1,8 @@
 """``make bench``: every benchmark in one run and one report.
 
 Runs the four benchmarks one after another (never two at once on this 2-core machine):
-``run.py`` (the authenticated Partner and Apps API lists vs bare Starlette, measured in the
-same run, and a cached snapshot), ``tokens.py``, ``figures.py`` and ``storm.py``. Each prints
+``run.py`` (the authenticated Partner, Apps and dealer API lists vs bare Starlette, measured
+in the same run, and a cached snapshot), ``tokens.py``, ``figures.py`` and ``storm.py``. Each prints
 its table; this script gathers them into ``bench/results.md`` after the machine description,
 and exits 1 if any target was missed.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = (
-    ("Partner and Apps API vs bare Starlette, snapshots", "run.py"),
+    ("Partner, Apps and dealer API vs bare Starlette, snapshots", "run.py"),
     ("Token endpoint", "tokens.py"),
     ("Webhooks, fixture, reset, journal memory", "figures.py"),
     ("Alarm storm scenario", "storm.py"),

@@ -11,8 +11,13 @@ after a warm-up:
 - the Apps API's ``GET /v1/alarms`` with an Apps key (``events:read``, dealer 1001): the bare
   app, then the sandbox (target: its share of bare Starlette ≥ 90 % of the Partner list's
   share with the API key, both measured in this run);
+- the dealer API's ``GET /ext/v1/sites`` with the seeded API key: the bare app, then the
+  sandbox (target: ≥ 50 % of bare Starlette, as the Partner list);
 - a snapshot link taken from ``GET /v1/alarms/{id}``, already rendered and cached (target:
   ≥ 1,000 JPEG responses/s).
+
+``--only dealer`` (or ``partner``, ``v1``, ``snapshot``; repeatable) measures only those rows
+(``v1`` brings ``partner``: its target is relative to the Partner list's share).
 
 Every server must answer 200 with the expected body before and after it is measured (so a
 401 storm is never mistaken for speed), all load is time-bounded and on loopback, and every
@@ -51,6 +56,8 @@ BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
 SITES_PATH = "/partner/v1/dealers/1001/sites"
 ALARMS_PATH = "/v1/alarms"
+DEALER_PATH = "/ext/v1/sites"
+GROUPS = ("partner", "v1", "dealer", "snapshot")  # the rows, in the order they are measured
 APPS_KEY = {"dealer_id": 1001, "scopes": ["events:read"], "name": "make bench"}
 SERVER_CORE = "0"
 WRK_CORE = "1"
@@ -417,26 +424,46 @@ def _judged(result: Result, ratio: float | None, target: str, ok: bool) -> Row:
     return Row(result, ratio, target, "PASS" if ok and result.errors == 0 else "FAIL")
 
 
-def rank(results: Sequence[Result]) -> list[Row]:
-    """The measured rows (in :func:`benchmark`'s order) against their targets: the Partner
-    list's shares of bare, /v1/alarms' share against the API key's, the snapshot's rate."""
-    bare_sites, key, jwt, bare_alarms, alarms, snapshot = results
-    key_share, alarms_share = _share(key, bare_sites), _share(alarms, bare_alarms)
-    needed = V1_SHARE * key_share
-    partner = f"≥ {TARGET * 100:.0f} % of bare"
-    return [
-        Row(bare_sites, 1.0, "(baseline)", ""),
-        _judged(key, key_share, partner, key_share >= TARGET),
-        _judged(jwt, _share(jwt, bare_sites), partner, _share(jwt, bare_sites) >= TARGET),
-        Row(bare_alarms, 1.0, "(baseline)", ""),
-        _judged(
-            alarms,
-            alarms_share,
-            f"≥ {needed * 100:.0f} % of bare ({V1_SHARE * 100:.0f} % of the API key's)",
-            alarms_share >= needed,
-        ),
-        _judged(snapshot, None, f"≥ {SNAPSHOT_TARGET:,.0f}/s", snapshot.rps >= SNAPSHOT_TARGET),
-    ]
+def rank(results: dict[str, list[Result]]) -> list[Row]:
+    """The measured rows (by group, in :data:`GROUPS` order) against their targets: the
+    Partner and dealer lists' shares of bare, /v1/alarms' share against the Partner API
+    key's, the snapshot's rate."""
+    rows: list[Row] = []
+    share_of_bare = f"≥ {TARGET * 100:.0f} % of bare"
+    if "partner" in results:
+        bare_sites, key, jwt = results["partner"]
+        key_share = _share(key, bare_sites)
+        rows += [
+            Row(bare_sites, 1.0, "(baseline)", ""),
+            _judged(key, key_share, share_of_bare, key_share >= TARGET),
+            _judged(jwt, _share(jwt, bare_sites), share_of_bare, _share(jwt, bare_sites) >= TARGET),
+        ]
+    if "v1" in results:
+        bare_alarms, alarms = results["v1"]
+        alarms_share = _share(alarms, bare_alarms)
+        needed = V1_SHARE * key_share
+        rows += [
+            Row(bare_alarms, 1.0, "(baseline)", ""),
+            _judged(
+                alarms,
+                alarms_share,
+                f"≥ {needed * 100:.0f} % of bare ({V1_SHARE * 100:.0f} % of the API key's)",
+                alarms_share >= needed,
+            ),
+        ]
+    if "dealer" in results:
+        bare_dealer, dealer = results["dealer"]
+        dealer_share = _share(dealer, bare_dealer)
+        rows += [
+            Row(bare_dealer, 1.0, "(baseline)", ""),
+            _judged(dealer, dealer_share, share_of_bare, dealer_share >= TARGET),
+        ]
+    if "snapshot" in results:
+        [snapshot] = results["snapshot"]
+        rows.append(
+            _judged(snapshot, None, f"≥ {SNAPSHOT_TARGET:,.0f}/s", snapshot.rps >= SNAPSHOT_TARGET)
+        )
+    return rows
 
 
 HEADERS = (
@@ -498,7 +525,8 @@ TARGETS = (
     f"Targets (issue), in requests/s: the Partner list (GET {SITES_PATH}) with either "
     f"credential ≥ {TARGET * 100:.0f} % of bare Starlette; GET {ALARMS_PATH} with an Apps key "
     f"(dealer 1001, events:read): its share of bare Starlette ≥ {V1_SHARE * 100:.0f} % of the "
-    f"Partner list's share with the API key; a cached snapshot (GET /_sandbox/media/<id>.jpg"
+    f"Partner list's share with the API key; GET {DEALER_PATH} with the API key "
+    f"≥ {TARGET * 100:.0f} % of bare Starlette; a cached snapshot (GET /_sandbox/media/<id>.jpg"
     f"?access_token=…, from GET {ALARMS_PATH}/<id>) ≥ {SNAPSHOT_TARGET:,.0f} JPEG responses/s."
 )
 
@@ -617,6 +645,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="2 s measurements, 1 s warm-ups (a smoke test)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="measure only these rows (repeatable) [default: all]",
+    )
     args = parser.parse_args(argv)
     if args.duration is not None and args.duration < 1:
         parser.error("--duration must be a whole number of seconds >= 1")
@@ -663,9 +697,9 @@ def listed(port: int, path: str, token: str) -> list[Any]:
     return found
 
 
-def benchmark(seconds: int, warmup: int) -> list[Result]:
+def benchmark(seconds: int, warmup: int, groups: Sequence[str] = GROUPS) -> dict[str, list[Result]]:
     """Each bare row just before the sandbox rows it is the baseline of, then the snapshot;
-    both servers stay up, the one not measured idle."""
+    both servers stay up, the one not measured idle. ``groups``: which rows."""
     with contextlib.ExitStack() as stack:
         logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-bench-")))
         print("Starting the sandbox ...", flush=True)
@@ -674,6 +708,7 @@ def benchmark(seconds: int, warmup: int) -> list[Result]:
         jwt = access_token(port, client_id, secret)
         app_key = apps_key(port)
         sites = listed(port, SITES_PATH, api_key)
+        dealer_sites = listed(port, DEALER_PATH, api_key)
         alarms = listed(port, ALARMS_PATH, app_key)
         link = snapshot_link(port, alarms, app_key)
         status, content_type, jpeg = fetch(port, link)  # rendered now, cached from here on
@@ -688,6 +723,8 @@ def benchmark(seconds: int, warmup: int) -> list[Result]:
                    Expect(json=alarms, tokens_vary=True)),
             Target("snapshot JPEG", "sandbox, cached", port, link, None, pid,
                    Expect(JPEG_TYPE, raw=jpeg)),
+            Target("Dealer sites", "sandbox, API key", port, DEALER_PATH, api_key, pid,
+                   Expect(json=dealer_sites)),
         ]  # fmt: skip
         for target in sandbox:  # fail before spending minutes on the baseline
             verify(target)
@@ -696,16 +733,28 @@ def benchmark(seconds: int, warmup: int) -> list[Result]:
             f"({len(json.dumps(alarms)):,} B), a {len(jpeg):,} B snapshot.",
             flush=True,
         )
-        bare_port, bare_pid = start_bare(stack, logs, {SITES_PATH: sites, ALARMS_PATH: alarms})
+        routes = {SITES_PATH: sites, ALARMS_PATH: alarms, DEALER_PATH: dealer_sites}
+        bare_port, bare_pid = start_bare(stack, logs, routes)
         # the same Authorization headers as the sandbox rows: wrk sends identical requests
         bare = [
             Target("Partner sites", "bare Starlette", bare_port, SITES_PATH, api_key, bare_pid,
                    Expect(json=sites)),
             Target("/v1 alarms", "bare Starlette", bare_port, ALARMS_PATH, app_key, bare_pid,
                    Expect(json=alarms)),
+            Target("Dealer sites", "bare Starlette", bare_port, DEALER_PATH, api_key, bare_pid,
+                   Expect(json=dealer_sites)),
         ]  # fmt: skip
-        order = [bare[0], sandbox[0], sandbox[1], bare[1], sandbox[2], sandbox[3]]
-        return [measure(target, seconds, warmup) for target in order]
+        order = {
+            "partner": [bare[0], sandbox[0], sandbox[1]],
+            "v1": [bare[1], sandbox[2]],
+            "dealer": [bare[2], sandbox[4]],
+            "snapshot": [sandbox[3]],
+        }
+        return {
+            group: [measure(target, seconds, warmup) for target in order[group]]
+            for group in GROUPS
+            if group in groups
+        }
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
@@ -726,7 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"warning: {load * 100:.0f} % of the CPU was busy before the run; "
                 "expect low, noisy rows"
             )
-        rows = rank(benchmark(seconds, warmup))
+        groups = set(args.only or GROUPS) | ({"partner"} if "v1" in (args.only or ()) else set())
+        rows = rank(benchmark(seconds, warmup, [g for g in GROUPS if g in groups]))
     except BenchError as exc:
         print(f"\nbench failed: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,9 @@ from sandbox.api import (
     dealer,
     dealer_activity,
     dealer_contacts,
+    dealer_devices,
     dealer_verifications,
+    live,
     media,
     oauth,
     openapi,
@@ -46,6 +48,7 @@ from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
 from sandbox.world import World, subscriptions
+from sandbox.world.live import LiveFrames
 from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
 
@@ -138,6 +141,8 @@ def create_app(
             *dealer_contacts.routes,
             *dealer_activity.routes,
             *dealer_verifications.routes,
+            *dealer_devices.routes,
+            *live.routes,
             *oauth.routes,
             *authorize.routes,
             *control.routes,
@@ -166,6 +171,7 @@ def create_app(
     )
     app.state.services = build_services(settings, store, clock)
     app.state.media = Media(app.state.services.world.store, settings.seed)
+    app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
     return app

@@ -99,10 +99,11 @@ BULK = {
 }
 # The dealer API's record writes and searches are refused by the record, not by their shape:
 # a contact of another site, an event about no alarm, an external_contact_id changed, a
-# contact with no phone to validate, a cursor of another search, an end before the start.
+# contact with no phone to validate, a cursor of another search, an end before the start, a
+# partition the site does not have.
 DEALER_RECORD_DECIDES = {
     "include-path-regex": "^/ext/v1/(activity-logs/search|(events/[^/]+/)?verifications"
-    "|sites/[^/]+/contacts.*)$",
+    "|sites/[^/]+/contacts.*|sites/[^/]+/partition-arming/actions/.*)$",
     "checks": {
         "positive_data_acceptance": {
             "expected-statuses": ["2xx", "401", "403", "404", "409", "422"]

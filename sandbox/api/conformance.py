@@ -23,7 +23,7 @@ from sandbox.logs import safe_logger
 log = safe_logger("sandbox")
 
 
-STREAMED = ("text/event-stream",)
+STREAMED = ("text/event-stream", "multipart/x-mixed-replace")  # endless: checked as they start
 
 
 def _media_type(start: Message) -> str:

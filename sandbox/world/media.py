@@ -265,7 +265,7 @@ def _overlay(image: Image.Image, claims: Mapping[str, Any], at: float) -> None:
         ((pad, pad + size + 2), str(claims.get("site") or ""), "la"),
         ((width - pad, pad), _iso(at), "ra"),
         ((pad, height - pad), f"CH {claims.get('channel') or '001'}", "ld"),
-        ((width - pad, height - pad), f"ALARM {claims.get('alarm_id') or ''}".strip(), "rd"),
+        ((width - pad, height - pad), claims.get("label") or _alarm(claims), "rd"),
     ]
     for xy, text, anchor in lines:
         draw.text(
@@ -273,18 +273,32 @@ def _overlay(image: Image.Image, claims: Mapping[str, Any], at: float) -> None:
         )
 
 
+def _alarm(claims: Mapping[str, Any]) -> str:
+    return f"ALARM {claims.get('alarm_id') or ''}".strip()
+
+
 def _rng(claims: Mapping[str, Any], seed: int) -> random.Random:
     """One scene per camera (a camera always looks at the same street), per seed."""
     return random.Random(f"{seed}:{claims.get('site_id')}:{claims.get('device_id')}")
 
 
-def snapshot_jpeg(claims: Mapping[str, Any], seed: int) -> bytes:
-    """A 640x360 JPEG frame of the camera's scene with its on-screen display."""
-    image = _scene(SNAPSHOT_SIZE, _rng(claims, seed))
-    _overlay(image, claims, claims["at"])
+def camera_scene(claims: Mapping[str, Any], seed: int) -> Image.Image:
+    """What the camera looks at, without its on-screen display (a live view draws it once)."""
+    return _scene(SNAPSHOT_SIZE, _rng(claims, seed))
+
+
+def frame_jpeg(scene: Image.Image, claims: Mapping[str, Any], at: float) -> bytes:
+    """A JPEG frame of ``scene`` with the on-screen display at ``at`` (``scene`` is kept)."""
+    image = scene.copy()
+    _overlay(image, claims, at)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80)
     return out.getvalue()
+
+
+def snapshot_jpeg(claims: Mapping[str, Any], seed: int) -> bytes:
+    """A 640x360 JPEG frame of the camera's scene with its on-screen display."""
+    return frame_jpeg(camera_scene(claims, seed), claims, claims["at"])
 
 
 def _walker(image: Image.Image, rng: random.Random, step: float) -> None:

@@ -204,16 +204,30 @@ def annotate(
         return alarms.get(world, alarm_id)
 
 
-def arm(world: World, site: dict[str, Any], actor: Actor, values: dict[str, Any]) -> list[str]:
-    """Set a partition (or ``all``) to ``state``: one site.armed / site.disarmed happening
-    per partition."""
+def arm(
+    world: World,
+    site: dict[str, Any],
+    actor: Actor,
+    values: dict[str, Any],
+    field: str = "partition",
+) -> list[str]:
+    """Set a partition, a list of them, or ``all`` to ``state``: one site.armed /
+    site.disarmed happening per partition. An unknown partition is a 422 on ``field``."""
     numbers = [row["partition"] for row in arming.partitions(world, site["site_id"])] or [1]
     partition = values.get("partition", "all")
-    chosen = numbers if partition == "all" else [partition]
-    if partition != "all" and partition not in numbers:
+    chosen = (
+        numbers
+        if partition == "all"
+        else list(partition)
+        if isinstance(partition, list)
+        else [partition]
+    )
+    unknown = [p for p in chosen if p not in numbers]
+    if unknown:
         raise ValidationFailed(
-            "partition",
-            f'site {site["site_id"]} has partitions {", ".join(map(str, numbers))} (or "all")',
+            field,
+            f"site {site['site_id']} has no partition {', '.join(map(str, unknown))} "
+            f"(its partitions: {', '.join(map(str, numbers))})",
         )
     state = values["state"]
     event_type = "site.disarmed" if state == "disarmed" else "site.armed"
