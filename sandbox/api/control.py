@@ -87,6 +87,7 @@ async def reset(request: Request) -> Response:
         s.recorder.clear()
     s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate
     s.dispatcher.faults.reorder_window = s.settings.reorder_window
+    s.calm()
     return reply({"reset": sorted(set(only)), "seed": seed})
 
 
