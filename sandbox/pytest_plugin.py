@@ -135,8 +135,9 @@ def chekt_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
 
 
 def _faults(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
-    """The test's ``chekt_fault`` markers, as rules in force (closest marker first)."""
-    for marker in request.node.iter_markers("chekt_fault"):
+    """The test's ``chekt_fault`` markers, as rules in force in the order they are written
+    (module and class markers before the test's own, first match wins)."""
+    for marker in reversed(list(request.node.iter_markers("chekt_fault"))):
         if marker.args or not marker.kwargs:
             raise pytest.UsageError("@pytest.mark.chekt_fault takes the rule's fields as keywords")
         sandbox.fault(**marker.kwargs)
