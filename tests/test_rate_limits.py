@@ -41,7 +41,12 @@ def test_off_by_default(sandbox: Sandbox, http: httpx.Client) -> None:
     answer = http.get(DEALER)
     assert answer.status_code == 200
     assert not any(name in answer.headers for name in RATE_HEADERS)
-    assert sandbox.rate_limits() == {"tier": "off", "per_minute": None, "burst": None, "clients": []}
+    assert sandbox.rate_limits() == {
+        "tier": "off",
+        "per_minute": None,
+        "burst": None,
+        "clients": [],
+    }
 
 
 @pytest.mark.parametrize(
