@@ -58,7 +58,8 @@ async def reset(request: Request) -> Response:
     """Reset the world, the journal and the deliveries, or only some of: the world (reseeded,
     optionally with another seed; subscriptions and events go with it), the recorder, the
     deliveries, and — only when listed — the clients (back to what the settings define:
-    clients registered at run time are removed and their tokens revoked)."""
+    clients registered at run time are removed and their tokens revoked). Inbound fault
+    rules, rate limits and the stamping skew always go back to what the settings say."""
     admin(request)
     s = services(request)
     seed = s.settings.seed

@@ -304,7 +304,7 @@ def _fault_rule(check: _Checker, args: dict[str, Any], node: yaml.Node, where: s
     """A fault step sets webhook knobs, adds an inbound rule, or both; the rule is checked
     as the control API checks it, and kept in ``args["inbound"]``."""
     rule = {k: v for k, v in args.items() if k not in spec.KNOBS}
-    if not rule and not args:
+    if not args:
         raise check.fail(node, where, "a fault step needs a webhook knob or an inbound rule")
     if rule:
         try:

@@ -51,6 +51,8 @@ SETTINGS = (
     "webhook_concurrency",
     "duplicate_rate",
     "reorder_window",
+    "rate_limit",
+    "clock_skew",
 )
 
 # step keyword -> field -> kind; "*" marks a required field; a str kind is a scalar step
