@@ -8,10 +8,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from helpers import Settings
 
 from sandbox import Sandbox
 from sandbox.api.openapi import document
+from sandbox.cli import main
 from sandbox.settings import SettingsError
 
 DEALER = "/partner/v1/dealers/1001"
@@ -133,3 +135,8 @@ def test_the_document_declares_the_429_and_headers() -> None:
     for op in limited:
         assert "Retry-After" in op["responses"]["429"]["headers"]
         assert all("X-RateLimit-Reset" in r["headers"] for r in op["responses"].values())
+
+
+def test_serve_takes_a_rate_limit_tier() -> None:
+    refused = CliRunner().invoke(main, ["serve", "--rate-limit", "platinum"])
+    assert refused.exit_code == 2 and "free" in refused.output and "enterprise" in refused.output
