@@ -8,6 +8,9 @@ after a warm-up:
 
 - the Partner API's sites list: the bare app, the sandbox with the seeded API key, and with
   a client-credentials JWT (target: each ≥ 50 % of bare Starlette, in requests/s);
+- the same list with the API key and CHeKT's rate limits on (a custom ceiling far above the
+  load, so every request takes a token and none is refused; target: ≥ 90 % of the API key's
+  requests/s with them off);
 - the Apps API's ``GET /v1/alarms`` with an Apps key (``events:read``, dealer 1001): the bare
   app, then the sandbox (target: its share of bare Starlette ≥ 90 % of the Partner list's
   share with the API key, both measured in this run);
@@ -64,6 +67,9 @@ WRK_CORE = "1"
 CONNECTIONS = 32
 TARGET = 0.50  # the Partner list's share of bare Starlette
 V1_SHARE = 0.90  # /v1/alarms' share of bare, against the Partner list's (API key) share
+LIMITED_SHARE = 0.90  # the Partner list with rate limits on, against it with them off
+# rate limits on, with a ceiling no benchmark reaches: every request takes from the bucket
+HIGH_CEILING = {"per_minute": 100_000_000, "burst": 10_000_000}
 SNAPSHOT_TARGET = 1_000.0  # JPEG responses per second
 JSON_TYPE = "application/json"
 JPEG_TYPE = "image/jpeg"
@@ -127,6 +133,7 @@ class Target:
     token: str | None
     pid: int  # the server's, to read its CPU time
     expect: Expect
+    rate_limit: dict[str, int] | None = None  # the sandbox's rate limits while measured
 
     @property
     def url(self) -> str:
@@ -393,7 +400,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def set_rate_limit(port: int, body: dict[str, Any]) -> None:
+    headers = {"Content-Type": JSON_TYPE}
+    status, raw = request(
+        port, "POST", "/_sandbox/rate-limits", headers=headers, body=json.dumps(body)
+    )
+    if status != 200:
+        raise BenchError(f"POST /_sandbox/rate-limits answered {status}: {raw[:300]!r}")
+
+
+@contextlib.contextmanager
+def rate_limited(target: Target) -> Iterator[None]:
+    """The target's rate limits on while it is measured (and checked to be on), then off."""
+    if target.rate_limit is None:
+        yield
+        return
+    set_rate_limit(target.port, target.rate_limit)
+    try:
+        conn = http.client.HTTPConnection(HOST, target.port, timeout=10)
+        try:
+            conn.request("GET", target.path, headers={"Authorization": f"Bearer {target.token}"})
+            limit = conn.getresponse().getheader("X-RateLimit-Limit")
+        finally:
+            conn.close()
+        if limit != str(target.rate_limit["per_minute"]):
+            raise BenchError(f"{target.label}: rate limits are not on (X-RateLimit-Limit {limit})")
+        yield
+    finally:
+        set_rate_limit(target.port, {"tier": "off"})
+
+
 def measure(target: Target, seconds: int, warmup: int) -> Result:
+    with rate_limited(target):
+        return _measure(target, seconds, warmup)
+
+
+def _measure(target: Target, seconds: int, warmup: int) -> Result:
     """Verify, warm up, measure, then verify again (a mid-run breakdown voids the row).
 
     The server's CPU share while measured tells a saturated, undisturbed server (~100 %)
@@ -426,16 +468,25 @@ def _judged(result: Result, ratio: float | None, target: str, ok: bool) -> Row:
 
 def rank(results: dict[str, list[Result]]) -> list[Row]:
     """The measured rows (by group, in :data:`GROUPS` order) against their targets: the
-    Partner and dealer lists' shares of bare, /v1/alarms' share against the Partner API
-    key's, the snapshot's rate."""
+    Partner and dealer lists' shares of bare (the Partner list also with rate limits on,
+    against it with them off), /v1/alarms' share against the Partner API key's, the
+    snapshot's rate."""
     rows: list[Row] = []
     share_of_bare = f"≥ {TARGET * 100:.0f} % of bare"
     if "partner" in results:
-        bare_sites, key, jwt = results["partner"]
+        bare_sites, key, limited, jwt = results["partner"]
         key_share = _share(key, bare_sites)
+        limited_needed = LIMITED_SHARE * key_share
         rows += [
             Row(bare_sites, 1.0, "(baseline)", ""),
             _judged(key, key_share, share_of_bare, key_share >= TARGET),
+            _judged(
+                limited,
+                _share(limited, bare_sites),
+                f"≥ {limited_needed * 100:.0f} % of bare ({LIMITED_SHARE * 100:.0f} % of the API "
+                "key's, limits off)",
+                limited.rps >= LIMITED_SHARE * key.rps,
+            ),
             _judged(jwt, _share(jwt, bare_sites), share_of_bare, _share(jwt, bare_sites) >= TARGET),
         ]
     if "v1" in results:
@@ -523,7 +574,9 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 TARGETS = (
     f"Targets (issue), in requests/s: the Partner list (GET {SITES_PATH}) with either "
-    f"credential ≥ {TARGET * 100:.0f} % of bare Starlette; GET {ALARMS_PATH} with an Apps key "
+    f"credential ≥ {TARGET * 100:.0f} % of bare Starlette; with the API key and rate limits on "
+    f"(every request takes a token, none refused) ≥ {LIMITED_SHARE * 100:.0f} % of it with them "
+    f"off; GET {ALARMS_PATH} with an Apps key "
     f"(dealer 1001, events:read): its share of bare Starlette ≥ {V1_SHARE * 100:.0f} % of the "
     f"Partner list's share with the API key; GET {DEALER_PATH} with the API key "
     f"≥ {TARGET * 100:.0f} % of bare Starlette; a cached snapshot (GET /_sandbox/media/<id>.jpg"
@@ -717,6 +770,8 @@ def benchmark(seconds: int, warmup: int, groups: Sequence[str] = GROUPS) -> dict
         sandbox = [
             Target("Partner sites", "sandbox, API key", port, SITES_PATH, api_key, pid,
                    Expect(json=sites)),
+            Target("Partner sites", "sandbox, API key, rate limits on", port, SITES_PATH,
+                   api_key, pid, Expect(json=sites), HIGH_CEILING),
             Target("Partner sites", "sandbox, JWT", port, SITES_PATH, jwt, pid,
                    Expect(json=sites)),
             Target("/v1 alarms", "sandbox, Apps key", port, ALARMS_PATH, app_key, pid,
@@ -745,10 +800,10 @@ def benchmark(seconds: int, warmup: int, groups: Sequence[str] = GROUPS) -> dict
                    Expect(json=dealer_sites)),
         ]  # fmt: skip
         order = {
-            "partner": [bare[0], sandbox[0], sandbox[1]],
-            "v1": [bare[1], sandbox[2]],
-            "dealer": [bare[2], sandbox[4]],
-            "snapshot": [sandbox[3]],
+            "partner": [bare[0], sandbox[0], sandbox[1], sandbox[2]],
+            "v1": [bare[1], sandbox[3]],
+            "dealer": [bare[2], sandbox[5]],
+            "snapshot": [sandbox[4]],
         }
         return {
             group: [measure(target, seconds, warmup) for target in order[group]]

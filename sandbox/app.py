@@ -17,6 +17,7 @@ from sandbox.api import (
     apps_stream,
     authorize,
     control,
+    control_chaos,
     control_events,
     control_record,
     dealer,
@@ -32,6 +33,7 @@ from sandbox.api import (
 )
 from sandbox.api.browser import BrowserGuard
 from sandbox.api.common import Services, request_id
+from sandbox.api.faults import FaultInjection, inbound_faults
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
 from sandbox.api.openapi import document
@@ -39,6 +41,7 @@ from sandbox.auth.assertions import AssertionVerifier
 from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
 from sandbox.auth.oauth import TokenEndpoint
+from sandbox.auth.ratelimit import RateLimiter, ceiling_for
 from sandbox.auth.tokens import KeyRing
 from sandbox.clock import Clock, make_clock
 from sandbox.errors import ApiError, MethodNotAllowed, NotFound, OAuthError
@@ -106,6 +109,7 @@ def build_services(
     )
     dispatcher = Dispatcher(world, settings, policy)  # drives a virtual clock while it runs
     subscriptions.ensure_callback(world, settings)
+    world.skew = settings.clock_skew
     return Services(
         settings=settings,
         world=world,
@@ -114,6 +118,8 @@ def build_services(
         tokens=TokenEndpoint(world, keys, settings, AssertionVerifier(world, policy)),
         dispatcher=dispatcher,
         recorder=Recorder(settings.journal_entries, settings.journal_bytes),
+        limiter=RateLimiter(world.now, ceiling_for(settings.rate_limit), settings.rate_limit),
+        faults=inbound_faults(settings),
     )
 
 
@@ -147,6 +153,7 @@ def create_app(
             *authorize.routes,
             *control.routes,
             *control_events.routes,
+            *control_chaos.routes,
             *control_record.routes,
             *media.routes,
             *openapi.routes,
@@ -154,6 +161,7 @@ def create_app(
         middleware=[
             Middleware(RequestContext),
             Middleware(BrowserGuard, settings=settings),  # refusals get a request id, a record
+            Middleware(FaultInjection),  # outside the self-check: it sees the real response
             *_self_check(settings),  # inside the context: the journal keeps what clients got
             Middleware(
                 Limits,

@@ -28,7 +28,7 @@ from sandbox.logs import printable
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import client_env_hint
-from sandbox.vocabulary import CLOCKS, PROFILES, RESOLUTIONS
+from sandbox.vocabulary import CLOCKS, PROFILES, RATE_LIMITS, RESOLUTIONS
 from sandbox.world import subscriptions
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
@@ -141,6 +141,13 @@ def _banner(app: Starlette, url: str) -> None:
     "--tls/--no-tls",
     default=None,
     help="Serve HTTPS with a local CA made once under .chekt-sandbox/tls/.",
+)
+@click.option(
+    "--rate-limit",
+    "rate_limit",
+    type=click.Choice(RATE_LIMITS),
+    help="CHeKT's rate limits per client: free 60/min burst 5, pro 600/min burst 30, "
+    "enterprise 3000/min burst 200. [default: off]",
 )
 @click.option("--fresh", is_flag=True, help="Start from an empty store (deletes the --db file).")
 def serve(config_file: Path | None, fresh: bool, **flags: Any) -> None:

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 
 from sandbox.app import create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
+from sandbox.client_chaos import ChaosCalls
 from sandbox.client_record import RecordCalls
 from sandbox.clock import checked
 from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
@@ -83,10 +84,11 @@ class Clock:
         )
 
 
-class Sandbox(RecordCalls):
+class Sandbox(RecordCalls, ChaosCalls):
     """A sandbox of its own (``with Sandbox() as sandbox``) or one already running
     (:meth:`connect`); its record half (alarms, audit, ``expect_alarm``) is
-    :class:`~sandbox.client_record.RecordCalls`."""
+    :class:`~sandbox.client_record.RecordCalls`, its failure half (faults, rate limits, auth
+    chaos) :class:`~sandbox.client_chaos.ChaosCalls`."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         base = settings or Settings(db=":memory:")
@@ -327,12 +329,15 @@ class Sandbox(RecordCalls):
     def faults(
         self, duplicate_rate: float | None = None, reorder_window: float | None = None
     ) -> dict[str, float]:
+        """Set the webhook fault knobs (duplicates, reordering); the knobs in force. Inbound
+        rules: :meth:`fault`."""
         body = {
             k: v
             for k, v in (("duplicate_rate", duplicate_rate), ("reorder_window", reorder_window))
             if v is not None
         }
-        return dict(self.call("POST", "/_sandbox/faults", body))
+        answer = self.call("POST", "/_sandbox/faults", body)
+        return {name: float(answer[name]) for name in ("duplicate_rate", "reorder_window")}
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         """Journal entries (see ``GET /_sandbox/requests`` for the filters)."""

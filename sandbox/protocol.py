@@ -7,7 +7,9 @@ and the connection is closed), and a connection that never sends a first byte is
 grows past ``max_headers`` bytes while it arrives gets 431 with the envelope and the
 connection is closed, so nobody can make the server buffer headers without end; the exact
 check on the parsed headers stays in ``sandbox.api.limits``. The first byte's time is put in
-the scope, so the body deadline in ``sandbox.api.limits`` counts from it as well. A pipelined
+the scope, so the body deadline in ``sandbox.api.limits`` counts from it as well, and so is
+a way to hang up, which the fault middleware (``sandbox.api.faults``) uses to drop a
+connection. A pipelined
 request's clocks start only once the response before it is complete: waiting for us is not
 slow."""
 
@@ -21,6 +23,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from sandbox.api.faults import HANG_UP
 from sandbox.api.limits import FIRST_BYTE
 from sandbox.errors import ApiError, HeadersTooLarge, RequestTimeout
 
@@ -76,6 +79,7 @@ def deadline_protocol(
             self._head_bytes = 0
             super().on_message_begin()
             self.scope[FIRST_BYTE] = time.monotonic()  # type: ignore[literal-required]
+            self.scope[HANG_UP] = self._hang_up  # type: ignore[literal-required]
             self._awaiting_headers = True
             if not self._in_flight():  # else the clock starts when the response before ends
                 self._arm_header_timer()
@@ -100,6 +104,13 @@ def deadline_protocol(
             if self._resuming:  # its deadline counts from now, not from while it was queued
                 cycle.scope[FIRST_BYTE] = time.monotonic()
             super()._start_asgi_task(cycle, app)
+
+        def _hang_up(self) -> None:
+            """Close the connection without (finishing) an answer: an injected fault. The
+            cycle is marked gone first, so uvicorn neither answers 500 nor logs an error."""
+            if self.cycle is not None:
+                self.cycle.disconnected = True
+            self.transport.close()
 
         def _arm_header_timer(self) -> None:
             self._cancel_header_timer()

@@ -4,6 +4,9 @@ reset, plus a factory for tests that need one of their own.
 - ``chekt_sandbox``: the session's sandbox, reset (world, journal, deliveries) on entry. A
   test marked ``@pytest.mark.chekt_sandbox(seed=7, clock="virtual", ...)`` gets a dedicated
   sandbox with those settings instead, stopped after the test.
+- ``@pytest.mark.chekt_fault(path="/partner/v1/*", status=503, count=2)`` (one marker per
+  rule, any number): the test's ``chekt_sandbox`` has these inbound fault rules in force (the
+  next reset removes them). The fields are ``POST /_sandbox/faults``'s.
 - ``chekt_sandbox_factory``: ``factory(**settings)`` starts more sandboxes, all stopped at
   the end of the test.
 - ``chekt_play``: ``chekt_play("scenarios/x.yaml", callback=url, secret=s)`` replays a
@@ -45,6 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "chekt_sandbox(**settings): run this test against its own sandbox with these settings",
+    )
+    config.addinivalue_line(
+        "markers",
+        "chekt_fault(**rule): an inbound fault rule in force on chekt_sandbox for this test "
+        "(fields as for POST /_sandbox/faults: path, method, status, drop, latency_ms, count…)",
     )
 
 
@@ -114,10 +122,22 @@ def chekt_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
         if marker.args:
             raise pytest.UsageError("@pytest.mark.chekt_sandbox takes keyword settings only")
         factory = request.getfixturevalue("chekt_sandbox_factory")
-        yield factory(**marker.kwargs)
+        own: Sandbox = factory(**marker.kwargs)
+        _faults(request, own)
+        yield own
         return
     sandbox: Sandbox = request.getfixturevalue("_chekt_sandbox_session")
     sandbox.reset()
     sandbox.raise_errors()
+    _faults(request, sandbox)
     yield sandbox
     sandbox.raise_errors()
+
+
+def _faults(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
+    """The test's ``chekt_fault`` markers, as rules in force in the order they are written
+    (module and class markers before the test's own, first match wins)."""
+    for marker in reversed(list(request.node.iter_markers("chekt_fault"))):
+        if marker.args or not marker.kwargs:
+            raise pytest.UsageError("@pytest.mark.chekt_fault takes the rule's fields as keywords")
+        sandbox.fault(**marker.kwargs)

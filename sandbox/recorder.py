@@ -65,6 +65,7 @@ class Entry:
     trace_id: str | None = None
     request_id: str | None = None
     note: str | None = None  # what the sandbox noticed, e.g. a trace id that is not a UUID
+    fault: str | None = None  # the inbound fault rule that struck it, and how
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
     spilled: tuple[int, ...] | None = None  # file, offset, then the lengths of _PARTS
 
@@ -153,6 +154,7 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
         "trace_id": entry.trace_id,
         "request_id": entry.request_id,
         "note": entry.note,
+        "fault": entry.fault,
         "status": entry.status,
         "response_headers": _headers(response_headers),
         "response_body": _body(entry.response_body, _content_type(response_headers), json.loads),

@@ -19,11 +19,13 @@ from typing import Any
 import yaml
 
 from sandbox.errors import SandboxError
-from sandbox.vocabulary import PROFILES, SETTABLE_SIGNATURE_VARIANTS, one_of
+from sandbox.faults import FaultSpec, RuleError, parse_rule
+from sandbox.vocabulary import PROFILES, RATE_LIMITS, SETTABLE_SIGNATURE_VARIANTS, one_of
 
 ENV_PREFIX = "CHEKT_SANDBOX_"
 LIVE_PREFIX = "chekt_live_"
 CLIENT_KINDS = ("dealer_app", "platform_partner")
+MAX_SKEW = 7 * 86400  # seconds the stamped clock may be off, either way
 
 
 class SettingsError(SandboxError, ValueError):
@@ -104,6 +106,9 @@ class Settings:
     # service name); "*" turns the DNS-rebinding check off
     allowed_hosts: tuple[str, ...] = ()
     max_webhooks_per_client: int = 25
+    rate_limit: str = "off"  # free | pro | enterprise | off: CHeKT's token buckets per client
+    clock_skew: float = 0.0  # seconds added to the times stamped in tokens and signatures
+    faults: tuple[FaultSpec, ...] = ()  # inbound fault rules (see sandbox.faults)
     clients: tuple[ClientSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = field(default=())
 
@@ -179,6 +184,12 @@ class Settings:
             raise SettingsError("webhook_timeout and webhook_concurrency must be positive")
         if self.max_webhooks_per_client < 1:
             raise SettingsError("max_webhooks_per_client must be at least 1")
+        if self.rate_limit not in RATE_LIMITS:
+            raise SettingsError(
+                f"rate_limit must be {one_of(RATE_LIMITS)}, not {self.rate_limit!r}"
+            )
+        if not abs(self.clock_skew) <= MAX_SKEW:
+            raise SettingsError(f"clock_skew must be within ±{MAX_SKEW} seconds")
         for name in self.allowed_hosts:
             if not name or any(c in name for c in "/@ ") or name.count(":") == 1:
                 raise SettingsError(
@@ -244,7 +255,7 @@ def _key_files_beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(Settings)} - {"clients", "api_keys"}
+    names = {f.name for f in dataclasses.fields(Settings)} - {"clients", "api_keys", "faults"}
     values: dict[str, Any] = {}
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX):
@@ -276,6 +287,7 @@ _FLOATS = {
     "reorder_window",
     "request_timeout",
     "idle_timeout",
+    "clock_skew",
 }
 _BOOLS = {"allow_private_destinations", "tls", "check_responses", "login_hint_off_loopback"}
 
@@ -285,6 +297,8 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         return tuple(_client(item, source) for item in _records(name, raw, source))
     if name == "api_keys":
         return tuple(_api_key(item, source) for item in _records(name, raw, source))
+    if name == "faults":
+        return tuple(_fault(i, item, source) for i, item in enumerate(_records(name, raw, source)))
     if name in _FLOATS:
         try:
             return float(raw)
@@ -378,6 +392,13 @@ def _api_key(item: dict[str, Any], source: str) -> ApiKeySpec:
         scopes=_scopes(item.get("scopes"), where),
         name=item.get("name"),
     )
+
+
+def _fault(index: int, item: dict[str, Any], source: str) -> FaultSpec:
+    try:
+        return parse_rule(item)
+    except RuleError as exc:
+        raise SettingsError(f"{source}: faults[{index}].{exc.field}: {exc}") from None
 
 
 def _check_keys(item: dict[str, Any], allowed: set[str], where: str) -> None:

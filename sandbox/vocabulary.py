@@ -28,6 +28,11 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 ClockKind = Literal["system", "virtual"]
 CLOCKS: tuple[ClockKind, ...] = get_args(ClockKind)
 
+# CHeKT's rate-limit tiers (figures in sandbox.auth.ratelimit); "off" turns limiting off
+RateTier = Literal["free", "pro", "enterprise"]
+RATE_TIERS: tuple[RateTier, ...] = get_args(RateTier)
+RATE_LIMITS: tuple[str, ...] = (*RATE_TIERS, "off")
+
 
 def one_of(words: tuple[str, ...]) -> str:
     """``a, b or c``: how an error message lists the allowed words."""

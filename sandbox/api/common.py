@@ -12,8 +12,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import jsontext
+from sandbox.api.faults import inbound_faults
 from sandbox.auth.guard import Guard, Principal
 from sandbox.auth.oauth import TokenEndpoint
+from sandbox.auth.ratelimit import RateLimiter, ceiling_for
 from sandbox.auth.tokens import KeyRing
 from sandbox.errors import (
     BadRequest,
@@ -21,6 +23,7 @@ from sandbox.errors import (
     NotFound,
     ValidationFailed,
 )
+from sandbox.faults import InboundFaults
 from sandbox.recorder import Recorder
 from sandbox.settings import Settings
 from sandbox.webhooks.dispatcher import Dispatcher
@@ -43,6 +46,8 @@ class Services:
     tokens: TokenEndpoint
     dispatcher: Dispatcher
     recorder: Recorder
+    limiter: RateLimiter  # CHeKT's rate limits (off unless asked)
+    faults: InboundFaults  # inbound fault rules
     list_cache: dict[tuple[Any, ...], tuple[bytes, int]] = field(default_factory=dict)
     # lists whose links are made per request (/v1/alarms): their JSON, the links left open
     linked_lists: dict[tuple[Any, ...], tuple[Body, int]] = field(default_factory=dict)
@@ -51,6 +56,13 @@ class Services:
     def base_url(self) -> str:
         """Where links in payloads point (snapshots, tracking)."""
         return (self.settings.issuer or self.settings.origin).rstrip("/")
+
+    def calm(self) -> None:
+        """Inbound faults, rate limits and the stamping skew back to what the settings say
+        (a reset does this)."""
+        self.faults = inbound_faults(self.settings)
+        self.limiter.reset(self.settings.rate_limit, ceiling_for(self.settings.rate_limit))
+        self.world.skew = self.settings.clock_skew
 
     def close(self) -> None:
         """Close the store's connection and the journal's spill files: the app is done."""

@@ -58,7 +58,8 @@ async def reset(request: Request) -> Response:
     """Reset the world, the journal and the deliveries, or only some of: the world (reseeded,
     optionally with another seed; subscriptions and events go with it), the recorder, the
     deliveries, and — only when listed — the clients (back to what the settings define:
-    clients registered at run time are removed and their tokens revoked)."""
+    clients registered at run time are removed and their tokens revoked). Inbound fault
+    rules, rate limits and the stamping skew always go back to what the settings say."""
     admin(request)
     s = services(request)
     seed = s.settings.seed
@@ -87,6 +88,7 @@ async def reset(request: Request) -> Response:
         s.recorder.clear()
     s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate
     s.dispatcher.faults.reorder_window = s.settings.reorder_window
+    s.calm()
     return reply({"reset": sorted(set(only)), "seed": seed})
 
 

@@ -352,27 +352,6 @@ async def recover_failed(request: Request) -> Response:
     return reply({"delivery_ids": delivery_ids}, 202)
 
 
-async def faults(request: Request) -> Response:
-    """Read or set the webhook fault knobs (``duplicate_rate``, ``reorder_window``)."""
-    admin(request)
-    knobs = services(request).dispatcher.faults
-    if request.method == "POST":
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise BadRequest("send a JSON object")
-        for key in body:
-            if key not in ("duplicate_rate", "reorder_window"):
-                raise ValidationFailed(key, f"unknown fault {key!r}")
-        if "duplicate_rate" in body:
-            rate = _number(body, "duplicate_rate")
-            if rate > 1:
-                raise ValidationFailed("duplicate_rate", "duplicate_rate must be at most 1")
-            knobs.duplicate_rate = rate
-        if "reorder_window" in body:
-            knobs.reorder_window = min(_number(body, "reorder_window"), 3600.0)
-    return reply({"duplicate_rate": knobs.duplicate_rate, "reorder_window": knobs.reorder_window})
-
-
 routes = [
     route("/_sandbox/clock", GET=get_clock),
     route("/_sandbox/clock/advance", POST=advance_clock),
@@ -387,5 +366,4 @@ routes = [
     route("/_sandbox/events/{event_id}/resend", POST=resend_event),
     route("/_sandbox/deliveries", GET=list_deliveries),
     route("/_sandbox/deliveries/recover", POST=recover_failed),
-    route("/_sandbox/faults", GET=faults, POST=faults),
 ]

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from sandbox.api.common import Handler, actor_of, issuer_of, services
 from sandbox.auth.guard import Principal
-from sandbox.errors import BadRequest, Unauthorized
+from sandbox.errors import ApiError, BadRequest, Unauthorized
 from sandbox.world import audit, idempotency
 
 Impl = Callable[[Request, Principal], Awaitable[Response]]
@@ -32,10 +32,16 @@ def endpoint(scope: str | None, *, api_key_only: str | None = None) -> Callable[
                     code="invalid_request",
                     headers={"WWW-Authenticate": 'Bearer realm="chekt", error="invalid_request"'},
                 )
-            principal = services(request).guard.authenticate(
+            found = services(request)
+            principal = found.guard.authenticate(
                 request.headers.get("authorization"), lambda: issuer_of(request)
             )
             request.state.principal = principal
+            if found.limiter.active:
+                return await _limited(request, principal, guarded)
+            return await guarded(request, principal)
+
+        async def guarded(request: Request, principal: Principal) -> Response:
             if api_key_only and principal.tier != "api_key":
                 raise Unauthorized(
                     f"{api_key_only} takes an API key (Bearer chekt_test_...), not an access token",
@@ -44,15 +50,30 @@ def endpoint(scope: str | None, *, api_key_only: str | None = None) -> Callable[
                 )
             if scope is not None:
                 principal.require(scope)
-            act = impl if api_key_only else _audited(impl)
             key = request.headers.get("idempotency-key")
             if key is None or request.method not in _WRITES:
                 return await act(request, principal)
             return await _idempotent(request, principal, key, act)
 
+        act = impl if api_key_only else _audited(impl)
         return handler
 
     return wrap
+
+
+async def _limited(request: Request, principal: Principal, guarded: Impl) -> Response:
+    """Take a token from the client's bucket (429 when empty) and put the rate-limit headers
+    on whatever the request is answered, errors included."""
+    headers = services(request).limiter.take(principal.client_id)
+    if headers is None:
+        return await guarded(request, principal)
+    try:
+        response = await guarded(request, principal)
+    except ApiError as exc:
+        exc.headers.update(headers)
+        raise
+    response.headers.update(headers)
+    return response
 
 
 def _audited(impl: Impl) -> Impl:

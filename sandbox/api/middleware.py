@@ -130,6 +130,7 @@ def _finish(
     entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
     entry.trace_id = state.get("trace_id")
     entry.note = state.get("note")
+    entry.fault = state.get("fault")
     authorization = _authorization(unpack(entry.headers))
     principal = state.get("principal")
     if principal is not None:

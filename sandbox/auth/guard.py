@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from sandbox.auth import codes
+from sandbox.auth import chaos, codes
 from sandbox.auth.assertions import JWT_BEARER_GRANT
 from sandbox.auth.clients import get_api_key, get_client
 from sandbox.auth.keys import LIVE_PREFIX, TEST_PREFIX, is_well_formed
@@ -32,6 +32,7 @@ CREDENTIAL_TABLES = (
     "connections",
     "token_families",
     "revoked_tokens",
+    "token_cutoffs",
 )
 
 # how a request proved who it is: the journal's ``tier`` (a client secret or a token made
@@ -128,7 +129,7 @@ class Guard:
         return self._remember(key, principal)
 
     def _jwt(self, token: str, issuer: str) -> Principal:
-        now = self.world.now()
+        now = self.world.signing_now()
         cache_key = f"{issuer} {token}"
         cached = self._cached(cache_key, now)
         if cached is not None:
@@ -148,6 +149,8 @@ class Guard:
             )
         if codes.is_revoked(self.world, claims):
             raise Unauthorized("the token was revoked", code="invalid_token", error="invalid_token")
+        if chaos.expired_early(self.world, claims):
+            raise Unauthorized("the token has expired", code="invalid_token", error="invalid_token")
         scopes = frozenset(str(claims.get("scope", "")).split())
         subject = str(claims["sub"])
         if subject.endswith("@clients"):
@@ -217,7 +220,7 @@ class Guard:
                 kid = jwt.get_unverified_header(value).get("kid")
             except jwt.PyJWTError:
                 return False
-            return self.keys.publishes(str(kid), self.world.now())
+            return self.keys.signs_with(str(kid), self.world.now())
         digest = hashlib.sha256(value.encode()).hexdigest()
         store = self.world.store
         return any(

@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 
 import jwt
 
-from sandbox.auth import codes
+from sandbox.auth import chaos, codes
 from sandbox.auth.assertions import (
     ASSERTION_TYPE,
     JWT_BEARER_GRANT,
@@ -239,7 +239,7 @@ class TokenEndpoint:
             audience=audience,
             client_id=client.client_id,
             scopes=scopes,
-            now=self.world.now(),
+            now=chaos.issue_time(self.world, client.client_id),
             lifetime=self.settings.token_lifetime,
             extra={"gty": "client-credentials", **self._partner_claim(form)},
         )
@@ -251,7 +251,7 @@ class TokenEndpoint:
         }
 
     def _user_tokens(self, client: Client, family: codes.Family, issuer: str) -> dict[str, Any]:
-        now = self.world.now()
+        now = chaos.issue_time(self.world, client.client_id)
         user = codes.find_user(self.world, family.user_id)
         if user is None:
             raise OAuthError("invalid_grant", "the user of this grant no longer exists")

@@ -62,7 +62,9 @@ def _new_key(status: str) -> tuple[SigningKey, str]:
 
 
 class KeyRing:
-    """The published signing keys; exactly one is ``current`` and signs new tokens."""
+    """The published signing keys; exactly one is ``current`` and signs new tokens, unless
+    auth chaos made an ``unpublished`` key (signing, but absent from the JWKS until
+    :meth:`publish` or the next rotation)."""
 
     def __init__(self, store: Store, now: float) -> None:
         self._store = store
@@ -82,7 +84,7 @@ class KeyRing:
 
     def rotate(self, now: float, keep_for: float) -> dict[str, Any]:
         """previous -> retired (once every token it signed has expired), current -> previous,
-        next -> current, and a new next.
+        next (or an unpublished key) -> current, and a new next.
 
         A key that stops signing stays published for ``keep_for`` seconds (the token
         lifetime), however many rotations follow, so no unexpired token loses its key."""
@@ -96,13 +98,49 @@ class KeyRing:
             demoted = self.current.kid
             store.set_meta(_UNTIL + demoted, repr(now + keep_for))
             store.execute("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
-            store.execute("UPDATE signing_keys SET status = 'current' WHERE status = 'next'")
+            if not self._promote_unpublished():
+                store.execute("UPDATE signing_keys SET status = 'current' WHERE status = 'next'")
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
                 self._add("current", now)
-            self._add("next", now)
+            if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'next'") is None:
+                self._add("next", now)
         self._keys = {}
         self._load()
+        return self.statuses()
+
+    def statuses(self) -> dict[str, str]:
         return {key.kid: key.status for key in self._keys.values()}
+
+    def _promote_unpublished(self) -> bool:
+        found = self._store.scalar("SELECT 1 FROM signing_keys WHERE status = 'unpublished'")
+        if found is not None:
+            self._store.execute(
+                "UPDATE signing_keys SET status = 'current' WHERE status = 'unpublished'"
+            )
+        return found is not None
+
+    def sign_unpublished(self, now: float) -> str:
+        """From now on new tokens are signed by a fresh key the JWKS does not list (a partner
+        must refetch the JWKS, fail, and cope); its kid."""
+        with self._store.transaction():
+            self._store.execute("DELETE FROM signing_keys WHERE status = 'unpublished'")
+            self._add("unpublished", now)
+        self._keys = {}
+        self._load()
+        return self.signer.kid
+
+    def publish(self, now: float, keep_for: float) -> dict[str, str]:
+        """Publish the unpublished key: it becomes current, the current one previous."""
+        store = self._store
+        with store.transaction():
+            if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'unpublished'") is None:
+                return self.statuses()
+            store.set_meta(_UNTIL + self.current.kid, repr(now + keep_for))
+            store.execute("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
+            self._promote_unpublished()
+        self._keys = {}
+        self._load()
+        return self.statuses()
 
     def _published_until(self, kid: str) -> float:
         """When the last token a previous key signed expires (0: unknown, an older store)."""
@@ -125,6 +163,17 @@ class KeyRing:
     def current(self) -> SigningKey:
         return next(k for k in self._keys.values() if k.status == "current")
 
+    @property
+    def signer(self) -> SigningKey:
+        """The key new tokens are signed with: an unpublished one, else the current one."""
+        unpublished = [k for k in self._keys.values() if k.status == "unpublished"]
+        return unpublished[0] if unpublished else self.current
+
+    def signs_with(self, kid: str, now: float) -> bool:
+        """Whether ``kid`` is a key of this sandbox that may sign a live token."""
+        key = self._keys.get(kid)
+        return key is not None and (key.status == "unpublished" or self.publishes(kid, now))
+
     def jwks(self, now: float) -> dict[str, Any]:
         """The next and current keys, and every previous key that may have signed a token
         that has not expired yet."""
@@ -134,10 +183,12 @@ class KeyRing:
         """Whether the JWKS lists ``kid`` now (without building it: the journal asks this of
         every bearer token it records)."""
         key = self._keys.get(kid)
-        return key is not None and (key.status != "previous" or self._published_until(kid) > now)
+        if key is None or key.status == "unpublished":
+            return False
+        return key.status != "previous" or self._published_until(kid) > now
 
     def sign(self, claims: dict[str, Any]) -> str:
-        key = self.current
+        key = self.signer
         return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
 
     def verify(

@@ -10,7 +10,9 @@ from typing import Any
 
 import yaml
 
+from sandbox.auth.guard import TIERS
 from sandbox.errors import SandboxError
+from sandbox.faults import SURFACES, RuleError, parse_rule
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
@@ -116,6 +118,7 @@ def _problem(kind: str, value: Any) -> str | None:
             "must be a path like /partner/v1/…",
         ),
         "status": (is_int and 100 <= value <= 599, "must be an HTTP status such as 200"),
+        "error_status": (is_int and 400 <= value <= 599, "must be an error status, 400 to 599"),
         "duration": (
             spec.duration(value) is not None,
             "must be a duration such as 30, 250ms, 30s, 5m, 2h or 1d",
@@ -136,6 +139,7 @@ def _problem(kind: str, value: Any) -> str | None:
         "profile": PROFILES,
         "alarm_state": STATES,
         "annotation_verdict": VERDICTS,
+        "surface": SURFACES,
     }
     if kind == "event_types":
         if not isinstance(value, list) or not value:
@@ -296,6 +300,22 @@ def _steps(check: _Checker, node: yaml.Node) -> list[Step]:
     return steps
 
 
+def _fault_rule(check: _Checker, args: dict[str, Any], node: yaml.Node, where: str) -> None:
+    """A fault step sets webhook knobs, adds an inbound rule, or both; the rule is checked
+    as the control API checks it, and kept in ``args["inbound"]``."""
+    rule = {k: v for k, v in args.items() if k not in spec.KNOBS}
+    if not args:
+        raise check.fail(node, where, "a fault step needs a webhook knob or an inbound rule")
+    if rule:
+        try:
+            parse_rule(rule, TIERS)
+        except RuleError as exc:
+            raise check.fail(node, where, f"fault.{exc.field}: {exc}") from None
+        for name in rule:
+            del args[name]
+        args["inbound"] = rule
+
+
 def _step_rules(
     check: _Checker, keyword: str, args: dict[str, Any], node: yaml.Node, where: str
 ) -> None:
@@ -310,6 +330,8 @@ def _step_rules(
         raise check.fail(node, where, "expect_alarm needs a 'state', 'annotated' or 'verdict'")
     if keyword == "expect_alarm" and "verdict" in args and args.get("annotated") is False:
         raise check.fail(node, where, "a 'verdict' needs an annotation: drop 'annotated: false'")
+    if keyword == "fault":
+        _fault_rule(check, args, node, where)
     if keyword == "check":
         for part, value in args.items():
             check_fields = spec.CHECK_FIELDS[part]

@@ -11,6 +11,7 @@ and looks only at its own events and at requests made after it started.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import statistics
@@ -90,6 +91,7 @@ class Runner:
         self._fetched: list[dict[str, Any]] = []  # delivery attempts read so far, in order
         self._fetched_seq = 0
         self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
+        self.fault_ids: list[str] = []  # the inbound fault rules this run added
 
     def run(self, scenario: Scenario) -> Report:
         report = Report(scenario, secrets=tuple(s for s in (self.secret, self.client[1]) if s))
@@ -134,6 +136,10 @@ class Runner:
         if self.faults is not None:
             self.sandbox.faults(**self.faults)
             self.faults = None
+        for fault_id in self.fault_ids:
+            with contextlib.suppress(SandboxError):  # gone already: a reset, a DELETE
+                self.sandbox.remove_fault(fault_id)
+        self.fault_ids = []
 
     def _attempts(self, **filters: Any) -> list[dict[str, Any]]:
         """Delivery attempts of this run's events, to its own subscription when it made one,
@@ -224,10 +230,17 @@ class Runner:
         return f"waited {seconds / self.speed:.2f} s"
 
     def _fault(self, args: dict[str, Any]) -> str:
-        if self.faults is None:
-            self.faults = self.sandbox.faults()
-        knobs = self.sandbox.faults(args.get("duplicate_rate"), args.get("reorder_window"))
-        return ", ".join(f"{k}={v}" for k, v in knobs.items())
+        notes = []
+        if set(args) - {"inbound"}:
+            if self.faults is None:
+                self.faults = self.sandbox.faults()
+            knobs = self.sandbox.faults(args.get("duplicate_rate"), args.get("reorder_window"))
+            notes.append(", ".join(f"{k}={v}" for k, v in knobs.items()))
+        if "inbound" in args:
+            rule = self.sandbox.fault(**args["inbound"])
+            self.fault_ids.append(rule["id"])
+            notes.append(f"inbound rule {rule['id']}")
+        return "; ".join(notes)
 
     def _partner(self) -> tuple[str, str | None]:
         client_id, secret = self.client

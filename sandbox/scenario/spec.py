@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sandbox.faults import SURFACES
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.subscriptions import EVENT_TYPES
@@ -50,6 +51,8 @@ SETTINGS = (
     "webhook_concurrency",
     "duplicate_rate",
     "reorder_window",
+    "rate_limit",
+    "clock_skew",
 )
 
 # step keyword -> field -> kind; "*" marks a required field; a str kind is a scalar step
@@ -101,7 +104,26 @@ STEPS: dict[str, dict[str, str] | str] = {
         "by": "str",
         "within": "duration",
     },
-    "fault": {"duplicate_rate": "rate", "reorder_window": "duration"},
+    "fault": {
+        "duplicate_rate": "rate",
+        "reorder_window": "duration",
+        # an inbound fault rule (sandbox.faults), added for the rest of the run
+        "method": "method",
+        "path": "path",
+        "client_id": "str",
+        "tier": "str",
+        "surface": "surface",
+        "status": "error_status",
+        "retry_after": "duration",
+        "latency_ms": "any",
+        "drop": "bool",
+        "truncate": "any",
+        "empty": "bool",
+        "malformed_json": "bool",
+        "processed": "bool",
+        "probability": "rate",
+        "count": "count",
+    },
     "adversarial": {
         "kind*": "adversarial",
         "expect": "verdict",
@@ -128,6 +150,7 @@ CHECK_FIELDS = {
     },
     "latency": {"p50_ms": "positive", "p99_ms": "positive", "max_ms": "positive"},
 }
+KNOBS = ("duplicate_rate", "reorder_window")  # the fault step's webhook half
 SIDE_EFFECT_FIELDS = {"method": "method", "path": "path", "times": "count0", "within": "duration"}
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
@@ -167,6 +190,8 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "any": {},
     "path": {"type": "string", "pattern": "^/"},
     "status": {"type": "integer", "minimum": 100, "maximum": 599},
+    "error_status": {"type": "integer", "minimum": 400, "maximum": 599},
+    "surface": {"enum": list(SURFACES)},
     "duration": {"type": ["number", "string"], "pattern": _DURATION.pattern},
     "event_type": {"enum": list(EVENT_TYPES)},
     "event_types": {"type": "array", "items": {"enum": list(EVENT_TYPES)}},

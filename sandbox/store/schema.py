@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS signing_keys (
     kid TEXT PRIMARY KEY,
     alg TEXT NOT NULL,
     private_pem TEXT NOT NULL,
-    status TEXT NOT NULL,          -- next | current | previous | retired
+    status TEXT NOT NULL,          -- next | current | previous | retired | unpublished
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS clients (
@@ -92,6 +92,10 @@ CREATE TABLE IF NOT EXISTS token_families (
 CREATE TABLE IF NOT EXISTS revoked_tokens (
     jti TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS token_cutoffs (
+    client_id TEXT PRIMARY KEY,
+    before INTEGER NOT NULL        -- access tokens with an earlier iat count as expired
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     key TEXT PRIMARY KEY,

@@ -259,7 +259,7 @@ class Dispatcher:
 
     def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
         now = self.world.now()
-        timestamp = int(now)
+        timestamp = int(self.world.signing_now())  # skewed by auth chaos, if asked
         variant = (
             "legacy" if delivery["profile"] == "legacy-guide" else (self.settings.signature_variant)
         )

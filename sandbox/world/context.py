@@ -17,9 +17,16 @@ class World:
     base_url: str = "http://127.0.0.1:8765"  # where links in payloads and records point
     # the rows each (seed, dealers, sites per dealer) seeded, so a reset copies them back
     seeded: dict[tuple[int, int, int], Any] = field(default_factory=dict, repr=False)
+    # seconds the sandbox's stamping clock is off from its clock (auth chaos): added to the
+    # times written into tokens and webhook signatures and to the checks of those times
+    skew: float = 0.0
 
     def now(self) -> float:
         return self.clock.now()
+
+    def signing_now(self) -> float:
+        """The time stamped into credentials and signatures: the clock plus the skew."""
+        return self.clock.now() + self.skew
 
     def stamp(self, timestamp: float) -> str:
         return iso(timestamp, self.timestamp_style)

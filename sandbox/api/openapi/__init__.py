@@ -18,6 +18,7 @@ from sandbox.api.common import issuer_of, reply, route
 from sandbox.api.openapi import (
     apps,
     auth,
+    chaos,
     control,
     dealer,
     dealer_records,
@@ -58,6 +59,48 @@ def _refusals(paths: dict[str, Any]) -> None:
             op["responses"].setdefault(
                 "default", {"description": "an error", **json_content(ERROR)}
             )
+
+
+LIMITED = ("/partner/v1/", "/v1/", "/ext/v1/")  # the surfaces CHeKT's rate limits cover
+_INTEGER_HEADER = {"schema": {"type": "string", "pattern": "^[0-9]+$"}}
+RATE_HEADERS = {
+    "X-RateLimit-Limit": {
+        "description": "requests a minute the client's tier allows (rate limits on)",
+        **_INTEGER_HEADER,
+    },
+    "X-RateLimit-Remaining": {
+        "description": "whole requests left in the client's bucket (rate limits on)",
+        **_INTEGER_HEADER,
+    },
+    "X-RateLimit-Reset": {
+        "description": "unix seconds on the sandbox clock when the bucket is full again",
+        **_INTEGER_HEADER,
+    },
+}
+
+
+def _rate_limited(paths: dict[str, Any]) -> None:
+    """Every operation of a limited surface may answer 429 ``rate_limited`` with
+    ``Retry-After``, and with rate limits on every answer carries the X-RateLimit-* headers."""
+    for path, operations in paths.items():
+        if not path.startswith(LIMITED):
+            continue
+        for op in operations.values():
+            for response in op["responses"].values():
+                response["headers"] = {**response.get("headers", {}), **RATE_HEADERS}
+            op["responses"]["429"] = {
+                "description": "`rate_limited`: the client's bucket is empty (rate limits on: "
+                "free 60/min burst 5, pro 600/min burst 30, enterprise 3000/min burst 200)",
+                "headers": {
+                    "Retry-After": {
+                        "description": "whole seconds until a request is allowed again",
+                        "required": True,
+                        **_INTEGER_HEADER,
+                    },
+                    **RATE_HEADERS,
+                },
+                **json_content(ERROR),
+            }
 
 
 ERROR_SCHEMA = obj(
@@ -123,12 +166,14 @@ def document(issuer: str) -> dict[str, Any]:
         **dealer_records.paths(),
         **live.paths(),
         **control.paths(),
+        **chaos.paths(),
         **record.paths(),
         **media.paths(),
         **copy.deepcopy(THIS),
     }
     _operation_ids(paths)
     _refusals(paths)
+    _rate_limited(paths)
     scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
     schemas: dict[str, Any] = {}
     paths = _lift(paths, schemas)

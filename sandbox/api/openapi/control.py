@@ -45,16 +45,6 @@ SANDBOX_TIME = {
         "schema": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{6}$"},
     }
 }
-FAULTS = named(
-    "Faults",
-    obj(
-        ("duplicate_rate", "reorder_window"),
-        duplicate_rate={"type": "number", "minimum": 0, "maximum": 1},
-        reorder_window={"type": "number", "minimum": 0, "maximum": 3600},
-    ),
-)
-
-
 STEPPING = (
     "Steps like a simulation clock: to each due time on the way, standing there until the "
     "webhook attempts due then have an outcome (each step waits at most `webhook_timeout` "
@@ -336,20 +326,5 @@ def paths() -> dict[str, Any]:
                 named("RecoveredDeliveries", obj(("delivery_ids",), delivery_ids=listed(STRING))),
                 request=_required(named("RecoverRequest", _closed(since=NUMBER)), "since"),
             )
-        },
-        "/_sandbox/faults": {
-            "get": control_op("The webhook fault knobs", 200, FAULTS),
-            "post": control_op(
-                "Set webhook faults: duplicates and reordering",
-                200,
-                FAULTS,
-                request=named(
-                    "FaultsInput",
-                    _closed(
-                        duplicate_rate=FAULTS["properties"]["duplicate_rate"],
-                        reorder_window=FAULTS["properties"]["reorder_window"],
-                    ),
-                ),
-            ),
         },
     }
