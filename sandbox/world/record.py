@@ -206,7 +206,7 @@ def annotate(
 
 def arm(world: World, site: dict[str, Any], actor: Actor, values: dict[str, Any]) -> list[str]:
     """Set a partition (or ``all``) to ``state``: one site.armed / site.disarmed happening
-    per partition."""
+    per partition, each marked ``whole_site`` when every partition was asked for."""
     numbers = [row["partition"] for row in arming.partitions(world, site["site_id"])] or [1]
     partition = values.get("partition", "all")
     chosen = numbers if partition == "all" else [partition]
@@ -222,6 +222,7 @@ def arm(world: World, site: dict[str, Any], actor: Actor, values: dict[str, Any]
         "state": state,
         "user_id": values.get("user_id") or actor.id,
         "source": values.get("source") or "app",
+        "whole_site": chosen == numbers,
     }
     with world.store.transaction():
         return [
