@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections import defaultdict
@@ -296,7 +297,8 @@ class Dispatcher:
             return {**result, "outcome": "blocked_destination", "error": problem}
         assert self._session is not None
         seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
-        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds)
+        # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
+        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, ceil_threshold=math.inf)
         try:
             async with self._session.post(
                 delivery["url"],
