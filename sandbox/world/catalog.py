@@ -201,8 +201,22 @@ CONTACT = {
     },
 }
 ALARM_ID = Datum("alarm_id", {"type": "string", "examples": ["A-10293"]}, lambda s, d: s.alarm_id)
-SITE_IDS = (_site("dealer_id"), _site("site_id"), _site("external_site_id", TEXT))
-DEVICE_IDS = (_device("device_id"), _device("external_device_id", TEXT))
+
+
+def _id(kind: dict[str, Any], example: Any) -> dict[str, Any]:
+    """An id's schema, with the seeded world's first as its example."""
+    return {**kind, "examples": [example]}
+
+
+SITE_IDS = (
+    _site("dealer_id", _id(INTEGER, 1001)),
+    _site("site_id", _id(INTEGER, 10001)),
+    _site("external_site_id", _id(TEXT, "site-1001-1")),
+)
+DEVICE_IDS = (
+    _device("device_id", _id(INTEGER, 100002)),
+    _device("external_device_id", _id(TEXT, "cam-10001-1")),
+)
 DEVICE_STATUS = (
     *SITE_IDS,
     *DEVICE_IDS,
