@@ -18,10 +18,10 @@ from starlette.testclient import TestClient
 from sandbox import VirtualClock, create_app
 from sandbox.auth.clients import APPS_SCOPES
 from sandbox.webhooks import verify_signature
-from sandbox.world import catalog
+from sandbox.world import formats
 
 START = 1_900_000_000.0
-DEALER_V1 = tuple(catalog.names("dealer-v1"))
+DEALER_V1 = tuple(formats.names("dealer-v1"))
 LEGACY = ["alarm.triggered", "device.status_changed"]
 TWO_PARTITIONS = 1002  # the seeded dealer whose first site with two partitions is used
 

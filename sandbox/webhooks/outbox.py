@@ -16,7 +16,7 @@ from typing import Any
 
 from sandbox.store import Row
 from sandbox.webhooks.profiles import Happening, render
-from sandbox.world import World, catalog, events, subscriptions
+from sandbox.world import World, catalog, events, formats, subscriptions
 
 # what the delivery journal can be filtered by, and how many attempts one read returns
 ATTEMPT_FILTERS = frozenset({"event_id", "webhook_id", "outcome", "delivery_id"})
@@ -32,7 +32,7 @@ JITTER = 0.10
 def _named(sub: Row, event: Row, data: dict[str, Any]) -> str | None:
     """What the subscription's profile calls the event, when it sends it and the subscription
     lists it (by catalogue type or by that name)."""
-    name = catalog.name_in(sub["profile"], event["type"], data)
+    name = formats.name_in(sub["profile"], event["type"], data)
     if name is None or event["target_webhook_id"] is not None:
         return name
     listed = json.loads(sub["events"])

@@ -31,9 +31,9 @@ from sandbox.world.catalog import (
     MAYBE_TEXT,
     TEXT,
     data_schema,
-    names,
     one_of,
 )
+from sandbox.world.formats import about, names
 
 STAMP = {"type": "string", "format": "date-time"}
 OFF_RECORD = 10**12  # dealer-v1 numbers of deliveries outside the record start here
@@ -269,8 +269,11 @@ def _dealer_v1_schema(name: str) -> dict[str, Any]:
     return _object(
         title + "Event",
         {
-            "event_id": {"type": "integer", "description": "the happening's number (seq)"},
-            "event_type": {"const": name},
+            "event_id": {
+                "type": "integer",
+                "description": "the happening's number (seq), as the dealer API numbers it",
+            },
+            "event_type": {"const": name, "description": about("dealer-v1", name)},
             "status": status,
             "endpoint_url": TEXT,
             "api_version": {"const": "v1"},

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Literal
 
 from sandbox.errors import ValidationFailed
@@ -75,6 +74,7 @@ class Variant:
 
     name: str
     when: Callable[[Mapping[str, Any]], bool] = _always
+    about: str = ""  # what sends it, for the format's documentation
 
 
 @dataclass(frozen=True)
@@ -240,12 +240,21 @@ ALARM_SCOPES = ("read:sites", "events:read")
 DEVICE_SCOPES = ("read:devices", "devices:read")
 # dealer-v1 names arming for the whole site or one partition, and networks by device type
 ARMING = (
-    Variant("arming_status", lambda data: bool(data.get("whole_site"))),
-    Variant("partition_arming_status"),
+    Variant(
+        "arming_status",
+        lambda data: bool(data.get("whole_site")),
+        "the whole site armed or disarmed (every partition, or a site with one): sent once, "
+        "with the last partition's happening, listing every partition",
+    ),
+    Variant("partition_arming_status", about="one partition of a site with several"),
 )
 NETWORK = (
-    Variant("camera_network", lambda data: data.get("device_type") != "bridge"),
-    Variant("bridge_network"),
+    Variant(
+        "camera_network",
+        lambda data: data.get("device_type") != "bridge",
+        "a camera went online or offline",
+    ),
+    Variant("bridge_network", about="a bridge went online or offline"),
 )
 
 
@@ -295,7 +304,7 @@ EVENTS: dict[str, EventKind] = {
         ALARM_SCOPES,
         "triggered",
         "alarm.triggered",
-        (Variant("alarm_event"),),
+        (Variant("alarm_event", about="a new alarm (alarm.created)"),),
     ),
     "alarm.acknowledged": EventKind(
         "none",
@@ -375,7 +384,13 @@ EVENTS: dict[str, EventKind] = {
         ("read:sites", "snapshots:read"),
         "ready",
         # an alarm's frame: its video is ready (a snapshot an app asked for is no event_video)
-        dealer_v1=(Variant("event_video", lambda data: data.get("alarm_id") is not None),),
+        dealer_v1=(
+            Variant(
+                "event_video",
+                lambda data: data.get("alarm_id") is not None,
+                "an alarm's video is ready: a snapshot.created that names an alarm",
+            ),
+        ),
         about_alarm=False,
     ),
     "site.armed": _site_state(arming.ARMED_STATES, "ArmedState", "armed"),
@@ -383,31 +398,6 @@ EVENTS: dict[str, EventKind] = {
 }
 EVENT_TYPES = tuple(EVENTS)
 EVENT_SCOPES = {event_type: kind.scopes for event_type, kind in EVENTS.items()}
-
-
-def variants(profile: str, event_type: str) -> tuple[Variant, ...]:
-    """The names ``profile`` may give ``event_type`` (chekt-apps: its own)."""
-    kind = EVENTS[event_type]
-    if profile == "legacy-guide":
-        return (Variant(kind.legacy),) if kind.legacy else ()
-    if profile == "dealer-v1":
-        return kind.dealer_v1
-    return (Variant(event_type),)
-
-
-def name_in(profile: str, event_type: str, data: Mapping[str, Any]) -> str | None:
-    """What ``profile`` calls this event, or None when it does not send it."""
-    return next((v.name for v in variants(profile, event_type) if v.when(data)), None)
-
-
-@cache
-def names(profile: str) -> dict[str, tuple[str, ...]]:
-    """Every name ``profile`` uses, with the event types each may stand for."""
-    found: dict[str, tuple[str, ...]] = {}
-    for event_type in EVENT_TYPES:
-        for variant in variants(profile, event_type):
-            found[variant.name] = (*found.get(variant.name, ()), event_type)
-    return found
 
 
 def data_schema(event_type: str) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Row
 from sandbox.vocabulary import PROFILES
-from sandbox.world.catalog import ALARM_SCOPES, EVENT_SCOPES, EVENT_TYPES, names
+from sandbox.world.catalog import ALARM_SCOPES, EVENT_SCOPES, EVENT_TYPES
 from sandbox.world.context import World
 from sandbox.world.fields import Field
+from sandbox.world.formats import names
 
 # the scopes that hear each event type (the catalogue's), and the happenings in the record
 # CHeKT sends no webhook for, with who may read them in /v1/events

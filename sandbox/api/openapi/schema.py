@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sandbox.net import URL_PATTERN
-from sandbox.world import catalog, subscriptions
+from sandbox.world import catalog, formats, subscriptions
 from sandbox.world.fields import CONTROL, SPACE, Field, iana_timezone
 from sandbox.world.resources import Resource
 
@@ -26,7 +26,7 @@ SUBSCRIBED_EVENT = {
     "description": "an event type; a subscription of an older profile may also use its "
     "format's names ("
     + "; ".join(
-        f"{profile}: {', '.join(catalog.names(profile))}"
+        f"{profile}: {', '.join(formats.names(profile))}"
         for profile in ("legacy-guide", "dealer-v1")
     )
     + ")",
