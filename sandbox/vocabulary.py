@@ -1,8 +1,8 @@
 """The sandbox's words, each named once: webhook profiles, alarm resolutions, signature
 variants, delivery outcomes and clock kinds. Everything that lists one of these (a settings
 check, a CLI choice, the scenario schema, the OpenAPI document, the dispatcher) imports it from
-here, so no two lists can drift apart. Event types live with their scope table in
-``sandbox.world.subscriptions``."""
+here, so no two lists can drift apart. Event types live in the webhook catalogue's table
+(``sandbox.world.catalog``), with their scopes and the names each format gives them."""
 
 from __future__ import annotations
 

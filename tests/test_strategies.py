@@ -12,8 +12,8 @@ from sandbox.store import Store
 from sandbox.strategies import deliveries, envelopes, event_data
 from sandbox.webhooks import verify_signature
 from sandbox.world import World, catalog
+from sandbox.world.catalog import EVENT_TYPES
 from sandbox.world.seed import seed_world
-from sandbox.world.subscriptions import EVENT_TYPES
 
 WORLD = World(Store(), SystemClock())
 seed_world(WORLD, 1)

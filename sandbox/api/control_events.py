@@ -29,8 +29,8 @@ from sandbox.vocabulary import RESOLUTIONS, one_of
 from sandbox.webhooks import outbox
 from sandbox.world import catalog, record, subscriptions
 from sandbox.world.audit import Actor
+from sandbox.world.catalog import EVENT_TYPES
 from sandbox.world.fields import validate
-from sandbox.world.subscriptions import EVENT_TYPES
 
 MAX_RANDOM = 100_000
 

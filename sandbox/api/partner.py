@@ -341,7 +341,7 @@ async def test_webhook(request: Request, principal: Principal) -> Response:
     heard = subscriptions.reach(s.world, principal.client_id, webhook_id)
     for scopes, whose in ((principal.scopes, "this credential"), (heard, "the subscription")):
         if scopes is not None and not subscriptions.hears(scopes, "alarm.created"):
-            needed = subscriptions.EVENT_SCOPES["alarm.created"]
+            needed = catalog.EVENT_SCOPES["alarm.created"]
             raise PermissionDenied(
                 f"the test event is an alarm.created, which needs {' or '.join(needed)}, and "
                 f"{whose} lacks it",

@@ -12,23 +12,35 @@ from typing import Any
 import httpx
 
 from sandbox.webhooks.signing import sign
+from sandbox.world import catalog
+
+SAMPLE = {"date-time": "2026-05-26T10:21:34.000Z", "uri": "https://partner.example/media"}
 
 
-def sample_envelope(event_type: str, now: float) -> dict[str, Any]:
+def _sample(schema: dict[str, Any]) -> Any:
+    """A plausible value of a catalogue field, from its schema alone (no world needed)."""
+    if "examples" in schema or "enum" in schema:
+        return secrets.choice(schema.get("examples") or schema["enum"])
+    kind = schema["type"]
+    kind = next(k for k in kind if k != "null") if isinstance(kind, list) else kind
+    if kind == "integer":
+        return schema.get("minimum", 1) + secrets.randbelow(100_000)
+    if kind == "string":
+        return SAMPLE.get(schema.get("format", ""), "sample")
+    return {"boolean": True, "array": [], "object": {}}[kind]
+
+
+def sample_envelope(event_type: str, now: float, alarm_id: str | None = None) -> dict[str, Any]:
+    """A chekt-apps envelope of ``event_type`` with the catalogue's fields (``alarm_id``:
+    the alarm it is about, when it names one)."""
+    data = {f.name: _sample(f.schema) for f in catalog.EVENTS[event_type].fields}
+    if "alarm_id" in data:
+        data["alarm_id"] = alarm_id or f"A-{secrets.randbelow(90000) + 10000}"
     return {
         "id": "evt_" + secrets.token_hex(8),
         "type": event_type,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "data": {
-            "dealer_id": 1001,
-            "site_id": 10001,
-            "external_site_id": "site-1001-1",
-            "alarm_id": f"A-{secrets.randbelow(90000) + 10000}",
-            "device_id": 100002,
-            "external_device_id": "cam-10001-1",
-            "priority": "HIGH",
-            "trigger": "motion",
-        },
+        "data": data,
     }
 
 
@@ -72,13 +84,7 @@ def attack(kind: str, url: str, secret: str, event_type: str, now: float) -> lis
                 send(client, envelope, delivery=delivery),
                 send(client, envelope, delivery=delivery),
             ]
-        # out_of_order: a lifecycle, newest first
-        steps = ["alarm.resolved", "alarm.dispatched", "alarm.acknowledged", "alarm.created"]
-        alarm = envelope["data"]["alarm_id"]
-        return [
-            send(
-                client,
-                {**sample_envelope(step, now), "data": {**envelope["data"], "alarm_id": alarm}},
-            )
-            for step in steps
-        ]
+        # out_of_order: an alarm's lifecycle, newest first
+        steps = ["alarm.created", *(step for step, _ in catalog.LIFECYCLE)]
+        alarm = f"A-{secrets.randbelow(90000) + 10000}"
+        return [send(client, sample_envelope(step, now, alarm)) for step in reversed(steps)]

@@ -17,7 +17,7 @@ from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.alarms import STATES, VERDICTS
-from sandbox.world.subscriptions import EVENT_TYPES
+from sandbox.world.catalog import EVENT_TYPES
 
 
 class ScenarioError(SandboxError, ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 from sandbox.faults import SURFACES
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
 from sandbox.world.alarms import STATES, VERDICTS
-from sandbox.world.subscriptions import EVENT_TYPES
+from sandbox.world.catalog import EVENT_TYPES
 
 TOP_LEVEL = {
     "name": "str",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import time
 from collections import defaultdict
@@ -35,7 +36,7 @@ from sandbox.logs import safe_logger
 from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, PolicyResolver
 from sandbox.settings import Settings
 from sandbox.store import Row
-from sandbox.webhooks import outbox
+from sandbox.webhooks import outbox, profiles
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
@@ -260,9 +261,7 @@ class Dispatcher:
     def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
         now = self.world.now()
         timestamp = int(self.world.signing_now())  # skewed by auth chaos, if asked
-        variant = (
-            "legacy" if delivery["profile"] == "legacy-guide" else (self.settings.signature_variant)
-        )
+        variant = profiles.FORMATS[delivery["profile"]].signature or self.settings.signature_variant
         return {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -297,9 +296,9 @@ class Dispatcher:
         if problem is not None:
             return {**result, "outcome": "blocked_destination", "error": problem}
         assert self._session is not None
-        timeout = aiohttp.ClientTimeout(
-            total=self.settings.webhook_timeout, connect=self.settings.webhook_timeout
-        )
+        seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
+        # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
+        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, ceil_threshold=math.inf)
         try:
             async with self._session.post(
                 delivery["url"],
@@ -329,9 +328,7 @@ class Dispatcher:
         except DestinationRefused as exc:
             result.update(outcome="blocked_destination", error=str(exc))
         except TimeoutError:
-            result.update(
-                outcome="timeout", error=f"no answer within {self.settings.webhook_timeout} s"
-            )
+            result.update(outcome="timeout", error=f"no answer within {seconds:g} s")
         except (aiohttp.ClientError, OSError) as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, DestinationRefused) else None
             if cause is not None:

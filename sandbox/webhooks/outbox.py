@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sandbox.store import Row
-from sandbox.webhooks.profiles import render
-from sandbox.world import World, events, subscriptions
+from sandbox.webhooks.profiles import Happening, render
+from sandbox.world import World, catalog, events, formats, subscriptions
 
 # what the delivery journal can be filtered by, and how many attempts one read returns
 ATTEMPT_FILTERS = frozenset({"event_id", "webhook_id", "outcome", "delivery_id"})
@@ -29,11 +29,23 @@ WINDOW = 24 * 3600
 JITTER = 0.10
 
 
-def _subscriptions(world: World, event: Row) -> list[Row]:
+def _named(sub: Row, event: Row, data: dict[str, Any]) -> str | None:
+    """What the subscription's profile calls the event, when it sends it and the subscription
+    lists it (by catalogue type or by that name)."""
+    name = formats.name_in(sub["profile"], event["type"], data)
+    if name is None or event["target_webhook_id"] is not None:
+        return name
+    listed = json.loads(sub["events"])
+    return name if subscriptions.matches(listed, sub["profile"], event["type"], name) else None
+
+
+def _subscriptions(world: World, event: Row, data: dict[str, Any]) -> list[tuple[Row, str]]:
+    """Each subscription that hears the event, with the name its profile gives it."""
     if event["target_webhook_id"] is not None:
-        return world.store.all(
+        rows = world.store.all(
             "SELECT * FROM webhooks WHERE webhook_id = ?", (event["target_webhook_id"],)
         )
+        return [(row, name) for row in rows if (name := _named(row, event, data))]
     # a subscription hears what the credential that wrote it may read (an API key's own
     # scopes, not its client's); rows from before that was recorded fall back to the client's
     candidates = world.store.all(
@@ -41,9 +53,10 @@ def _subscriptions(world: World, event: Row) -> list[Row]:
         "FROM webhooks w LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' "
         "ORDER BY w.created_at"
     )
-    chosen = []
+    chosen: list[tuple[Row, str]] = []
     for sub in candidates:
-        if event["type"] not in json.loads(sub["events"]):
+        name = _named(sub, event, data)
+        if name is None:
             continue
         if sub["client_id"] is not None:
             if not subscriptions.hears((sub["reach"] or "").split(), event["type"]):
@@ -60,7 +73,7 @@ def _subscriptions(world: World, event: Row) -> list[Row]:
                 is None
             ):
                 continue
-        chosen.append(sub)
+        chosen.append((sub, name))
     return chosen
 
 
@@ -69,10 +82,12 @@ def fan_out(
 ) -> int:
     """Turn a due event into deliveries; returns how many. A ``reorder_window`` holds each
     delivery back a random part of it, so receivers see events out of order."""
+    if event["type"] not in catalog.EVENTS:
+        return 0  # in the record, but CHeKT sends no webhook for it (alarm.escalated)
     data = json.loads(event["data"])
-    site = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (data.get("site_id"),))
+    happening = Happening(world, event, data)
     count = 0
-    for sub in _subscriptions(world, event):
+    for sub, name in _subscriptions(world, event, data):
         if sub["client_id"] is not None and "dealer_id" in data:
             external = world.store.scalar(
                 "SELECT external_dealer_id FROM connections WHERE client_id = ? AND dealer_id = ?",
@@ -81,15 +96,7 @@ def fan_out(
             data_for_sub = {**data, "external_dealer_id": external}
         else:
             data_for_sub = data
-        body = render(
-            sub["profile"],
-            event_id=event["event_id"],
-            event_type=event["type"],
-            created_at=event["created_at"],
-            data=data_for_sub,
-            url=sub["url"],
-            site=site,
-        )
+        body = render(sub["profile"], name, happening, data_for_sub, sub["url"])
         if body is None:
             continue
         hold = rng.uniform(0, reorder_window) if rng is not None and reorder_window else 0.0

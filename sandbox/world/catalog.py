@@ -1,6 +1,8 @@
-"""CHeKT's webhook event catalogue: one table of every event type's ``data`` fields, each
-with the JSON Schema partners get and the way the sandbox draws it, so the payloads and the
-documented schemas cannot drift apart.
+"""CHeKT's webhook event catalogue: one table of every event type, with its ``data`` fields
+(each with the JSON Schema partners get and the way the sandbox draws it), the scopes that hear
+it, and the names the older formats give it. Everything that lists event types (the webhook
+profiles, subscriptions, the OpenAPI document, the Hypothesis strategies, the adversarial
+steps) reads this table, so the payloads, the schemas and the formats cannot drift apart.
 
 Every ``data`` carries the same integer ``site_id`` / ``device_id`` / ``dealer_id`` the
 Partner API uses plus the matching ``external_*_id``, so a partner can join a webhook to its
@@ -18,7 +20,6 @@ from sandbox.errors import ValidationFailed
 from sandbox.store import Row
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.world import World, arming, media
-from sandbox.world.subscriptions import EVENT_TYPES
 
 PRIORITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 TRIGGERS = ("motion", "panic", "door-forced", "glass-break", "custom")
@@ -62,10 +63,29 @@ class Datum:
     draw: Callable[[Scene, dict[str, Any]], Any]
 
 
+def _always(data: Mapping[str, Any]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A name an older format gives an event type, and when (judged by the event's data):
+    the first variant whose ``when`` holds names the event; none holding, it is not sent."""
+
+    name: str
+    when: Callable[[Mapping[str, Any]], bool] = _always
+    about: str = ""  # what sends it, for the format's documentation
+
+
 @dataclass(frozen=True)
 class EventKind:
     device: Literal["none", "camera", "any"]  # which of the site's devices the event is about
     fields: tuple[Datum, ...]
+    scopes: tuple[str, str]  # the Partner API scope and the Apps API scope that hear it
+    # what happened, in one word: dealer-v1's ``status``, legacy-guide's device ``status``
+    status: str | None = None
+    legacy: str | None = None  # the legacy-guide name (None: that format does not send it)
+    dealer_v1: tuple[Variant, ...] = ()  # the dealer-v1 names (none: not sent)
     about_alarm: bool = True  # False: the event names an alarm only when told which
 
 
@@ -80,10 +100,14 @@ _SIGNED = (
     "; its access_token authorizes it (no other credential), for media_url_lifetime seconds "
     "of sandbox time"
 )
-MEDIA_URL = {"type": "string", "description": "a JPEG frame" + _SIGNED}
-CLIP_URL = {"type": "string", "description": "an H.264 MP4 clip" + _SIGNED}
-TRACKING_URL = {"type": "string", "description": "the responder" + _SIGNED}
-STAMP = {"type": "string", "description": "a UTC time as the sandbox renders times"}
+MEDIA_URL = {"type": "string", "format": "uri", "description": "a JPEG frame" + _SIGNED}
+CLIP_URL = {"type": "string", "format": "uri", "description": "an H.264 MP4 clip" + _SIGNED}
+TRACKING_URL = {"type": "string", "format": "uri", "description": "the responder" + _SIGNED}
+STAMP = {
+    "type": "string",
+    "format": "date-time",
+    "description": "a UTC time as the sandbox renders times",
+}
 
 
 def one_of(values: tuple[Any, ...], title: str | None = None) -> dict[str, Any]:
@@ -115,7 +139,11 @@ def _now(name: str) -> Datum:
 
 def _hex_id(name: str, prefix: str, bits: int) -> Datum:
     digits = bits // 4
-    schema = {"type": "string", "pattern": f"^{prefix}[0-9a-f]{{{digits}}}$"}
+    schema = {
+        "type": "string",
+        "pattern": f"^{prefix}[0-9a-f]{{{digits}}}$",
+        "examples": [f"{prefix}{'5e1f0c9a3b7d'[:digits]}"],
+    }
     return Datum(name, schema, lambda s, d: f"{prefix}{s.rng.getrandbits(bits):0{digits}x}")
 
 
@@ -173,8 +201,22 @@ CONTACT = {
     },
 }
 ALARM_ID = Datum("alarm_id", {"type": "string", "examples": ["A-10293"]}, lambda s, d: s.alarm_id)
-SITE_IDS = (_site("dealer_id"), _site("site_id"), _site("external_site_id", TEXT))
-DEVICE_IDS = (_device("device_id"), _device("external_device_id", TEXT))
+
+
+def _id(kind: dict[str, Any], example: Any) -> dict[str, Any]:
+    """An id's schema, with the seeded world's first as its example."""
+    return {**kind, "examples": [example]}
+
+
+SITE_IDS = (
+    _site("dealer_id", _id(INTEGER, 1001)),
+    _site("site_id", _id(INTEGER, 10001)),
+    _site("external_site_id", _id(TEXT, "site-1001-1")),
+)
+DEVICE_IDS = (
+    _device("device_id", _id(INTEGER, 100002)),
+    _device("external_device_id", _id(TEXT, "cam-10001-1")),
+)
 DEVICE_STATUS = (
     *SITE_IDS,
     *DEVICE_IDS,
@@ -184,16 +226,59 @@ DEVICE_STATUS = (
 )
 
 
-def _site_state(states: tuple[str, ...], title: str) -> EventKind:
+def _one_partition(s: Scene, d: dict[str, Any]) -> bool:
+    return len(arming.partitions(s.world, s.site["site_id"])) <= 1
+
+
+WHOLE_SITE = {
+    "type": "boolean",
+    "description": "true when the change was asked for every partition at once (partition "
+    '"all", and always on a site with one partition): the record logs one happening per '
+    "partition, each marked",
+}
+ALARM_SCOPES = ("read:sites", "events:read")
+DEVICE_SCOPES = ("read:devices", "devices:read")
+# dealer-v1 names arming for the whole site or one partition, and networks by device type
+ARMING = (
+    Variant(
+        "arming_status",
+        lambda data: bool(data.get("whole_site")),
+        "the whole site armed or disarmed (every partition, or a site with one): sent once, "
+        "with the last partition's happening, listing every partition",
+    ),
+    Variant("partition_arming_status", about="one partition of a site with several"),
+)
+NETWORK = (
+    Variant(
+        "camera_network",
+        lambda data: data.get("device_type") != "bridge",
+        "a camera went online or offline",
+    ),
+    Variant("bridge_network", about="a bridge went online or offline"),
+)
+
+
+def _site_state(states: tuple[str, ...], title: str, status: str) -> EventKind:
     return EventKind(
         "none",
         (
             *SITE_IDS,
             _choice("state", states, title),
             Datum("partition", {"type": "integer", "minimum": 1}, _partition),
+            Datum("whole_site", WHOLE_SITE, _one_partition),
             Datum("user_id", TEXT, lambda s, d: f"user_{s.rng.randrange(1, 40)}"),
             _choice("source", SOURCES, "ArmingSource"),
         ),
+        ("read:sites", "sites:read"),
+        status,
+        legacy=f"site.{status}",
+        dealer_v1=ARMING,
+    )
+
+
+def _device_status(status: str) -> EventKind:
+    return EventKind(
+        "any", DEVICE_STATUS, DEVICE_SCOPES, status, "device.status_changed", dealer_v1=NETWORK
     )
 
 
@@ -216,6 +301,10 @@ EVENTS: dict[str, EventKind] = {
             Datum("snapshot_url", MEDIA_URL, lambda s, d: _media(s, s.alarm_id, "jpg")),
             Datum("clip_url", CLIP_URL, lambda s, d: _media(s, s.alarm_id, "mp4")),
         ),
+        ALARM_SCOPES,
+        "triggered",
+        "alarm.triggered",
+        (Variant("alarm_event", about="a new alarm (alarm.created)"),),
     ),
     "alarm.acknowledged": EventKind(
         "none",
@@ -225,6 +314,7 @@ EVENTS: dict[str, EventKind] = {
             _sample("operator_id", ("op_jsmith", "op_mlee", "op_akim", "op_rdiaz")),
             _sample("reason", ("video verified", "reviewing", "customer called")),
         ),
+        ALARM_SCOPES,
     ),
     "alarm.dispatched": EventKind(
         "none",
@@ -240,6 +330,7 @@ EVENTS: dict[str, EventKind] = {
             ),
             Datum("tracking_url", TRACKING_URL, _tracking),
         ),
+        ALARM_SCOPES,
     ),
     "alarm.resolved": EventKind(
         "none",
@@ -249,9 +340,11 @@ EVENTS: dict[str, EventKind] = {
             _choice("resolution", RESOLUTIONS, "AlarmResolution"),
             _sample("notes", ("intruder fled", "wind moved a sign", "police on site")),
         ),
+        ALARM_SCOPES,
+        legacy="alarm.cleared",
     ),
-    "device.online": EventKind("any", DEVICE_STATUS),
-    "device.offline": EventKind("any", DEVICE_STATUS),
+    "device.online": _device_status("online"),
+    "device.offline": _device_status("offline"),
     "device.firmware_updated": EventKind(
         "any",
         (
@@ -260,6 +353,7 @@ EVENTS: dict[str, EventKind] = {
             Datum("from_version", TEXT, lambda s, d: s.rng.choice(FIRMWARE[:-1])),
             Datum("to_version", TEXT, _later_firmware),
         ),
+        DEVICE_SCOPES,
     ),
     "verification.requested": EventKind(
         "none",
@@ -271,6 +365,7 @@ EVENTS: dict[str, EventKind] = {
             Datum("contacts", {"type": "array", "items": CONTACT}, _contacts),
             _sample("timeout_seconds", (60, 120, 300)),
         ),
+        ALARM_SCOPES,
     ),
     "snapshot.created": EventKind(
         "camera",
@@ -286,12 +381,23 @@ EVENTS: dict[str, EventKind] = {
             Datum("url", MEDIA_URL, lambda s, d: _media(s, d["snapshot_id"], "jpg")),
             _now("captured_at"),
         ),
+        ("read:sites", "snapshots:read"),
+        "ready",
+        # an alarm's frame: its video is ready (a snapshot an app asked for is no event_video)
+        dealer_v1=(
+            Variant(
+                "event_video",
+                lambda data: data.get("alarm_id") is not None,
+                "an alarm's video is ready: a snapshot.created that names an alarm",
+            ),
+        ),
         about_alarm=False,
     ),
-    "site.armed": _site_state(arming.ARMED_STATES, "ArmedState"),
-    "site.disarmed": _site_state(("disarmed",), "DisarmedState"),
+    "site.armed": _site_state(arming.ARMED_STATES, "ArmedState", "armed"),
+    "site.disarmed": _site_state(("disarmed",), "DisarmedState", "disarmed"),
 }
-assert tuple(EVENTS) == EVENT_TYPES
+EVENT_TYPES = tuple(EVENTS)
+EVENT_SCOPES = {event_type: kind.scopes for event_type, kind in EVENTS.items()}
 
 
 def data_schema(event_type: str) -> dict[str, Any]:

@@ -212,7 +212,8 @@ def arm(
     field: str = "partition",
 ) -> list[str]:
     """Set a partition, a list of them, or ``all`` to ``state``: one site.armed /
-    site.disarmed happening per partition. An unknown partition is a 422 on ``field``."""
+    site.disarmed happening per partition, each marked ``whole_site`` when every partition
+    was asked for. An unknown partition is a 422 on ``field``."""
     numbers = [row["partition"] for row in arming.partitions(world, site["site_id"])] or [1]
     partition = values.get("partition", "all")
     chosen = (
@@ -236,6 +237,7 @@ def arm(
         "state": state,
         "user_id": values.get("user_id") or actor.id,
         "source": values.get("source") or "app",
+        "whole_site": chosen == numbers,
     }
     with world.store.transaction():
         return [

@@ -16,37 +16,54 @@ from sandbox.net import DestinationPolicy
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Row
 from sandbox.vocabulary import PROFILES
+from sandbox.world.catalog import ALARM_SCOPES, EVENT_SCOPES, EVENT_TYPES
 from sandbox.world.context import World
 from sandbox.world.fields import Field
+from sandbox.world.formats import names
 
-# which scopes let a credential hear each event type: the Partner API scope (arming and
-# webhooks ride on read:sites, CONTRACT §2.5) or the Apps API scope that gates it (§5.1)
-EVENT_SCOPES: dict[str, tuple[str, ...]] = {
-    "alarm.created": ("read:sites", "events:read"),
-    "alarm.acknowledged": ("read:sites", "events:read"),
-    "alarm.dispatched": ("read:sites", "events:read"),
-    "alarm.resolved": ("read:sites", "events:read"),
-    "device.online": ("read:devices", "devices:read"),
-    "device.offline": ("read:devices", "devices:read"),
-    "device.firmware_updated": ("read:devices", "devices:read"),
-    "verification.requested": ("read:sites", "events:read"),
-    "snapshot.created": ("read:sites", "snapshots:read"),
-    "site.armed": ("read:sites", "sites:read"),
-    "site.disarmed": ("read:sites", "sites:read"),
-}
-EVENT_TYPES = tuple(EVENT_SCOPES)
-# happenings in the record that CHeKT sends no webhook for, and who may read them in /v1/events
-RECORD_SCOPES = {**EVENT_SCOPES, "alarm.escalated": ("read:sites", "events:read")}
+# the scopes that hear each event type (the catalogue's), and the happenings in the record
+# CHeKT sends no webhook for, with who may read them in /v1/events
+RECORD_SCOPES = {**EVENT_SCOPES, "alarm.escalated": ALARM_SCOPES}
 STATUSES = ("enabled", "disabled")
+
+
+def _aliases() -> dict[str, tuple[str, ...]]:
+    """Every name a subscription may list, with the catalogue types it stands for: the types
+    themselves and the names the older formats give them (the guide's own registration uses
+    its legacy names)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for profile in PROFILES:  # chekt-apps first: the catalogue types, each for itself
+        for name, types in names(profile).items():
+            found.setdefault(name, types)
+    return found
+
+
+ALIASES = _aliases()
+EVENT_NAMES = tuple(ALIASES)
 
 
 def _events_problem(events: Any) -> str | None:
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
         return "must be an array of event type names"
-    unknown = [e for e in events if e not in EVENT_TYPES]
+    unknown = [e for e in events if e not in ALIASES]
     if unknown:
-        return f"has unknown event type {unknown[0]!r}; known types: {', '.join(EVENT_TYPES)}"
+        return f"has unknown event type {unknown[0]!r}; known types: {', '.join(EVENT_NAMES)}"
     return None
+
+
+def types_of(events: list[str]) -> tuple[str, ...]:
+    """The catalogue types a subscription's event names stand for."""
+    return tuple(dict.fromkeys(t for e in events for t in ALIASES[e]))
+
+
+def matches(events: list[str], profile: str, event_type: str, name: str) -> bool:
+    """Whether a subscription listing ``events`` hears an event its profile calls ``name``:
+    listed by catalogue type, by that name, or by another format's name for the type (so
+    ``camera_network`` on a dealer-v1 subscription leaves the bridges out)."""
+    own = names(profile)
+    return any(
+        e in (event_type, name) or (e not in own and event_type in ALIASES[e]) for e in events
+    )
 
 
 SUBSCRIPTION_FIELDS = (
@@ -69,7 +86,7 @@ def hears(scopes: Collection[str], event_type: str) -> bool:
 def _check_reach(events: list[str] | None, scopes: Collection[str]) -> None:
     """An explicitly listed event the credential may not hear is a mistake worth naming
     (an omitted list means "whatever I may hear")."""
-    for event_type in events or ():
+    for event_type in types_of(events or []):
         if not hears(scopes, event_type):
             needed = " or ".join(EVENT_SCOPES[event_type])
             raise PermissionDenied(

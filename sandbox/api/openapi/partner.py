@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.openapi.schema import (
-    EVENT_TYPE,
+    SUBSCRIBED_EVENT,
     body,
     link,
     listed,
@@ -294,7 +294,7 @@ def webhook_schema(with_secret: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "webhook_id": {"type": "string"},
         "url": {"type": "string"},
-        "events": {"type": "array", "items": EVENT_TYPE},
+        "events": {"type": "array", "items": SUBSCRIBED_EVENT},
         "status": {"type": "string"},
         "profile": {"type": "string"},
     }

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sandbox.net import URL_PATTERN
-from sandbox.world import subscriptions
+from sandbox.world import catalog, formats, subscriptions
 from sandbox.world.fields import CONTROL, SPACE, Field, iana_timezone
 from sandbox.world.resources import Resource
 
@@ -17,7 +17,20 @@ TEXT = {"type": "string", "minLength": 1, "pattern": "^[!-~]+$"}  # printable AS
 # every other path id is a positive integer
 STRING_IDS = ("webhook_id", "event_id", "alarm_id", "snapshot_id")
 ERROR = {"$ref": "#/components/schemas/Error"}
-EVENT_TYPE = {"title": "EventType", "type": "string", "enum": list(subscriptions.EVENT_TYPES)}
+EVENT_TYPE = {"title": "EventType", "type": "string", "enum": list(catalog.EVENT_TYPES)}
+# what a subscription lists: a catalogue type, or a name of its profile's own format
+SUBSCRIBED_EVENT = {
+    "title": "SubscribedEvent",
+    "type": "string",
+    "enum": list(subscriptions.EVENT_NAMES),
+    "description": "an event type; a subscription of an older profile may also use its "
+    "format's names ("
+    + "; ".join(
+        f"{profile}: {', '.join(formats.names(profile))}"
+        for profile in ("legacy-guide", "dealer-v1")
+    )
+    + ")",
+}
 ENUM_TITLES = {"profile": "WebhookProfile", "status": "WebhookStatus"}  # else the field's name
 # A shape, not the list: the server checks the name against its own time-zone database, which
 # differs between machines and years, and a 600-value enum makes clumsy generated code (several
@@ -50,7 +63,7 @@ def field(f: Field, nullable: bool = True, title: str | None = None) -> dict[str
     if f.name == "url":  # a webhook destination by name (an IP address is judged by policy)
         schema["pattern"] = URL_PATTERN
     if f.kind is list:
-        schema["items"] = EVENT_TYPE
+        schema["items"] = SUBSCRIBED_EVENT
     if f.check is iana_timezone:
         schema = {"$ref": "#/components/schemas/TimeZone"}
     if f.choices is not None:

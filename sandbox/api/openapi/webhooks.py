@@ -16,9 +16,9 @@ TRACING = (
     ("X-CHeKT-Delivery-Id", "this delivery's id, new on a resend"),
     ("X-CHeKT-Attempt", "1 for the first attempt, then 2, 3, ..."),
 )
-SIGNED = {
-    "legacy-guide": ((signing.LEGACY_SIGNATURE, "sha256=<hex HMAC-SHA256 of the raw body>"),),
-    "default": (
+SIGNED = {  # by the profile's own signature variant (None: the sandbox's setting)
+    "legacy": ((signing.LEGACY_SIGNATURE, "sha256=<hex HMAC-SHA256 of the raw body>"),),
+    None: (
         (signing.SIGNATURE, "HMAC-SHA256 of '{timestamp}.{body}' with the subscription secret"),
         (signing.TIMESTAMP, "unix seconds of this attempt (absent when signing the body only)"),
     ),
@@ -30,7 +30,9 @@ def _header(name: str, description: str) -> dict[str, Any]:
 
 
 def _operation(profile: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    headers = (*SIGNED.get(profile, SIGNED["default"]), *TRACING)
+    headers = (*SIGNED[profiles.FORMATS[profile].signature], *TRACING)
+    deadline = profiles.FORMATS[profile].deadline
+    within = f" within {deadline:g} s" if deadline else ""
     return {
         "post": {
             "tags": ["Webhooks"],
@@ -38,7 +40,9 @@ def _operation(profile: str, name: str, schema: dict[str, Any]) -> dict[str, Any
             "operationId": f"webhook_{profile}_{name}".replace("-", "_").replace(".", "_"),
             "parameters": [_header(*header) for header in headers],
             "requestBody": {"required": True, **json_content(schema)},
-            "responses": {"200": {"description": "any 2xx acknowledges; anything else is retried"}},
+            "responses": {
+                "200": {"description": f"any 2xx{within} acknowledges; anything else is retried"}
+            },
         }
     }
 
