@@ -221,7 +221,7 @@ def _change(
         "state": state,
         "partition": list(dict.fromkeys(values.get("partition_ids") or [])) or "all",
         "user_id": None if user is None else str(user),
-        "source": "app",  # the catalogue's ArmingSource: a dealer's arming app
+        "source": "dealer_api",
     }
     world = services(request).world
     record.arm(world, site, actor_of(request, principal, "dealer"), change, "partition_ids")

@@ -26,7 +26,7 @@ TRIGGERS = ("motion", "panic", "door-forced", "glass-break", "custom")
 RESPONDERS = ("guard", "police", "fire", "medical")
 METHODS = ("sms", "email", "push", "call")
 
-SOURCES = ("keypad", "app", "schedule", "partner_api")
+SOURCES = ("keypad", "app", "schedule", "partner_api", "dealer_api")
 FIRMWARE = ("3.2.1", "3.2.4", "3.3.0", "3.4.2", "4.0.0")  # oldest first
 DEVICE_TYPES = ("camera", "bridge")
 CONTACT_ID_CODES = {
