@@ -16,10 +16,12 @@ from sandbox.api import (
     apps,
     apps_stream,
     authorize,
+    bridge,
     control,
     control_events,
     control_record,
     dealer,
+    events,
     media,
     oauth,
     openapi,
@@ -42,7 +44,7 @@ from sandbox.recorder import Recorder
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
-from sandbox.world import World, subscriptions
+from sandbox.world import World, inbound, subscriptions
 from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
 
@@ -129,6 +131,7 @@ def create_app(
         # the Partner API first: it is the hot path, and routes are matched in order
         routes=[
             *partner.routes,
+            *events.routes,
             *apps.routes,
             *apps_stream.routes,
             *dealer.routes,
@@ -149,6 +152,7 @@ def create_app(
                 max_body=settings.max_body,
                 max_headers=settings.max_headers,
                 timeout=settings.request_timeout,
+                uploads=(events.PATH + "/", max(inbound.UPLOAD_LIMITS.values())),
             ),
         ],
         lifespan=lifespan,
@@ -162,6 +166,31 @@ def create_app(
     app.state.media = Media(app.state.services.world.store, settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
+    app.state.bridge_url = None  # set once the bridges' listener serves
+    return app
+
+
+def bridge_app(main: Starlette) -> Starlette:
+    """The bridges' local API (``serve --bridge-port``): a listener of its own that shares
+    ``main``'s services (store, clock, journal), so a bridge's alarm is the record's alarm.
+    Its failures are reported with ``main``'s."""
+    settings: Settings = main.state.services.settings
+    app = Starlette(
+        routes=bridge.routes,
+        middleware=[
+            Middleware(RequestContext, surface=bridge.SURFACE),
+            Middleware(BrowserGuard, settings=settings),
+            Middleware(
+                Limits,
+                max_body=inbound.BRIDGE_MAX_BODY,
+                max_headers=settings.max_headers,
+                timeout=settings.request_timeout,
+            ),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.state.services = main.state.services
+    app.state.server_errors = main.state.server_errors
     return app
 
 

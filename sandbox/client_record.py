@@ -209,3 +209,56 @@ class RecordCalls:
                     f"{'; '.join(problems)}\n{describe_alarm(alarm, trail)}"
                 )
             time.sleep(POLL)
+
+    def inbound(self, **filters: Any) -> list[dict[str, Any]]:
+        """Events that came into CHeKT, oldest first; filters: ``source`` (``event_api`` or
+        ``bridge``), ``channel``, ``site_id``, ``event_type``, ``since_seq``, ``limit``."""
+        return list(self.call("GET", "/_sandbox/inbound", params=filters))
+
+    def expect_event(
+        self,
+        source: str | None = None,
+        *,
+        channel: int | None = None,
+        event_type: str | None = None,
+        within: float = 5.0,
+        since_seq: int = 0,
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        """Wait up to ``within`` seconds until an event came in (from ``source``, on
+        ``channel``, of ``event_type``, after ``since_seq``); returns the first such, with
+        the alarm it raised under ``alarm``. ``state``: that alarm must also be (or become,
+        within the same time) exactly in this state."""
+        filters = {
+            k: v
+            for k, v in (("source", source), ("channel", channel), ("event_type", event_type))
+            if v is not None
+        }
+        deadline = time.monotonic() + within
+        while True:
+            found = self.inbound(since_seq=since_seq, limit=1, **filters)
+            if found:
+                break
+            if time.monotonic() >= deadline:
+                seen = self.inbound(since_seq=since_seq)[-5:]
+                latest = "; ".join(
+                    f"#{e['seq']} {e['source']} channel {e['channel']} {e['event_type']}"
+                    for e in seen
+                )
+                raise ExpectationFailed(
+                    f"no inbound event matching {filters or 'anything'} within {within:g} s; "
+                    f"latest: {latest or 'none came in'}"
+                )
+            time.sleep(POLL)
+        event = dict(found[0])
+        alarm_id = event.get("alarm_id")
+        if state is not None and alarm_id is None:
+            raise ExpectationFailed(f"inbound event #{event['seq']} raised no alarm")
+        if alarm_id is not None:
+            left = max(0.0, deadline - time.monotonic())
+            event["alarm"] = (
+                self.expect_alarm(alarm_id, state=state, within=left)
+                if state is not None
+                else self.alarm(alarm_id)
+            )
+        return event

@@ -23,6 +23,7 @@ The HTTP side, each carrying CHeKT's error code and answered with the single env
     ├── RequestTimeout            408 request_timeout
     ├── Conflict                  409 conflict / idempotency_conflict
     ├── PayloadTooLarge           413 payload_too_large
+    ├── UnsupportedMediaType      415 unsupported_media_type
     ├── HeadersTooLarge           431 request_header_fields_too_large
     └── ValidationFailed          422 validation_failed (+ field)
     OAuthError                    RFC 6749 §5.2 body {"error", "error_description"}
@@ -134,6 +135,11 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class HeadersTooLarge(ApiError):

@@ -65,6 +65,7 @@ class Entry:
     trace_id: str | None = None
     request_id: str | None = None
     note: str | None = None  # what the sandbox noticed, e.g. a trace id that is not a UUID
+    surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
     spilled: tuple[int, ...] | None = None  # file, offset, then the lengths of _PARTS
 
@@ -153,6 +154,7 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
         "trace_id": entry.trace_id,
         "request_id": entry.request_id,
         "note": entry.note,
+        "surface": entry.surface,
         "status": entry.status,
         "response_headers": _headers(response_headers),
         "response_body": _body(entry.response_body, _content_type(response_headers), json.loads),
@@ -320,9 +322,11 @@ FILTERS = (
     "until",
     "trace_id",
     "tier",
+    "surface",
     "limit",
     "reveal",
 )
+SURFACES = ("event_api", "bridge")  # the journal's surface: how events came into CHeKT
 
 
 PATTERN_LIMIT = 200  # characters of a path_regex
@@ -411,7 +415,7 @@ def matcher(filters: Mapping[str, str]) -> Any:
             return False
         return all(
             filters.get(name) in (None, getattr(entry, name))
-            for name in ("client_id", "trace_id", "tier")
+            for name in ("client_id", "trace_id", "tier", "surface")
         )
 
     return test

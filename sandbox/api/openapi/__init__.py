@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from sandbox._version import __version__
 from sandbox.api.common import issuer_of, reply, route
-from sandbox.api.openapi import apps, auth, control, dealer, media, partner, record
+from sandbox.api.openapi import apps, auth, control, dealer, events, media, partner, record
 from sandbox.api.openapi.schema import ERROR, TIME_ZONE, json_content, named, obj
 from sandbox.api.openapi.webhooks import webhooks
 from sandbox.auth.clients import APPS_SCOPES, PARTNER_SCOPES
@@ -108,6 +108,7 @@ def document(issuer: str) -> dict[str, Any]:
     paths = {
         **auth.paths(),
         **partner.paths(),
+        **events.paths(),
         **apps.paths(),
         **dealer.paths(),
         **control.paths(),
@@ -169,6 +170,7 @@ def document(issuer: str) -> dict[str, Any]:
                     "invalid_api_key). Scopes: " + ", ".join(APPS_SCOPES),
                 },
                 dealer.DEALER_KEY: dealer.SECURITY_SCHEME,
+                events.EVENT_KEY_API: events.SECURITY_SCHEME,
                 "oauth2": {
                     "type": "oauth2",
                     "description": "How to get the access tokens the bearer scheme takes",
