@@ -29,7 +29,7 @@ from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import client_env_hint
 from sandbox.vocabulary import CLOCKS, PROFILES, RESOLUTIONS
-from sandbox.world import subscriptions
+from sandbox.world import inbound, subscriptions
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
@@ -78,6 +78,7 @@ def _banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
+    lines += _bridge_lines(app, settings)
     callback = subscriptions.callback(services.world)
     if callback is not None:
         lines += [
@@ -107,6 +108,29 @@ def _banner(app: Starlette, url: str) -> None:
         ]
     lines.append("\nPress Ctrl-C to stop.")
     click.echo("\n".join(lines))
+
+
+BANNER_BRIDGES = 20  # bridges listed one per line; the rest in /_sandbox/credentials
+
+
+def _bridge_lines(app: Starlette, settings: Settings) -> list[str]:
+    """The bridges' local API: where it answers, and each bridge's site, channels and token."""
+    url = app.state.bridge_url
+    if url is None:
+        return ["  bridge API  off (--no-bridge)"]
+    bridges = inbound.bridges(app.state.services.world, url)
+    taken = url.rsplit(":", 1)[1] != str(settings.bridge_port) and settings.bridge_port
+    note = f"; {settings.bridge_port} was taken" if taken else ""
+    lines = [f"  bridge API  {url}/api/v1/events  (HTTP Basic apikey:<token>{note})"]
+    for bridge in bridges[:BANNER_BRIDGES]:
+        channels = ",".join(map(str, bridge["channels"])) or "none"
+        lines.append(
+            f"    bridge {bridge['bridge_id']}  site {bridge['site_id']}  "
+            f"channels {channels}  token {bridge['api_token']}"
+        )
+    if len(bridges) > BANNER_BRIDGES:
+        lines.append(f"    ... and {len(bridges) - BANNER_BRIDGES} more")
+    return lines
 
 
 @main.command()
@@ -142,13 +166,22 @@ def _banner(app: Starlette, url: str) -> None:
     default=None,
     help="Serve HTTPS with a local CA made once under .chekt-sandbox/tls/.",
 )
+@click.option(
+    "--bridge-port",
+    type=int,
+    help="Port of the bridges' local API (POST /api/v1/events, HTTP Basic); 0 picks a free "
+    "one. [default: 30003, or a free one when that is taken]",
+)
+@click.option("--no-bridge", is_flag=True, help="Do not serve the bridges' local API.")
 @click.option("--fresh", is_flag=True, help="Start from an empty store (deletes the --db file).")
-def serve(config_file: Path | None, fresh: bool, **flags: Any) -> None:
+def serve(config_file: Path | None, fresh: bool, no_bridge: bool, **flags: Any) -> None:
     """Serve the sandbox until Ctrl-C.
 
     Settings come from the --config file, then CHEKT_SANDBOX_* environment variables
     (e.g. CHEKT_SANDBOX_PORT), then these flags, each overriding the one before.
     """
+    if no_bridge:
+        flags["bridge"] = False
     settings = Settings.load(config_file, **flags)
     if settings.db is None:
         settings = Settings.load(config_file, **{**flags, "db": DEFAULT_DB})
