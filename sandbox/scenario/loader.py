@@ -14,6 +14,7 @@ from sandbox.errors import SandboxError
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world import inbound
 from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.subscriptions import EVENT_TYPES
 
@@ -136,6 +137,8 @@ def _problem(kind: str, value: Any) -> str | None:
         "profile": PROFILES,
         "alarm_state": STATES,
         "annotation_verdict": VERDICTS,
+        "inbound_source": inbound.SOURCES,
+        "inbound_type": inbound.EVENT_TYPES,
     }
     if kind == "event_types":
         if not isinstance(value, list) or not value:

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world import inbound
 from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.subscriptions import EVENT_TYPES
 
@@ -101,6 +102,14 @@ STEPS: dict[str, dict[str, str] | str] = {
         "by": "str",
         "within": "duration",
     },
+    "expect_event": {
+        "source": "inbound_source",
+        "channel": "count",
+        "event_type": "inbound_type",
+        "state": "alarm_state",
+        "within": "duration",
+        "save_as": "str",
+    },
     "fault": {"duplicate_rate": "rate", "reorder_window": "duration"},
     "adversarial": {
         "kind*": "adversarial",
@@ -180,6 +189,8 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "alarm_state": {"enum": list(STATES)},
     "annotation_verdict": {"enum": list(VERDICTS)},
     "profile": {"enum": list(PROFILES)},
+    "inbound_source": {"enum": list(inbound.SOURCES)},
+    "inbound_type": {"enum": list(inbound.EVENT_TYPES)},
 }
 
 
