@@ -25,6 +25,7 @@ from sandbox.cli_control import control as _control
 from sandbox.cli_record import COMMANDS as RECORD_COMMANDS
 from sandbox.client import SandboxError
 from sandbox.logs import printable
+from sandbox.recorder import SURFACES
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import client_env_hint
@@ -316,6 +317,11 @@ def advance(seconds: float, url: str, admin_token: str | None) -> None:
 @click.option("--path", help="Only paths matching this glob, e.g. '/partner/v1/*'.")
 @click.option("--client-id", help="Only requests by this client.")
 @click.option("--status", help="Only this status, or a class such as 4xx.")
+@click.option(
+    "--surface",
+    type=click.Choice(SURFACES),
+    help="Only events into CHeKT: the Event API's, or the bridges' local API's.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new requests until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @_URL
@@ -325,6 +331,7 @@ def list_requests(
     path: str | None,
     client_id: str | None,
     status: str | None,
+    surface: str | None,
     follow: bool,
     as_json: bool,
     url: str,
@@ -338,6 +345,7 @@ def list_requests(
             ("path", path),
             ("client_id", client_id),
             ("status", status),
+            ("surface", surface),
         )
         if v
     }

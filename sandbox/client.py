@@ -359,23 +359,6 @@ class Sandbox(RecordCalls):
         params = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in filters.items()}
         return list(self.call("GET", "/_sandbox/requests", params=params))
 
-    @property
-    def bridges(self) -> list[dict[str, Any]]:
-        """Every bridge: ``bridge_id``, ``dealer_id``, ``site_id``, ``channels``, ``url`` (the
-        bridges' local API) and ``api_token``, plus the Event API's ids of its site and
-        cameras."""
-        return list(self.credentials["bridges"])
-
-    def bridge_posts(
-        self, channel: int | str | None = None, **filters: Any
-    ) -> list[dict[str, Any]]:
-        """Journal entries of events posted to the bridges' local API (accepted or not), on
-        ``channel`` when given (sent as a number or a string alike)."""
-        posts = self.requests(surface="bridge", path="/api/v1/events", method="POST", **filters)
-        if channel is None:
-            return posts
-        return [p for p in posts if _channel_of(p.get("body")) == str(channel).strip()]
-
     def deliveries(self, **filters: Any) -> list[dict[str, Any]]:
         return list(self.call("GET", "/_sandbox/deliveries", params=filters))
 
@@ -464,11 +447,6 @@ class Sandbox(RecordCalls):
             diff = "; ".join(request_differences(entry, method, path, match))
             lines.append(f"  {describe(entry)}: {diff}")
         return "\n".join(lines)
-
-
-def _channel_of(body: Any) -> str | None:
-    channel = body.get("target_channel") if isinstance(body, Mapping) else None
-    return None if channel is None or isinstance(channel, bool) else str(channel).strip()
 
 
 def describe(entry: Mapping[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """The record half of ``Sandbox``: read the alarms and the audit log, make an app's API key,
-and assert on what a partner's service did to CHeKT (``expect_alarm``), not only on what it
-sent. A thin client of ``/_sandbox/alarms``, ``/_sandbox/audit`` and ``/_sandbox/api-keys``.
+and assert on what a partner's service did to CHeKT (``expect_alarm``) and on the events it
+sent into CHeKT (``expect_event``, ``bridge_posts``), not only on what it sent. A thin client
+of ``/_sandbox/alarms``, ``/_sandbox/audit``, ``/_sandbox/api-keys`` and ``/_sandbox/inbound``.
 
 The check itself (:class:`AlarmExpectation`) is pure: the client polls the record and the
 expectation judges one reading, so a scenario step and a Python test judge alike.
@@ -146,6 +147,30 @@ class RecordCalls:
     ) -> Any:
         raise NotImplementedError  # pragma: no cover - Sandbox provides it
 
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError  # pragma: no cover - Sandbox provides it
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - Sandbox provides it
+
+    @property
+    def bridges(self) -> list[dict[str, Any]]:
+        """Every bridge: ``bridge_id``, ``dealer_id``, ``site_id``, ``channels``, ``url`` (the
+        bridges' local API) and ``api_token``, plus the Event API's ids of its site and
+        cameras."""
+        return list(self.credentials["bridges"])
+
+    def bridge_posts(
+        self, channel: int | str | None = None, **filters: Any
+    ) -> list[dict[str, Any]]:
+        """Journal entries of events posted to the bridges' local API (accepted or not), on
+        ``channel`` when given (sent as a number or a string alike)."""
+        posts = self.requests(surface="bridge", path="/api/v1/events", method="POST", **filters)
+        if channel is None:
+            return posts
+        return [p for p in posts if _channel_of(p.get("body")) == str(channel).strip()]
+
     def alarms(self, **filters: Any) -> list[dict[str, Any]]:
         """Alarms of every dealer, newest first; filters: ``state``, ``site_id``, ``dealer_id``,
         ``device_id``, ``priority``, ``limit``, ``offset``."""
@@ -262,3 +287,8 @@ class RecordCalls:
                 else self.alarm(alarm_id)
             )
         return event
+
+
+def _channel_of(body: Any) -> str | None:
+    channel = body.get("target_channel") if isinstance(body, Mapping) else None
+    return None if channel is None or isinstance(channel, bool) else str(channel).strip()

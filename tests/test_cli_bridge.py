@@ -28,6 +28,8 @@ def test_serve_opens_the_bridge_port_and_stops_it() -> None:
         assert answer.status_code == 200, answer.text
         journal = httpx.get(f"{url}/_sandbox/requests", params={"path": "/api/v1/events"}).json()
         assert [e["status"] for e in journal] == [200]
+        listed = CliRunner().invoke(main, ["requests", "--url", url, "--surface", "bridge"])
+        assert listed.exit_code == 0 and "/api/v1/events" in listed.output, listed.output
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=10)
     assert process.returncode == 0 and "Traceback" not in output
