@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.api.events import EVENT_KEY, FIELDS, PATH
+from sandbox.api.events import EVENT_KEY, EVENT_TIME, FIELDS, PATH
 from sandbox.api.openapi.media import BINARY
 from sandbox.api.openapi.schema import ERROR, json_content, named, obj, operation, query
 from sandbox.world import inbound
@@ -47,7 +47,11 @@ EVENT = named(
                 "description": "alarm: active; trouble: active or restored; arming: armed, "
                 "armed_away, armed_stay, armed_night, armed_custom or disarmed",
             },
-            "event_time": {"type": "string", "description": "ISO-8601 with its offset"},
+            "event_time": {
+                "type": "string",
+                "pattern": f"^{EVENT_TIME.pattern}$",
+                "description": "ISO-8601 with its offset (Z or ±hh:mm)",
+            },
         },
     },
 )
