@@ -97,6 +97,7 @@ def _banner(app: Starlette, url: str) -> None:
             "      | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
             f'  curl -s {url}/partner/v1/dealers/{dealer}/sites -H "Authorization: Bearer $TOKEN"',
         ]
+    lines += _bridge_example(app)
     if not settings.loopback:
         lines.append(
             f"\nWARNING: bound to {settings.host}, reachable from other machines; "
@@ -132,6 +133,22 @@ def _bridge_lines(app: Starlette, settings: Settings) -> list[str]:
     if len(bridges) > BANNER_BRIDGES:
         lines.append(f"    ... and {len(bridges) - BANNER_BRIDGES} more")
     return lines
+
+
+def _bridge_example(app: Starlette) -> list[str]:
+    """A curl that raises an alarm as a LAN integration would, through the first bridge."""
+    url = app.state.bridge_url
+    bridges = inbound.bridges(app.state.services.world, url) if url else []
+    first = next((b for b in bridges if b["channels"]), None)
+    if first is None:
+        return []
+    body = json.dumps({"target_channel": str(first["channels"][0]), "event_description": "Door"})
+    return [
+        "",
+        f"Raise an alarm through bridge {first['bridge_id']} (site {first['site_id']}):",
+        f"  curl -s -u apikey:{first['api_token']} {url}/api/v1/events \\",
+        f"      -H 'Content-Type: application/json' -d '{body}'",
+    ]
 
 
 @main.command()

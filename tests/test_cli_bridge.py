@@ -3,8 +3,10 @@ with ``--no-bridge``, listed in the banner and the credentials, stopped with the
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
+import subprocess
 
 import httpx
 from click.testing import CliRunner
@@ -16,6 +18,17 @@ from sandbox.cli import main
 def test_serve_opens_the_bridge_port_and_stops_it() -> None:
     port = _free_port()
     with serving("--db", ":memory:", "--bridge-port", str(port)) as (url, process):
+        assert process.stdout is not None
+        output = ""
+        while "Press Ctrl-C" not in output:
+            output += process.stdout.readline()
+        curl = output.split("Raise an alarm through bridge", 1)[1].split("\n\n")[0]
+        script = "\n".join(curl.splitlines()[1:])
+        ran = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=30
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout)["alarm_id"].startswith("A-")
         bridges = httpx.get(f"{url}/_sandbox/credentials").json()["bridges"]
         first = bridges[0]
         assert first["url"] == f"http://127.0.0.1:{port}"
@@ -27,11 +40,12 @@ def test_serve_opens_the_bridge_port_and_stops_it() -> None:
         )
         assert answer.status_code == 200, answer.text
         journal = httpx.get(f"{url}/_sandbox/requests", params={"path": "/api/v1/events"}).json()
-        assert [e["status"] for e in journal] == [200]
+        assert [e["status"] for e in journal] == [200, 200]
         listed = CliRunner().invoke(main, ["requests", "--url", url, "--surface", "bridge"])
         assert listed.exit_code == 0 and "/api/v1/events" in listed.output, listed.output
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=10)
+        rest, _ = process.communicate(timeout=10)
+    output += rest
     assert process.returncode == 0 and "Traceback" not in output
     assert f"bridge API  http://127.0.0.1:{port}/api/v1/events" in output
     assert first["api_token"] in output
