@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 from sandbox import jsontext
 from sandbox.errors import ValidationFailed
 from sandbox.redaction import KnownClean, Scrub, never, unmark, unmark_all
+from sandbox.vocabulary import INBOUND_SOURCES
 
 BODY_LIMIT = 64 * 1024
 
@@ -326,7 +327,7 @@ FILTERS = (
     "limit",
     "reveal",
 )
-SURFACES = ("event_api", "bridge")  # the journal's surface: how events came into CHeKT
+SURFACES = INBOUND_SOURCES  # the journal's surface: how an event came into CHeKT
 
 
 PATTERN_LIMIT = 200  # characters of a path_regex

@@ -28,6 +28,11 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 ClockKind = Literal["system", "virtual"]
 CLOCKS: tuple[ClockKind, ...] = get_args(ClockKind)
 
+# how an event came into CHeKT: the Partner Event API, or a bridge's local API (the journal's
+# ``surface``, the inbound log's ``source``)
+InboundSource = Literal["event_api", "bridge"]
+INBOUND_SOURCES: tuple[InboundSource, ...] = get_args(InboundSource)
+
 
 def one_of(words: tuple[str, ...]) -> str:
     """``a, b or c``: how an error message lists the allowed words."""

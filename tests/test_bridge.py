@@ -17,6 +17,7 @@ from helpers import Settings
 from receiver import Receiver, wait_for
 
 from sandbox import Sandbox
+from sandbox.world import inbound
 
 
 class LanClient:
@@ -159,3 +160,14 @@ def test_the_plugin_fixture_serves_the_bridges(chekt_sandbox: Sandbox) -> None:
     assert first["url"] == chekt_sandbox.bridge_url is not None
     status, _ = LanClient(first["url"], first["api_token"]).event(first["channels"][0])
     assert status == 200
+
+
+def test_off_loopback_the_bridges_need_an_admin_token_set() -> None:
+    for token, status in ((None, 403), ("admin-secret-0123456789", 200)):
+        with Sandbox(host="0.0.0.0", admin_token=token) as sandbox:  # noqa: S104
+            assert sandbox.bridge_url is not None
+            local = sandbox.bridge_url.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+            assert sandbox.app is not None  # /_sandbox/credentials would need the admin token
+            [bridge, *_] = inbound.bridges(sandbox.app.state.services.world, local)
+            status_seen, _ = LanClient(local, bridge["api_token"]).event(bridge["channels"][0])
+            assert status_seen == status

@@ -5,7 +5,8 @@ at once; the token names the bridge.
 ``POST /api/v1/events`` with ``Authorization: Basic base64("apikey:<token>")`` and
 ``{"target_channel": "2", "event_description": "Door opened"}`` raises an alarm on the
 camera or zone on that channel of the bridge's site, through the record like any other alarm.
-``GET /api/v1/health`` answers whether the listener is up, without a credential.
+``GET /api/v1/health`` answers whether the listener is up, without a credential. Bound off
+loopback, the listener takes events only once an admin token is set (as ``/_sandbox`` does).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.api.common import parse_json, reply, request_id, route, services
-from sandbox.errors import ApiError, BadRequest, ValidationFailed
+from sandbox.errors import ApiError, BadRequest, PermissionDenied, ValidationFailed
 from sandbox.store import Row
 from sandbox.world import inbound, record
 from sandbox.world.audit import Actor
@@ -39,6 +40,12 @@ class BridgeUnauthorized(ApiError):
 
 
 def _bridge(request: Request) -> Row:
+    settings = services(request).settings
+    if not settings.loopback and not settings.admin_token:
+        raise PermissionDenied(
+            "the bridges' local API is closed on a non-loopback bind without an admin token, "
+            "as the control API is: set one to open both"
+        )
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic" or not encoded.strip():

@@ -24,9 +24,10 @@ from typing import Any
 
 from sandbox.errors import ValidationFailed
 from sandbox.store import Row
+from sandbox.vocabulary import INBOUND_SOURCES
 from sandbox.world.context import World
 
-SOURCES = ("event_api", "bridge")
+SOURCES = INBOUND_SOURCES
 EVENT_TYPES = ("alarm", "trouble", "arming")
 # what event_status each event type takes: an alarm is raised; a trouble starts or clears; an
 # arming event names the state ("armed" is armed_away)
