@@ -98,7 +98,7 @@ def build_services(
     configure(store, settings.media_url_lifetime)
     keys = KeyRing(store, clock.now())
     policy = DestinationPolicy(
-        allow_private=settings.allow_private_destinations, own_port=settings.port
+        allow_private=settings.allow_private_destinations, own_ports=settings.own_ports
     )
     dispatcher = Dispatcher(world, settings, policy)  # drives a virtual clock while it runs
     subscriptions.ensure_callback(world, settings)
@@ -167,6 +167,7 @@ def create_app(
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
     app.state.bridge_url = None  # set once the bridges' listener serves
+    app.state.bridge_wanted = None  # the port asked for it (serve falls back off a taken 30003)
     return app
 
 

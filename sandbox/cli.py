@@ -121,8 +121,8 @@ def _bridge_lines(app: Starlette, settings: Settings) -> list[str]:
     if url is None:
         return ["  bridge API  off (--no-bridge)"]
     bridges = inbound.bridges(app.state.services.world, url)
-    taken = url.rsplit(":", 1)[1] != str(settings.bridge_port) and settings.bridge_port
-    note = f"; {settings.bridge_port} was taken" if taken else ""
+    wanted = app.state.bridge_wanted
+    note = f"; {wanted} was taken" if wanted and wanted != settings.bridge_port else ""
     lines = [f"  bridge API  {url}/api/v1/events  (HTTP Basic apikey:<token>{note})"]
     for bridge in bridges[:BANNER_BRIDGES]:
         channels = ",".join(map(str, bridge["channels"])) or "none"

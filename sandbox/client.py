@@ -32,7 +32,7 @@ from sandbox.client_record import RecordCalls
 from sandbox.clock import checked
 from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
 from sandbox.logs import printable
-from sandbox.server import ThreadedServer, bind, bind_bridge, tls_files
+from sandbox.server import ThreadedServer, bind, bind_bridge, tls_files, with_bridge
 from sandbox.settings import Settings
 
 __all__ = [
@@ -121,6 +121,7 @@ class Sandbox(RecordCalls):
         except BaseException:
             sock.close()
             raise
+        settings = with_bridge(settings, bridge_sock)
         try:
             self.app = create_app(settings)
         except BaseException:

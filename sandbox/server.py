@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import signal
 import socket
@@ -55,6 +56,13 @@ def bind_bridge(settings: Settings) -> socket.socket | None:
             f"cannot serve the bridges' local API on {where}: {exc.strerror or exc}; pick "
             "another --bridge-port (0 picks a free one) or turn it off with --no-bridge"
         ) from exc
+
+
+def with_bridge(settings: Settings, sock: socket.socket | None) -> Settings:
+    """``settings`` with the bridges' port as bound (it is one of the sandbox's own)."""
+    if sock is None:
+        return settings
+    return dataclasses.replace(settings, bridge_port=sock.getsockname()[1])
 
 
 def listener_url(host: str, sock: socket.socket, scheme: str = "http") -> str:
@@ -175,6 +183,8 @@ def run(
     try:
         bridge_sock = bind_bridge(settings)
         listeners += [bridge_sock] if bridge_sock is not None else []
+        wanted = settings.bridge_port
+        settings = with_bridge(settings, bridge_sock)
         app = create_app(settings)
     except BaseException:
         for listener in listeners:
@@ -184,6 +194,7 @@ def run(
     servers = [(make_server(app, app.state.tls, settings), sock)]
     if bridge_sock is not None:
         app.state.bridge_url = listener_url(settings.host, bridge_sock)
+        app.state.bridge_wanted = wanted  # the banner tells when it was taken
         servers.append((make_server(bridge_app(app), None, settings), bridge_sock))
 
     async def serve() -> None:

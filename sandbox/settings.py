@@ -122,6 +122,12 @@ class Settings:
         return dataclasses.replace(self, port=port)
 
     @property
+    def own_ports(self) -> tuple[int, ...]:
+        """The ports this sandbox listens on (known once bound): never a webhook's."""
+        bridge = (self.bridge_port,) if self.bridge and self.bridge_port else ()
+        return tuple(p for p in (self.port, *bridge) if p)
+
+    @property
     def audiences(self) -> tuple[str, ...]:
         return (self.audience, *self.extra_audiences)
 

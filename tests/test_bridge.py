@@ -17,6 +17,7 @@ from helpers import Settings
 from receiver import Receiver, wait_for
 
 from sandbox import Sandbox
+from sandbox.errors import ExpectationFailed
 from sandbox.world import inbound
 
 
@@ -134,6 +135,8 @@ def test_health_needs_no_credential(sandbox: Sandbox) -> None:
     answer = httpx.get(f"{sandbox.bridge_url}/api/v1/health")
     assert answer.status_code == 200 and answer.json() == {"status": "ok"}
     assert httpx.get(f"{sandbox.bridge_url}/partner/v1/events").status_code == 404
+    with pytest.raises(ExpectationFailed, match="own port"):  # a webhook never goes there
+        sandbox.subscribe(f"{sandbox.bridge_url}/hooks")
 
 
 def test_two_sandboxes_get_their_own_bridge_ports_and_stop_cleanly() -> None:

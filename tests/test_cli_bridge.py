@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from test_cli import _free_port, serving
 
 from sandbox.cli import main
+from sandbox.settings import DEFAULT_BRIDGE_PORT
 
 
 def test_serve_opens_the_bridge_port_and_stops_it() -> None:
@@ -81,3 +82,20 @@ def test_a_taken_bridge_port_is_a_clear_error() -> None:
 def test_help_documents_the_bridge_flags() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert "--bridge-port" in result.output and "--no-bridge" in result.output
+
+
+def test_a_taken_default_bridge_port_falls_back_to_a_free_one() -> None:
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", DEFAULT_BRIDGE_PORT))
+            holder.listen()
+        except OSError:
+            pass  # something else holds it already: as good
+        with serving("--db", ":memory:") as (url, process):
+            [first, *_] = httpx.get(f"{url}/_sandbox/credentials").json()["bridges"]
+            health = httpx.get(f"{first['url']}/api/v1/health")
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=10)
+    assert health.status_code == 200
+    assert not first["url"].endswith(f":{DEFAULT_BRIDGE_PORT}")
+    assert f"{DEFAULT_BRIDGE_PORT} was taken" in output
