@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import ValidationFailed
@@ -218,9 +218,7 @@ class Inbound:
     channel: int | None
     description: str | None = None
     event_key: str | None = None
-    fingerprint: str = ""
-    time: float | None = None  # when it happened (the sender's clock), if it said
-    extra: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""  # what was asked, for a resend to be compared with
 
 
 def fingerprint(values: dict[str, Any]) -> str:
