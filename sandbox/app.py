@@ -16,6 +16,7 @@ from sandbox.api import (
     apps,
     apps_stream,
     authorize,
+    bridge,
     control,
     control_chaos,
     control_events,
@@ -25,6 +26,7 @@ from sandbox.api import (
     dealer_contacts,
     dealer_devices,
     dealer_verifications,
+    events,
     live,
     media,
     oauth,
@@ -50,7 +52,7 @@ from sandbox.recorder import Recorder
 from sandbox.settings import Settings, SettingsError
 from sandbox.store import Store
 from sandbox.webhooks.dispatcher import Dispatcher
-from sandbox.world import World, subscriptions
+from sandbox.world import World, inbound, subscriptions
 from sandbox.world.live import LiveFrames
 from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
@@ -105,7 +107,7 @@ def build_services(
     configure(store, settings.media_url_lifetime)
     keys = KeyRing(store, clock.now())
     policy = DestinationPolicy(
-        allow_private=settings.allow_private_destinations, own_port=settings.port
+        allow_private=settings.allow_private_destinations, own_ports=settings.own_ports
     )
     dispatcher = Dispatcher(world, settings, policy)  # drives a virtual clock while it runs
     subscriptions.ensure_callback(world, settings)
@@ -141,6 +143,7 @@ def create_app(
         # the Partner API first: it is the hot path, and routes are matched in order
         routes=[
             *partner.routes,
+            *events.routes,
             *apps.routes,
             *apps_stream.routes,
             *dealer.routes,
@@ -168,6 +171,7 @@ def create_app(
                 max_body=settings.max_body,
                 max_headers=settings.max_headers,
                 timeout=settings.request_timeout,
+                uploads=(events.PATH + "/", max(inbound.UPLOAD_LIMITS.values())),
             ),
         ],
         lifespan=lifespan,
@@ -182,6 +186,32 @@ def create_app(
     app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
     app.state.server_errors = []
+    app.state.bridge_url = None  # set once the bridges' listener serves
+    app.state.bridge_wanted = None  # the port asked for it (serve falls back off a taken 30003)
+    return app
+
+
+def bridge_app(main: Starlette) -> Starlette:
+    """The bridges' local API (``serve --bridge-port``): a listener of its own that shares
+    ``main``'s services (store, clock, journal), so a bridge's alarm is the record's alarm.
+    Its failures are reported with ``main``'s."""
+    settings: Settings = main.state.services.settings
+    app = Starlette(
+        routes=bridge.routes,
+        middleware=[
+            Middleware(RequestContext, surface=bridge.SURFACE),
+            Middleware(BrowserGuard, settings=settings),
+            Middleware(
+                Limits,
+                max_body=inbound.BRIDGE_MAX_BODY,
+                max_headers=settings.max_headers,
+                timeout=settings.request_timeout,
+            ),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    app.state.services = main.state.services
+    app.state.server_errors = main.state.server_errors
     return app
 
 

@@ -25,11 +25,12 @@ from sandbox.cli_control import control as _control
 from sandbox.cli_record import COMMANDS as RECORD_COMMANDS
 from sandbox.client import SandboxError
 from sandbox.logs import printable
+from sandbox.recorder import SURFACES
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.tls import client_env_hint
 from sandbox.vocabulary import CLOCKS, PROFILES, RATE_LIMITS, RESOLUTIONS
-from sandbox.world import subscriptions
+from sandbox.world import inbound, subscriptions
 from sandbox.world.subscriptions import SUBSCRIPTION_FIELDS
 
 DEFAULT_DB = ".chekt-sandbox/sandbox.db"
@@ -78,6 +79,7 @@ def _banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
+    lines += _bridge_lines(app, settings)
     callback = subscriptions.callback(services.world)
     if callback is not None:
         lines += [
@@ -95,6 +97,7 @@ def _banner(app: Starlette, url: str) -> None:
             "      | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
             f'  curl -s {url}/partner/v1/dealers/{dealer}/sites -H "Authorization: Bearer $TOKEN"',
         ]
+    lines += _bridge_example(app)
     if not settings.loopback:
         lines.append(
             f"\nWARNING: bound to {settings.host}, reachable from other machines; "
@@ -107,6 +110,45 @@ def _banner(app: Starlette, url: str) -> None:
         ]
     lines.append("\nPress Ctrl-C to stop.")
     click.echo("\n".join(lines))
+
+
+BANNER_BRIDGES = 20  # bridges listed one per line; the rest in /_sandbox/credentials
+
+
+def _bridge_lines(app: Starlette, settings: Settings) -> list[str]:
+    """The bridges' local API: where it answers, and each bridge's site, channels and token."""
+    url = app.state.bridge_url
+    if url is None:
+        return ["  bridge API  off (--no-bridge)"]
+    bridges = inbound.bridges(app.state.services.world, url)
+    wanted = app.state.bridge_wanted
+    note = f"; {wanted} was taken" if wanted and wanted != settings.bridge_port else ""
+    lines = [f"  bridge API  {url}/api/v1/events  (HTTP Basic apikey:<token>{note})"]
+    for bridge in bridges[:BANNER_BRIDGES]:
+        channels = ",".join(map(str, bridge["channels"])) or "none"
+        lines.append(
+            f"    bridge {bridge['bridge_id']}  site {bridge['site_id']}  "
+            f"channels {channels}  token {bridge['api_token']}"
+        )
+    if len(bridges) > BANNER_BRIDGES:
+        lines.append(f"    ... and {len(bridges) - BANNER_BRIDGES} more")
+    return lines
+
+
+def _bridge_example(app: Starlette) -> list[str]:
+    """A curl that raises an alarm as a LAN integration would, through the first bridge."""
+    url = app.state.bridge_url
+    bridges = inbound.bridges(app.state.services.world, url) if url else []
+    first = next((b for b in bridges if b["channels"]), None)
+    if first is None:
+        return []
+    body = json.dumps({"target_channel": str(first["channels"][0]), "event_description": "Door"})
+    return [
+        "",
+        f"Raise an alarm through bridge {first['bridge_id']} (site {first['site_id']}):",
+        f"  curl -s -u apikey:{first['api_token']} {url}/api/v1/events \\",
+        f"      -H 'Content-Type: application/json' -d '{body}'",
+    ]
 
 
 @main.command()
@@ -149,13 +191,22 @@ def _banner(app: Starlette, url: str) -> None:
     help="CHeKT's rate limits per client: free 60/min burst 5, pro 600/min burst 30, "
     "enterprise 3000/min burst 200. [default: off]",
 )
+@click.option(
+    "--bridge-port",
+    type=int,
+    help="Port of the bridges' local API (POST /api/v1/events, HTTP Basic); 0 picks a free "
+    "one. [default: 30003, or a free one when that is taken]",
+)
+@click.option("--no-bridge", is_flag=True, help="Do not serve the bridges' local API.")
 @click.option("--fresh", is_flag=True, help="Start from an empty store (deletes the --db file).")
-def serve(config_file: Path | None, fresh: bool, **flags: Any) -> None:
+def serve(config_file: Path | None, fresh: bool, no_bridge: bool, **flags: Any) -> None:
     """Serve the sandbox until Ctrl-C.
 
     Settings come from the --config file, then CHEKT_SANDBOX_* environment variables
     (e.g. CHEKT_SANDBOX_PORT), then these flags, each overriding the one before.
     """
+    if no_bridge:
+        flags["bridge"] = False
     settings = Settings.load(config_file, **flags)
     if settings.db is None:
         settings = Settings.load(config_file, **{**flags, "db": DEFAULT_DB})
@@ -290,6 +341,11 @@ def advance(seconds: float, url: str, admin_token: str | None) -> None:
 @click.option("--path", help="Only paths matching this glob, e.g. '/partner/v1/*'.")
 @click.option("--client-id", help="Only requests by this client.")
 @click.option("--status", help="Only this status, or a class such as 4xx.")
+@click.option(
+    "--surface",
+    type=click.Choice(SURFACES),
+    help="Only events into CHeKT: the Event API's, or the bridges' local API's.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new requests until Ctrl-C.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @_URL
@@ -299,6 +355,7 @@ def list_requests(
     path: str | None,
     client_id: str | None,
     status: str | None,
+    surface: str | None,
     follow: bool,
     as_json: bool,
     url: str,
@@ -312,6 +369,7 @@ def list_requests(
             ("path", path),
             ("client_id", client_id),
             ("status", status),
+            ("surface", surface),
         )
         if v
     }

@@ -26,14 +26,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from starlette.applications import Starlette
 
-from sandbox.app import create_app
+from sandbox.app import bridge_app, create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
 from sandbox.client_chaos import ChaosCalls
 from sandbox.client_record import RecordCalls
 from sandbox.clock import checked
 from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
 from sandbox.logs import printable
-from sandbox.server import ThreadedServer, bind, tls_files
+from sandbox.server import ThreadedServer, bind, bind_bridge, tls_files, with_bridge
 from sandbox.settings import Settings
 
 __all__ = [
@@ -92,12 +92,14 @@ class Sandbox(RecordCalls, ChaosCalls):
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         base = settings or Settings(db=":memory:")
-        self.settings = dataclasses.replace(base, port=0, **overrides)
+        self.settings = dataclasses.replace(base, **{"port": 0, "bridge_port": 0, **overrides})
         self.settings.validate()
         self.app: Starlette | None = None
         self.url = ""
+        self.bridge_url: str | None = None  # the bridges' local API, when it serves
         self.clock = Clock(self)
         self._server: ThreadedServer | None = None
+        self._bridge: ThreadedServer | None = None
         self._http: httpx.Client | None = None
         self._reported = 0
 
@@ -117,9 +119,17 @@ class Sandbox(RecordCalls, ChaosCalls):
         sock = bind(self.settings.host, 0)  # the port is known before the app is built
         settings = self.settings.with_port(sock.getsockname()[1])
         try:
+            bridge_sock = bind_bridge(settings)
+        except BaseException:
+            sock.close()
+            raise
+        settings = with_bridge(settings, bridge_sock)
+        try:
             self.app = create_app(settings)
         except BaseException:
             sock.close()
+            if bridge_sock is not None:
+                bridge_sock.close()
             raise
         tls = tls_files(settings) if settings.tls else None
         self.app.state.tls = tls
@@ -130,9 +140,16 @@ class Sandbox(RecordCalls, ChaosCalls):
             tls=tls,
             settings=settings,
         )
+        if bridge_sock is not None:
+            self._bridge = ThreadedServer(
+                bridge_app(self.app), host=settings.host, sock=bridge_sock, settings=settings
+            )
         try:
             self.url = self._server.start(timeout)
+            if self._bridge is not None:
+                self.bridge_url = self.app.state.bridge_url = self._bridge.start(timeout)
         except RuntimeError as exc:
+            self.stop()
             raise SandboxServerError("the sandbox server did not start") from exc
         verify: Any = str(tls.ca_cert) if tls else True
         self._http = httpx.Client(base_url=self.url, timeout=30, verify=verify)
@@ -141,6 +158,10 @@ class Sandbox(RecordCalls, ChaosCalls):
     def stop(self) -> None:
         """Stop the server and close what it held; re-raise here anything that failed inside
         it."""
+        if self._bridge is not None:
+            self._bridge.stop()
+            self._bridge = None
+            self.bridge_url = None
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -505,12 +526,12 @@ def request_differences(
             for key, value in wanted.items():
                 if have_query.get(key) != str(value):
                     problems.append(f"query {key} is {have_query.get(key)!r}, not {value!r}")
-        elif name in ("status", "client_id", "trace_id", "tier", "dealer_id"):
+        elif name in ("status", "client_id", "trace_id", "tier", "dealer_id", "surface"):
             if entry.get(name) != wanted:
                 problems.append(f"{name} is {entry.get(name)!r}, not {wanted!r}")
         else:
             raise TypeError(
                 f"unknown match {name!r}: use json, headers, query, status, "
-                "client_id, trace_id, tier or dealer_id"
+                "client_id, trace_id, tier, dealer_id or surface"
             )
     return problems

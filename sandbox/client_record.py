@@ -1,6 +1,7 @@
 """The record half of ``Sandbox``: read the alarms and the audit log, make an app's API key,
-and assert on what a partner's service did to CHeKT (``expect_alarm``), not only on what it
-sent. A thin client of ``/_sandbox/alarms``, ``/_sandbox/audit`` and ``/_sandbox/api-keys``.
+and assert on what a partner's service did to CHeKT (``expect_alarm``) and on the events it
+sent into CHeKT (``expect_event``, ``bridge_posts``), not only on what it sent. A thin client
+of ``/_sandbox/alarms``, ``/_sandbox/audit``, ``/_sandbox/api-keys`` and ``/_sandbox/inbound``.
 
 The check itself (:class:`AlarmExpectation`) is pure: the client polls the record and the
 expectation judges one reading, so a scenario step and a Python test judge alike.
@@ -146,6 +147,30 @@ class RecordCalls:
     ) -> Any:
         raise NotImplementedError  # pragma: no cover - Sandbox provides it
 
+    def requests(self, **filters: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError  # pragma: no cover - Sandbox provides it
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - Sandbox provides it
+
+    @property
+    def bridges(self) -> list[dict[str, Any]]:
+        """Every bridge: ``bridge_id``, ``dealer_id``, ``site_id``, ``channels``, ``url`` (the
+        bridges' local API) and ``api_token``, plus the Event API's ids of its site and
+        cameras."""
+        return list(self.credentials["bridges"])
+
+    def bridge_posts(
+        self, channel: int | str | None = None, **filters: Any
+    ) -> list[dict[str, Any]]:
+        """Journal entries of events posted to the bridges' local API (accepted or not), on
+        ``channel`` when given (sent as a number or a string alike)."""
+        posts = self.requests(surface="bridge", path="/api/v1/events", method="POST", **filters)
+        if channel is None:
+            return posts
+        return [p for p in posts if _channel_of(p.get("body")) == str(channel).strip()]
+
     def alarms(self, **filters: Any) -> list[dict[str, Any]]:
         """Alarms of every dealer, newest first; filters: ``state``, ``site_id``, ``dealer_id``,
         ``device_id``, ``priority``, ``limit``, ``offset``."""
@@ -209,3 +234,61 @@ class RecordCalls:
                     f"{'; '.join(problems)}\n{describe_alarm(alarm, trail)}"
                 )
             time.sleep(POLL)
+
+    def inbound(self, **filters: Any) -> list[dict[str, Any]]:
+        """Events that came into CHeKT, oldest first; filters: ``source`` (``event_api`` or
+        ``bridge``), ``channel``, ``site_id``, ``event_type``, ``since_seq``, ``limit``."""
+        return list(self.call("GET", "/_sandbox/inbound", params=filters))
+
+    def expect_event(
+        self,
+        source: str | None = None,
+        *,
+        channel: int | None = None,
+        event_type: str | None = None,
+        within: float = 5.0,
+        since_seq: int = 0,
+        state: str | None = None,
+    ) -> dict[str, Any]:
+        """Wait up to ``within`` seconds until an event came in (from ``source``, on
+        ``channel``, of ``event_type``, after ``since_seq``); returns the first such, with
+        the alarm it raised under ``alarm``. ``state``: that alarm must also be (or become,
+        within the same time) exactly in this state."""
+        filters = {
+            k: v
+            for k, v in (("source", source), ("channel", channel), ("event_type", event_type))
+            if v is not None
+        }
+        deadline = time.monotonic() + within
+        while True:
+            found = self.inbound(since_seq=since_seq, limit=1, **filters)
+            if found:
+                break
+            if time.monotonic() >= deadline:
+                seen = self.inbound(since_seq=since_seq)[-5:]
+                latest = "; ".join(
+                    f"#{e['seq']} {e['source']} channel {e['channel']} {e['event_type']}"
+                    for e in seen
+                )
+                raise ExpectationFailed(
+                    f"no inbound event matching {filters or 'anything'} within {within:g} s; "
+                    f"latest: {latest or 'none came in'}"
+                )
+            time.sleep(POLL)
+        event = dict(found[0])
+        alarm_id = event.get("alarm_id")
+        if state is not None and alarm_id is None:
+            raise ExpectationFailed(f"inbound event #{event['seq']} raised no alarm")
+        if alarm_id is not None:
+            left = max(0.0, deadline - time.monotonic())
+            event["alarm"] = (
+                self.expect_alarm(alarm_id, state=state, within=left)
+                if state is not None
+                else self.alarm(alarm_id)
+            )
+        return event
+
+
+def _channel_of(body: Any) -> str | None:
+    channel = body.get("target_channel") if isinstance(body, Mapping) else None
+    return None if channel is None or isinstance(channel, bool) else str(channel).strip()

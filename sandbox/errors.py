@@ -24,6 +24,7 @@ The HTTP side, each carrying CHeKT's error code and answered with the single env
     ├── Conflict                  409 conflict / idempotency_conflict
     ├── PayloadTooLarge           413 payload_too_large
     ├── RateLimited               429 rate_limited (Retry-After, X-RateLimit-*)
+    ├── UnsupportedMediaType      415 unsupported_media_type
     ├── HeadersTooLarge           431 request_header_fields_too_large
     └── ValidationFailed          422 validation_failed (+ field)
     OAuthError                    RFC 6749 §5.2 body {"error", "error_description"}
@@ -140,6 +141,11 @@ class PayloadTooLarge(ApiError):
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
 
 
 class HeadersTooLarge(ApiError):

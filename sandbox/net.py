@@ -35,9 +35,9 @@ class DestinationRefused(Exception):
 
 
 class DestinationPolicy:
-    def __init__(self, *, allow_private: bool = False, own_port: int | None = None) -> None:
+    def __init__(self, *, allow_private: bool = False, own_ports: tuple[int, ...] = ()) -> None:
         self.allow_private = allow_private
-        self.own_port = own_port
+        self.own_ports = own_ports  # the sandbox's listeners: the API's, the bridges'
 
     def address_problem(self, address: IPAddress, port: int) -> str | None:
         if isinstance(address, ipaddress.IPv6Address):
@@ -53,7 +53,7 @@ class DestinationPolicy:
         if address.is_link_local:
             return f"{address} is link-local"
         if address.is_loopback:  # before is_reserved, which ::1 also is
-            if self.own_port is not None and port == self.own_port:
+            if port in self.own_ports:
                 return "the sandbox does not deliver to its own port"
             return None
         if address.is_unspecified or address.is_multicast or address.is_reserved:

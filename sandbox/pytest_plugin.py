@@ -15,6 +15,8 @@ reset, plus a factory for tests that need one of their own.
   ``chekt_sandbox_clock``, ``chekt_sandbox_profile``, ``chekt_sandbox_config``), then the
   ``CHEKT_SANDBOX_*`` environment, then the marker.
 - Each xdist worker is its own process with its own server on its own port.
+- Each sandbox also serves the bridges' local API on a free port of its own
+  (``chekt_sandbox.bridge_url``; each bridge's token in ``chekt_sandbox.bridges``).
 - Anything that failed inside the server during a test fails that test.
 
 Every test run of a project that installs the package loads this plugin, so loading it imports

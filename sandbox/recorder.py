@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 from sandbox import jsontext
 from sandbox.errors import ValidationFailed
 from sandbox.redaction import KnownClean, Scrub, never, unmark, unmark_all
+from sandbox.vocabulary import INBOUND_SOURCES
 
 BODY_LIMIT = 64 * 1024
 
@@ -66,6 +67,7 @@ class Entry:
     request_id: str | None = None
     note: str | None = None  # what the sandbox noticed, e.g. a trace id that is not a UUID
     fault: str | None = None  # the inbound fault rule that struck it, and how
+    surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
     spilled: tuple[int, ...] | None = None  # file, offset, then the lengths of _PARTS
 
@@ -155,6 +157,7 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
         "request_id": entry.request_id,
         "note": entry.note,
         "fault": entry.fault,
+        "surface": entry.surface,
         "status": entry.status,
         "response_headers": _headers(response_headers),
         "response_body": _body(entry.response_body, _content_type(response_headers), json.loads),
@@ -322,9 +325,11 @@ FILTERS = (
     "until",
     "trace_id",
     "tier",
+    "surface",
     "limit",
     "reveal",
 )
+SURFACES = INBOUND_SOURCES  # the journal's surface: how an event came into CHeKT
 
 
 PATTERN_LIMIT = 200  # characters of a path_regex
@@ -413,7 +418,7 @@ def matcher(filters: Mapping[str, str]) -> Any:
             return False
         return all(
             filters.get(name) in (None, getattr(entry, name))
-            for name in ("client_id", "trace_id", "tier")
+            for name in ("client_id", "trace_id", "tier", "surface")
         )
 
     return test

@@ -5,20 +5,24 @@ port is known before the first request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import errno
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from sandbox.app import create_app
+from sandbox.app import bridge_app, create_app
 from sandbox.logs import safe_logger
 from sandbox.protocol import deadline_protocol
-from sandbox.settings import Settings
+from sandbox.settings import DEFAULT_BRIDGE_PORT, Settings, SettingsError
 from sandbox.tls import DEFAULT_HOSTS, TlsFiles, ensure_certificates
 
 
@@ -33,6 +37,37 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def bind_bridge(settings: Settings) -> socket.socket | None:
+    """The socket of the bridges' local API (None when ``bridge`` is off), on the main
+    listener's host: loopback unless that is bound wider (which needs an admin token). When
+    the default port is taken (another sandbox serves there) a free port is used instead;
+    the banner and ``/_sandbox/credentials`` tell which."""
+    if not settings.bridge:
+        return None
+    try:
+        return bind(settings.host, settings.bridge_port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE and settings.bridge_port == DEFAULT_BRIDGE_PORT:
+            return bind(settings.host, 0)
+        where = f"{settings.host}:{settings.bridge_port}"
+        raise SettingsError(
+            f"cannot serve the bridges' local API on {where}: {exc.strerror or exc}; pick "
+            "another --bridge-port (0 picks a free one) or turn it off with --no-bridge"
+        ) from exc
+
+
+def with_bridge(settings: Settings, sock: socket.socket | None) -> Settings:
+    """``settings`` with the bridges' port as bound (it is one of the sandbox's own)."""
+    if sock is None:
+        return settings
+    return dataclasses.replace(settings, bridge_port=sock.getsockname()[1])
+
+
+def listener_url(host: str, sock: socket.socket, scheme: str = "http") -> str:
+    name = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{name}:{sock.getsockname()[1]}"
 
 
 def tls_files(settings: Settings) -> TlsFiles:
@@ -66,7 +101,18 @@ def make_server(
 
 class _Server(uvicorn.Server):
     """uvicorn, which first ends the app's open event streams when it stops: it waits for
-    every response to finish, and a stream never finishes by itself."""
+    every response to finish, and a stream never finishes by itself. ``signals`` False
+    leaves Ctrl-C to the caller (``run`` stops both its listeners on it)."""
+
+    signals = True
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if not self.signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         bell = getattr(getattr(self.config.app, "state", None), "bell", None)
@@ -94,9 +140,7 @@ class ThreadedServer:
     ) -> None:
         self.sock = sock or bind(host, 0)
         self.server = make_server(app, tls, settings)
-        port = self.sock.getsockname()[1]
-        name = f"[{host}]" if ":" in host else host
-        self.url = f"{'https' if tls else 'http'}://{name}:{port}"
+        self.url = listener_url(host, self.sock, "https" if tls else "http")
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> str:
@@ -131,30 +175,61 @@ def run(
     on_ready: Callable[[Starlette, str], None] | None = None,
     sock: socket.socket | None = None,
 ) -> None:
-    """Serve until interrupted; Ctrl-C and SIGTERM stop cleanly and return normally."""
+    """Serve until interrupted, the API and (unless ``bridge`` is off) the bridges' local API
+    on a listener of its own; Ctrl-C and SIGTERM stop both cleanly and return normally."""
     sock = sock or bind(settings.host, settings.port)
     settings = settings.with_port(sock.getsockname()[1])
+    listeners = [sock]
     try:
+        bridge_sock = bind_bridge(settings)
+        listeners += [bridge_sock] if bridge_sock is not None else []
+        wanted = settings.bridge_port
+        settings = with_bridge(settings, bridge_sock)
         app = create_app(settings)
     except BaseException:
-        sock.close()
+        for listener in listeners:
+            listener.close()
         raise
     app.state.tls = tls_files(settings) if settings.tls else None
-    server = make_server(app, app.state.tls, settings)
+    servers = [(make_server(app, app.state.tls, settings), sock)]
+    if bridge_sock is not None:
+        app.state.bridge_url = listener_url(settings.host, bridge_sock)
+        app.state.bridge_wanted = wanted  # the banner tells when it was taken
+        servers.append((make_server(bridge_app(app), None, settings), bridge_sock))
 
     async def serve() -> None:
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
-            await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
-            on_ready(app, settings.origin)
-        await task
+        def stop() -> None:
+            for server, _ in servers:  # a second Ctrl-C stops without waiting
+                server.force_exit = server.should_exit
+                server.should_exit = True
+
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(number, stop)
+        for server, _ in servers:
+            assert isinstance(server, _Server)
+            server.signals = False
+        tasks = [asyncio.create_task(server.serve(sockets=[s])) for server, s in servers]
+        try:
+            while not all(server.started for server, _ in servers):
+                if any(task.done() for task in tasks):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                if on_ready is not None:
+                    on_ready(app, settings.origin)
+            await asyncio.gather(*tasks)
+        finally:
+            stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
-        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=servers[0][0].config.get_loop_factory()) as runner:
             runner.run(serve())
     except KeyboardInterrupt:
-        pass  # uvicorn re-raises the signal it handled once it has shut down
+        pass
     finally:
-        sock.close()
+        for listener in listeners:
+            listener.close()
         app.state.services.close()

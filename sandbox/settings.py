@@ -61,10 +61,15 @@ class ApiKeySpec:
     name: str | None = None
 
 
+DEFAULT_BRIDGE_PORT = 30003  # where a CHeKT bridge's local API answers on a LAN
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8765
+    bridge: bool = True  # serve the bridges' local API on a listener of its own
+    bridge_port: int = DEFAULT_BRIDGE_PORT  # 0: a free port
     seed: int = 42
     db: str | None = None  # None: an in-memory store
     clock: str = "system"
@@ -122,6 +127,12 @@ class Settings:
         return dataclasses.replace(self, port=port)
 
     @property
+    def own_ports(self) -> tuple[int, ...]:
+        """The ports this sandbox listens on (known once bound): never a webhook's."""
+        bridge = (self.bridge_port,) if self.bridge and self.bridge_port else ()
+        return tuple(p for p in (self.port, *bridge) if p)
+
+    @property
     def audiences(self) -> tuple[str, ...]:
         return (self.audience, *self.extra_audiences)
 
@@ -166,6 +177,8 @@ class Settings:
             raise SettingsError("timestamp_style must be 'iso' or 'space'")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"port {self.port} is out of range")
+        if not 0 <= self.bridge_port <= 65535:
+            raise SettingsError(f"bridge_port {self.bridge_port} is out of range")
         if self.token_lifetime <= 0:
             raise SettingsError("token_lifetime must be a positive number of seconds")
         if self.media_url_lifetime <= 0:
@@ -267,6 +280,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 _INTS = {
     "port",
+    "bridge_port",
     "seed",
     "token_lifetime",
     "media_url_lifetime",
@@ -289,7 +303,13 @@ _FLOATS = {
     "idle_timeout",
     "clock_skew",
 }
-_BOOLS = {"allow_private_destinations", "tls", "check_responses", "login_hint_off_loopback"}
+_BOOLS = {
+    "bridge",
+    "allow_private_destinations",
+    "tls",
+    "check_responses",
+    "login_hint_off_loopback",
+}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:

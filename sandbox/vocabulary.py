@@ -32,6 +32,10 @@ CLOCKS: tuple[ClockKind, ...] = get_args(ClockKind)
 RateTier = Literal["free", "pro", "enterprise"]
 RATE_TIERS: tuple[RateTier, ...] = get_args(RateTier)
 RATE_LIMITS: tuple[str, ...] = (*RATE_TIERS, "off")
+# how an event came into CHeKT: the Partner Event API, or a bridge's local API (the journal's
+# ``surface``, the inbound log's ``source``)
+InboundSource = Literal["event_api", "bridge"]
+INBOUND_SOURCES: tuple[InboundSource, ...] = get_args(InboundSource)
 
 
 def one_of(words: tuple[str, ...]) -> str:

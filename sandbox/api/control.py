@@ -16,10 +16,10 @@ from sandbox.auth import clients
 from sandbox.auth.clients import credentials
 from sandbox.auth.guard import TIERS
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
-from sandbox.recorder import FILTERS, export, path_regex
+from sandbox.recorder import FILTERS, SURFACES, export, path_regex
 from sandbox.settings import Settings, SettingsError
 from sandbox.webhooks import outbox
-from sandbox.world import subscriptions
+from sandbox.world import inbound, subscriptions
 from sandbox.world.seed import seed_world
 
 
@@ -46,6 +46,7 @@ async def get_credentials(request: Request) -> Response:
         "token_url": issuer + "oauth/token",
         "audience": s.settings.audience,
         **credentials(s.world),
+        "bridges": inbound.bridges(s.world, request.app.state.bridge_url),
     }
     return reply(body, headers={"Cache-Control": "no-store"})
 
@@ -196,6 +197,7 @@ def _filters(request: Request) -> dict[str, str]:
 # filters whose values have a fixed form: anything else is a mistake, not an empty answer
 _SHAPES = {
     "tier": (re.compile("|".join(TIERS)), "one of " + ", ".join(TIERS)),
+    "surface": (re.compile("|".join(SURFACES)), "one of " + ", ".join(SURFACES)),
     "status": (re.compile(r"[1-5](?:[0-9][0-9]|xx|XX)", re.ASCII), "a status or a class: 404, 4xx"),
     "method": (re.compile(r"[A-Za-z]{1,16}"), "an HTTP method"),
     "reveal": (re.compile("true|false"), "true or false"),

@@ -15,7 +15,7 @@ from sandbox.auth import clients
 from sandbox.errors import ValidationFailed
 from sandbox.settings import SettingsError
 from sandbox.vocabulary import one_of
-from sandbox.world import alarms, audit, subscriptions
+from sandbox.world import alarms, audit, inbound, subscriptions
 from sandbox.world.fields import Field, validate
 from sandbox.world.listing import parse_list_query
 
@@ -114,7 +114,28 @@ async def list_audit(request: Request) -> Response:
     return reply(rows)
 
 
+INBOUND_FILTERS: dict[str, type] = {
+    "source": str,
+    "channel": int,
+    "site_id": int,
+    "event_type": str,
+    "since_seq": int,
+}
+
+
+async def list_inbound(request: Request) -> Response:
+    """Events that came into CHeKT (Partner Event API, bridges), oldest first."""
+    admin(request)
+    query, filters, _ = _filters(request, INBOUND_FILTERS)
+    if filters.get("source") not in (None, *inbound.SOURCES):
+        raise ValidationFailed("source", f"source must be {one_of(inbound.SOURCES)}")
+    if filters.get("event_type") not in (None, *inbound.EVENT_TYPES):
+        raise ValidationFailed("event_type", f"event_type must be {one_of(inbound.EVENT_TYPES)}")
+    return reply(inbound.listing(services(request).world, filters, query.limit))
+
+
 routes = [
+    route("/_sandbox/inbound", GET=list_inbound),
     route("/_sandbox/api-keys", POST=create_api_key),
     route("/_sandbox/alarms", GET=list_alarms),
     route("/_sandbox/alarms/{alarm_id}", GET=get_alarm),

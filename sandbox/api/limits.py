@@ -30,9 +30,13 @@ class Limits:
         max_body: int = 1 << 20,
         max_headers: int = 16 << 10,
         timeout: float = 10.0,
+        uploads: tuple[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
+        # (path prefix, limit): PUTs there carry media and may be larger; their handler
+        # bounds each kind itself
+        self.uploads = uploads
         self.max_headers = max_headers
         self.timeout = timeout
 
@@ -48,10 +52,17 @@ class Limits:
             )
             await send_error(send, too_many, request_id)
             return
+        max_body = self.max_body
+        if (
+            self.uploads is not None
+            and scope["method"] == "PUT"
+            and scope["path"].startswith(self.uploads[0])
+        ):
+            max_body = max(max_body, self.uploads[1])
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isdigit() and int(length) > max_body:
             error = PayloadTooLarge(
-                f"the request body is {int(length)} bytes; the limit is {self.max_body}"
+                f"the request body is {int(length)} bytes; the limit is {max_body}"
             )
             await send_error(send, error, request_id, close=True)
             return
@@ -75,9 +86,9 @@ class Limits:
             if message["type"] == "http.request":
                 complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     raise _Refused(
-                        PayloadTooLarge(f"the request body is larger than {self.max_body} bytes")
+                        PayloadTooLarge(f"the request body is larger than {max_body} bytes")
                     )
             return message
 

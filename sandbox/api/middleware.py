@@ -26,8 +26,11 @@ TRACE_HEADER = b"x-partner-trace-id"
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
+    """``surface`` marks every entry of a listener that serves one surface (the bridge's)."""
+
+    def __init__(self, app: ASGIApp, surface: str | None = None) -> None:
         self.app = app
+        self.surface = surface
         # request ids: a random per-process prefix and a counter (urandom per request costs)
         self._prefix = "req_" + os.urandom(5).hex()
         self._counter = itertools.count(1)
@@ -40,6 +43,8 @@ class RequestContext:
         trace_id = next((v for k, v in scope["headers"] if k == TRACE_HEADER), None)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        if self.surface is not None:
+            state["surface"] = self.surface
         extra = [(b"x-request-id", request_id.encode())]
         started = False
         services = scope["app"].state.services
@@ -131,6 +136,7 @@ def _finish(
     entry.trace_id = state.get("trace_id")
     entry.note = state.get("note")
     entry.fault = state.get("fault")
+    entry.surface = state.get("surface")
     authorization = _authorization(unpack(entry.headers))
     principal = state.get("principal")
     if principal is not None:

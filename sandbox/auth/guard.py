@@ -36,8 +36,9 @@ CREDENTIAL_TABLES = (
 )
 
 # how a request proved who it is: the journal's ``tier`` (a client secret or a token made
-# with one, an assertion or a token made with one, a user token, an API key)
-TIERS = ("api_key", "secret", "assertion", "user")
+# with one, an assertion or a token made with one, a user token, an API key, a bridge's
+# local API token)
+TIERS = ("api_key", "secret", "assertion", "user", "bridge")
 
 
 def _unverified_claims(token: str) -> dict[str, object]:

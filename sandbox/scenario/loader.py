@@ -16,6 +16,7 @@ from sandbox.faults import SURFACES, RuleError, parse_rule
 from sandbox.scenario import spec
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world import inbound
 from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.catalog import EVENT_TYPES
 
@@ -140,6 +141,8 @@ def _problem(kind: str, value: Any) -> str | None:
         "alarm_state": STATES,
         "annotation_verdict": VERDICTS,
         "surface": SURFACES,
+        "inbound_source": inbound.SOURCES,
+        "inbound_type": inbound.EVENT_TYPES,
     }
     if kind == "event_types":
         if not isinstance(value, list) or not value:

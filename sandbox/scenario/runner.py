@@ -29,6 +29,7 @@ from sandbox.scenario.loader import Scenario, Step
 from sandbox.webhooks import outbox
 
 DEFAULT_WITHIN = 5.0
+INBOUND_PAGE = 1000  # the control API's largest page
 
 
 class StepFailed(AssertionError):
@@ -88,6 +89,7 @@ class Runner:
         self.reset = reset  # reseed the world first (its seed) instead of using it as it is
         self.webhook_id: str | None = None  # the subscription this run made, removed at the end
         self.start = 0  # journal sequence when the run began: nothing before it counts
+        self.inbound_start = 0  # the inbound event seq then (expect_event looks after it)
         self._fetched: list[dict[str, Any]] = []  # delivery attempts read so far, in order
         self._fetched_seq = 0
         self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
@@ -100,6 +102,7 @@ class Runner:
             self.sandbox.reset(seed=scenario.seed)
         self._journal_mark()
         self.start = self.mark
+        self.inbound_start = self._inbound_mark()
         try:
             self._build_world(scenario.world)
             if self.callback:
@@ -405,6 +408,33 @@ class Runner:
         alarm = self.sandbox.expect_alarm(str(args["alarm"]), **options)
         notes = alarm.get("annotations") or []
         return f"alarm {alarm['alarm_id']} is {alarm['state']}, {len(notes)} annotation(s)"
+
+    def _expect_event(self, args: dict[str, Any]) -> str:
+        """An event came into CHeKT (a bridge post, a Partner Event API call) since the run
+        began, and the alarm it raised is in ``state`` when one is named (the wait is
+        ``Sandbox.expect_event``'s)."""
+        options = {k: args[k] for k in ("channel", "event_type", "state") if k in args}
+        event = self.sandbox.expect_event(
+            args.get("source"),
+            within=args.get("within", DEFAULT_WITHIN),
+            since_seq=self.inbound_start,
+            **options,
+        )
+        if args.get("save_as"):
+            self.saved[args["save_as"]] = event
+        alarm = event.get("alarm")
+        made = f", alarm {alarm['alarm_id']} {alarm['state']}" if alarm else ""
+        return f"{event['source']} event #{event['seq']} on channel {event['channel']}{made}"
+
+    def _inbound_mark(self) -> int:
+        """The newest inbound event's seq: expect_event looks only after it."""
+        newest = 0
+        while True:
+            page = self.sandbox.inbound(since_seq=newest, limit=INBOUND_PAGE)
+            if page:
+                newest = page[-1]["seq"]
+            if len(page) < INBOUND_PAGE:
+                return newest
 
     def _adversarial(self, args: dict[str, Any]) -> str:
         if not self.callback:

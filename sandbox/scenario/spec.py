@@ -11,6 +11,7 @@ from typing import Any
 
 from sandbox.faults import SURFACES
 from sandbox.vocabulary import OUTCOMES, PROFILES, RESOLUTIONS
+from sandbox.world import inbound
 from sandbox.world.alarms import STATES, VERDICTS
 from sandbox.world.catalog import EVENT_TYPES
 
@@ -103,6 +104,14 @@ STEPS: dict[str, dict[str, str] | str] = {
         "verdict": "annotation_verdict",
         "by": "str",
         "within": "duration",
+    },
+    "expect_event": {
+        "source": "inbound_source",
+        "channel": "count",
+        "event_type": "inbound_type",
+        "state": "alarm_state",
+        "within": "duration",
+        "save_as": "str",
     },
     "fault": {
         "duplicate_rate": "rate",
@@ -205,6 +214,8 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "alarm_state": {"enum": list(STATES)},
     "annotation_verdict": {"enum": list(VERDICTS)},
     "profile": {"enum": list(PROFILES)},
+    "inbound_source": {"enum": list(inbound.SOURCES)},
+    "inbound_type": {"enum": list(inbound.EVENT_TYPES)},
 }
 
 

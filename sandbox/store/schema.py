@@ -2,6 +2,8 @@
 tables survive it."""
 
 WORLD_TABLES = (
+    "uploads",
+    "inbound",
     "attempts",
     "deliveries",
     "audit",
@@ -326,6 +328,34 @@ CREATE TABLE IF NOT EXISTS webhooks (
     created_at REAL NOT NULL,
     failing_since REAL,            -- first failed attempt of an unbroken failure run
     scopes TEXT                    -- the credential's, space-separated; NULL: the client's
+);
+CREATE TABLE IF NOT EXISTS inbound (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,          -- event_api | bridge
+    client_id TEXT NOT NULL,       -- the Event API's caller, or bridge-<device_id>
+    event_key TEXT,                -- the partner's 16-digit event_id (Event API only)
+    fingerprint TEXT NOT NULL,     -- what was asked (a resend must ask the same)
+    dealer_id INTEGER NOT NULL,
+    site_id INTEGER NOT NULL,
+    device_id INTEGER,
+    channel INTEGER,
+    event_type TEXT NOT NULL,      -- alarm | trouble | arming
+    event_status TEXT,
+    description TEXT,
+    alarm_id TEXT,                 -- the alarm it made, if any
+    record_events TEXT NOT NULL DEFAULT '[]',  -- JSON: ids of the happenings it caused
+    answer TEXT NOT NULL,          -- JSON: what the sender was told (a resend gets it again)
+    request_id TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (source, client_id, event_key)
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    media_id TEXT NOT NULL,        -- the alarm id (its links show the upload), or event-<key>
+    kind TEXT NOT NULL,            -- snapshot | clip
+    content_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    uploaded_at REAL NOT NULL,
+    PRIMARY KEY (media_id, kind)
 );
 CREATE TABLE IF NOT EXISTS idempotency (
     client_id TEXT NOT NULL,

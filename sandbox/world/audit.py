@@ -15,7 +15,7 @@ from sandbox.store import Row
 from sandbox.world.context import World
 
 ACTOR_KINDS = ("app", "client", "user", "operator", "sandbox", "device")
-SURFACES = ("v1", "dealer", "partner", "control", "schedule", "seed")
+SURFACES = ("v1", "dealer", "partner", "control", "schedule", "seed", "event_api", "bridge")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sandbox.errors import Conflict, ValidationFailed
-from sandbox.world import alarms, arming, audit, catalog, device_status, events, snapshots
+from sandbox.world import (
+    alarms,
+    arming,
+    audit,
+    catalog,
+    device_status,
+    events,
+    inbound,
+    snapshots,
+)
 from sandbox.world.audit import Actor
 from sandbox.world.context import World
 
@@ -313,3 +322,53 @@ def request_verification(
         )
         events.log(world, "verification.requested", data, actor=actor)
         return data
+
+
+# ---- events into CHeKT (the Partner Event API, a bridge's local API) -----------------------
+
+
+def receive(
+    world: World,
+    event: inbound.Inbound,
+    actor: Actor,
+    answer: Callable[[str | None], dict[str, Any]],
+) -> tuple[dict[str, Any], str | None]:
+    """An event a partner or a bridge sent: an alarm raises one on its camera or zone, a
+    trouble takes the device offline (or back online), an arming event arms or disarms the
+    site. ``answer`` makes the reply from the alarm id; it is kept for a resend. Returns the
+    reply and the alarm id."""
+    with world.store.transaction():
+        alarm_id: str | None = None
+        happenings: list[str] = []
+        site = event.site
+        if event.event_type == "alarm":
+            trigger = "motion" if event.source == "event_api" else "custom"
+            overrides: dict[str, Any] = {
+                "alarm_id": new_alarm_id(world),
+                "site_id": site["site_id"],
+                "trigger": trigger,
+                "contact_id_code": catalog.CONTACT_ID_CODES[trigger],
+            }
+            if event.device is not None:
+                overrides["device_id"] = event.device["device_id"]
+            happenings.append(emit(world, random.Random(), "alarm.created", overrides, actor=actor))
+            alarm_id = overrides["alarm_id"]
+        elif event.event_type == "trouble" and event.device is not None:
+            status = "online" if event.event_status == "restored" else "offline"
+            before = world.store.scalar("SELECT MAX(seq) FROM events") or 0
+            change_device(
+                world, event.device["device_id"], site["dealer_id"], actor, {"status": status}
+            )
+            happenings += [
+                row["event_id"]
+                for row in world.store.all(
+                    "SELECT event_id FROM events WHERE seq > ? ORDER BY seq", (before,)
+                )
+            ]
+        elif event.event_type == "arming":
+            state = {"armed": "armed_away"}.get(str(event.event_status), str(event.event_status))
+            values = {"state": state, "partition": "all", "source": "partner_api"}
+            happenings += arm(world, dict(site), actor, values)
+        reply = answer(alarm_id)
+        inbound.remember(world, event, alarm_id, happenings, reply, actor.request_id)
+        return reply, alarm_id

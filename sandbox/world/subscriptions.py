@@ -248,7 +248,7 @@ def ensure_callback(world: World, settings: Settings) -> None:
     if settings.callback is None:
         return
     policy = DestinationPolicy(
-        allow_private=settings.allow_private_destinations, own_port=settings.port
+        allow_private=settings.allow_private_destinations, own_ports=settings.own_ports
     )
     problem = policy.url_problem(settings.callback) or (
         _events_problem(list(settings.callback_events)) if settings.callback_events else None

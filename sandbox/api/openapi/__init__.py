@@ -22,6 +22,7 @@ from sandbox.api.openapi import (
     control,
     dealer,
     dealer_records,
+    events,
     live,
     media,
     partner,
@@ -161,6 +162,7 @@ def document(issuer: str) -> dict[str, Any]:
     paths = {
         **auth.paths(),
         **partner.paths(),
+        **events.paths(),
         **apps.paths(),
         **dealer.paths(),
         **dealer_records.paths(),
@@ -226,6 +228,7 @@ def document(issuer: str) -> dict[str, Any]:
                     "invalid_api_key). Scopes: " + ", ".join(APPS_SCOPES),
                 },
                 dealer.DEALER_KEY: dealer.SECURITY_SCHEME,
+                events.EVENT_KEY_API: events.SECURITY_SCHEME,
                 "oauth2": {
                     "type": "oauth2",
                     "description": "How to get the access tokens the bearer scheme takes",

@@ -21,7 +21,7 @@ from sandbox.api.openapi.schema import (
 )
 from sandbox.auth.guard import TIERS
 from sandbox.clock import MAX_TIME, TIME_HEADER
-from sandbox.recorder import FILTERS
+from sandbox.recorder import FILTERS, SURFACES
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.world import subscriptions
 
@@ -93,12 +93,15 @@ def _journal_queries() -> tuple[dict[str, Any], ...]:
         "since": "entries at or after this time (unix seconds)",
         "until": "entries before this time (unix seconds)",
         "trace_id": "the partner's X-Partner-Trace-Id",
-        "tier": "api_key, secret, assertion or user",
+        "tier": "api_key, secret, assertion, user or bridge",
+        "surface": "event_api (POST /partner/v1/events and its uploads) or bridge (the "
+        "bridges' local API listener)",
         "limit": "at most this many (the newest)",
         "reveal": "true: test credentials shown (loopback only)",
     }
     schemas: dict[str, dict[str, Any]] = {
         "tier": {"type": "string", "enum": list(TIERS)},
+        "surface": {"type": "string", "enum": list(SURFACES)},
         "reveal": {"type": "string", "enum": ["true", "false"]},
         "status": {"type": "string", "pattern": "^[1-5]([0-9][0-9]|xx|XX)$"},
         "method": {"type": "string", "pattern": "^[A-Za-z]{1,16}$"},

@@ -19,7 +19,7 @@ from sandbox.api.openapi.schema import (
     query,
 )
 from sandbox.auth.clients import APPS_SCOPES, PARTNER_SCOPES
-from sandbox.world import audit, subscriptions
+from sandbox.world import audit, inbound, subscriptions
 
 TEXT = {"type": "string"}
 WEBHOOK = body(subscriptions.SUBSCRIPTION_FIELDS, title="WebhookInput")
@@ -134,4 +134,47 @@ def paths() -> dict[str, Any]:
         request=KEY_REQUEST,
     )
     make["responses"]["422"] = INVALID
-    return {"/_sandbox/api-keys": {"post": make}, **_alarms(), **_audit()}
+    return {"/_sandbox/api-keys": {"post": make}, **_alarms(), **_audit(), **_inbound()}
+
+
+INBOUND_EVENT = named(
+    "InboundEvent",
+    obj(
+        ("seq", "source", "client_id", "site_id", "event_type", "alarm_id", "received_at"),
+        seq={"type": "integer"},
+        source={"title": "InboundSource", "enum": list(inbound.SOURCES)},
+        client_id={"type": "string", "description": "the Event API's caller, or bridge-<id>"},
+        event_id={"type": ["string", "null"], "description": "the partner's 16-digit id"},
+        dealer_id={"type": "integer"},
+        site_id={"type": "integer"},
+        device_id={"type": ["integer", "null"]},
+        channel={"type": ["integer", "null"]},
+        event_type={"title": "InboundEventType", "enum": list(inbound.EVENT_TYPES)},
+        event_status=MAYBE_TEXT,
+        description=MAYBE_TEXT,
+        alarm_id={"type": ["string", "null"], "description": "the alarm it raised, if any"},
+        record_event_ids=listed(TEXT),
+        request_id=MAYBE_TEXT,
+        received_at=STAMP,
+    ),
+)
+
+
+def _inbound() -> dict[str, Any]:
+    queries = (
+        query("source", {"enum": list(inbound.SOURCES)}, "only events from this surface"),
+        query("channel", ID_NUMBER, "only events on this channel"),
+        query("site_id", ID_NUMBER, "only this site's"),
+        query("event_type", {"enum": list(inbound.EVENT_TYPES)}, "only this type"),
+        query("since_seq", ID_NUMBER, "events after this seq"),
+        PAGING[0],
+    )
+    listing = control_op(
+        "Events that came into CHeKT through the Partner Event API or a bridge's local API, "
+        "oldest first, each with the alarm it raised",
+        200,
+        listed(INBOUND_EVENT),
+        queries=queries,
+    )
+    listing["responses"]["422"] = INVALID
+    return {"/_sandbox/inbound": {"get": listing}}
