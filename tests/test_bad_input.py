@@ -71,10 +71,17 @@ def _ids(api: Api) -> dict[str, Any]:
         "/_sandbox/api-keys", json={"dealer_id": 1001, "scopes": list(APPS_SCOPES)}
     ).json()
     alarms = api.client.get("/_sandbox/alarms", params={"dealer_id": 1001, "limit": 1}).json()
+    window = {"start_time": "2000-01-01T00:00:00Z", "end_time": "2100-01-01T00:00:00Z"}
+    logged = api.client.post(
+        "/ext/v1/activity-logs/search",
+        json={**window, "limit": 1, "category_id": 20007},
+        headers=api.bearer(app["key"]),
+    ).json()
     return {
         "headers": h,
         "app_headers": api.bearer(app["key"]),
         "alarm_id": alarms[0]["alarm_id"],
+        "event_id": logged["data"][0]["event_id"],  # an alarm's, numbered as /ext/v1 numbers it
         "document": api.client.get("/openapi.json").json(),
         "dealer_id": 1001,
         "site_id": site_id,
@@ -92,16 +99,18 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
 
 
 def _url(path: str, ids: dict[str, Any]) -> str:
-    for name in ("dealer_id", "site_id", "monitoring_station_id", "contact_id", "device_id"):
+    names = ("dealer_id", "site_id", "monitoring_station_id", "contact_id", "device_id", "event_id")
+    for name in names:
         path = path.replace("{" + name + "}", str(ids[name]))
     return path.replace("{webhook_id}", ids["webhook_id"]).replace("{alarm_id}", ids["alarm_id"])
 
 
 def _headers(path: str, ids: dict[str, Any]) -> dict[str, str]:
-    """An app's key on the Apps API, a partner's token elsewhere. Not on the endless event
-    stream, where a request the key lets through would never be answered in full."""
-    apps = path.startswith("/v1/") and path != "/v1/events/stream"
-    return dict(ids["app_headers"] if apps else ids["headers"])
+    """An app's key on the Apps API and the dealer API (which take keys only), a partner's
+    token elsewhere. Not on the endless event stream, where a request the key lets through
+    would never be answered in full."""
+    keys_only = path.startswith(("/v1/", "/ext/v1/")) and path != "/v1/events/stream"
+    return dict(ids["app_headers"] if keys_only else ids["headers"])
 
 
 def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:

@@ -61,11 +61,12 @@ def client_package(
 ) -> Iterator[ModuleType]:
     where = tmp_path_factory.mktemp("openapi-python-client")
     (where / "openapi.json").write_text(json.dumps(document))
-    # media uploads (the Event API's) are bytes: the generator's documented way to take a
-    # binary type it does not know
+    # media uploads (the Event API's) and a camera's live view are bytes: the generator's
+    # documented way to take a binary type it does not know
     (where / "config.yaml").write_text(
         "content_type_overrides:\n  image/jpeg: application/octet-stream\n"
         "  video/mp4: application/octet-stream\n"
+        "  multipart/x-mixed-replace: application/octet-stream\n"
     )
     _generate(
         "openapi-python-client",
