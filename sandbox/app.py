@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox import ui
 from sandbox.api import (
     apps,
     apps_stream,
@@ -157,6 +158,7 @@ def create_app(
             *control_record.routes,
             *media.routes,
             *openapi.routes,
+            *ui.routes,
         ],
         middleware=[
             Middleware(RequestContext),
@@ -181,6 +183,7 @@ def create_app(
     app.state.media = Media(app.state.services.world.store, settings.seed)
     app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
+    app.state.dashboard = ui.Dashboard()
     app.state.server_errors = []
     return app
 

@@ -1,0 +1,23 @@
+// chekt-sandbox dashboard: copy buttons (the only script of our own; no inline scripts).
+"use strict";
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("button.copy");
+  if (!button) return;
+  event.preventDefault();
+  var text = button.dataset.copy;
+  if (text === undefined && button.dataset.copyTarget) {
+    text = document.getElementById(button.dataset.copyTarget).textContent;
+  }
+  if (text === undefined && button.dataset.copyPrevious) {
+    var slot = button.closest(".secret-slot");
+    var found = slot && slot.querySelector(button.dataset.copyPrevious);
+    text = found ? found.textContent : "";
+  }
+  if (navigator.clipboard && text) {
+    navigator.clipboard.writeText(text).then(function () {
+      button.textContent = "Copied";
+    }, function () {
+      button.textContent = "Copy failed";
+    });
+  }
+});
