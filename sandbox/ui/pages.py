@@ -27,6 +27,7 @@ from sandbox.world.subscriptions import EVENT_TYPES
 
 PAGE = 50
 REQUEST_FILTERS = ("method", "path", "client_id", "tier", "status")
+CHANGED = "sandbox-changed"  # what a form's answer tells the page: refresh what is live
 ADVANCES = (("+5 m", 300), ("+1 h", 3600), ("+24 h", 86400))
 
 
@@ -165,7 +166,9 @@ async def emit_submit(request: Request) -> Response:
     body = emit_body(fields)
     body["seed"] = random.SystemRandom().randrange(2**31)
     done = emit(services(request).world, body, actor)
-    return render(request, "emitted.html", events=done["events"])
+    response = render(request, "emitted.html", events=done["events"])
+    response.headers["HX-Trigger"] = CHANGED
+    return response
 
 
 @guarded
@@ -185,7 +188,9 @@ async def clock_move(request: Request) -> Response:
         await move_clock(found, "seconds", {"seconds": seconds})
     else:
         await move_clock(found, "now", {"now": _timestamp(fields.get("now", ""))})
-    return render(request, "clock.html", advances=ADVANCES)
+    response = render(request, "clock.html", advances=ADVANCES)
+    response.headers["HX-Trigger"] = CHANGED
+    return response
 
 
 def _timestamp(text: str) -> float:

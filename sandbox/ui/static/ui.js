@@ -21,3 +21,11 @@ document.addEventListener("click", function (event) {
     });
   }
 });
+
+// a live indicator: body[data-live] while the page's event stream is open
+document.addEventListener("htmx:sseOpen", function () {
+  document.body.dataset.live = "1";
+});
+document.addEventListener("htmx:sseError", function () {
+  delete document.body.dataset.live;
+});
