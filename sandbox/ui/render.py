@@ -96,7 +96,10 @@ def guarded(handler: Handler) -> Handler:
 
     async def guard(request: Request) -> Response:
         if not signed_in(request):
-            if request.method == "GET" and "hx-request" not in request.headers:
+            navigating = "hx-request" not in request.headers and "text/event-stream" not in (
+                request.headers.get("accept", "")
+            )
+            if request.method == "GET" and navigating:
                 return RedirectResponse(f"{PREFIX}/login", 303)
             return HTMLResponse("sign in again", 401, headers={"Cache-Control": "no-store"})
         try:
