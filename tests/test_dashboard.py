@@ -12,7 +12,7 @@ import pytest
 from helpers import Settings
 from starlette.testclient import TestClient
 
-from sandbox import create_app
+from sandbox import VirtualClock, create_app
 from sandbox.ui.access import CSRF_COOKIE, SESSION_COOKIE
 
 UI = "/_sandbox/ui"
@@ -179,4 +179,31 @@ def test_off_loopback_without_a_token_the_dashboard_stays_closed() -> None:
         client.get(f"{UI}/login")
         token = str(client.cookies[CSRF_COOKIE])
         assert client.post(f"{UI}/login", data={"token": "", "csrf": token}).status_code == 401
+    app.state.services.close()
+
+
+def test_on_a_virtual_clock_the_header_moves_and_sets_the_time() -> None:
+    start = 1_900_000_000.0
+    app = create_app(Settings(), clock=VirtualClock(start=start))
+    with TestClient(app) as client:
+        h = {"X-CSRF-Token": csrf(client)}
+        page = client.get(f"{UI}/deliveries")
+        assert "virtual clock" in page.text and 'data-seconds="86400"' in page.text
+        moved = client.post(f"{UI}/clock", data={"seconds": "3600"}, headers=h)
+        assert "2030-03-17 18:46:40.000Z" in moved.text
+        assert client.get("/_sandbox/clock").json()["now"] == start + 3600
+        client.post(f"{UI}/clock", data={"now": "2030-03-18T00:00:00"}, headers=h)
+        assert client.get("/_sandbox/clock").json()["now"] == 1_900_022_400.0
+        back = client.post(f"{UI}/clock", data={"now": "2030-01-01T00:00"}, headers=h)
+        assert back.status_code == 422 and "backwards" in back.text
+        site = client.get(f"{UI}/emit").text.split('<option value="')[2].split('"')[0]
+        emitted = client.post(
+            f"{UI}/emit",
+            data={"mode": "lifecycle", "variant": "handled", "site_id": site},
+            headers=h,
+        )
+        assert emitted.text.count("<li>") == 4
+        world = client.get(f"{UI}/world").text
+        alarm_id = emitted.text.split("(")[1].split(")")[0]
+        assert alarm_id in world
     app.state.services.close()
