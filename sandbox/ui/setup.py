@@ -45,7 +45,9 @@ def _curl(request: Request, client: dict[str, Any] | None) -> str | None:
 async def credentials_page(request: Request) -> Response:
     world = services(request).world
     found = credentials(world)
-    partner = next((c for c in found["clients"] if c.get("client_secret")), None)
+    with_secret = [c for c in found["clients"] if c.get("client_secret")]
+    partners = [c for c in with_secret if c["kind"] == "platform_partner"]
+    partner = next(iter(partners or with_secret), None)  # the one the banner shows
     return render(
         request,
         "credentials.html",
