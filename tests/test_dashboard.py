@@ -6,13 +6,15 @@ escaped, and bad input answered on the page, never with a 500."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from helpers import Settings
 from starlette.testclient import TestClient
 
-from sandbox import VirtualClock, create_app
+from sandbox import Sandbox, VirtualClock, create_app
 from sandbox.ui.access import CSRF_COOKIE, SESSION_COOKIE
 
 UI = "/_sandbox/ui"
@@ -207,3 +209,23 @@ def test_on_a_virtual_clock_the_header_moves_and_sets_the_time() -> None:
         alarm_id = emitted.text.split("(")[1].split(")")[0]
         assert alarm_id in world
     app.state.services.close()
+
+
+def test_the_stream_says_what_changed_and_ends_when_the_server_stops() -> None:
+    sandbox = Sandbox(Settings()).start()
+    stopping = threading.Thread(target=sandbox.stop)
+    try:
+        with httpx.stream("GET", sandbox.url + UI + "/stream", timeout=10) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert "script-src 'self'" in stream.headers["content-security-policy"]
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 1000"
+            httpx.get(sandbox.url + "/partner/v1/dealers/1001/sites")  # refused, and recorded
+            assert next(line for line in lines if line.startswith("event:")) == "event: journal"
+            stopping.start()
+            list(lines)  # ends: the server closed the stream as it stopped
+        stopping.join(10)
+        assert not stopping.is_alive()
+    finally:
+        if not stopping.is_alive() and not stopping.ident:
+            sandbox.stop()
