@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Settings
+from receiver import Answer, Receiver
 from starlette.testclient import TestClient
 
 from sandbox import Sandbox, VirtualClock, create_app
@@ -229,3 +230,31 @@ def test_the_stream_says_what_changed_and_ends_when_the_server_stops() -> None:
     finally:
         if not stopping.is_alive() and not stopping.ident:
             sandbox.stop()
+
+
+def test_resend_and_recover_from_the_deliveries_view(receiver: tuple[Receiver, str]) -> None:
+    rx, url = receiver
+    rx.answers["/down"] = Answer(status=500)
+    clock = VirtualClock(start=1_900_000_000.0)
+    app = create_app(Settings(), clock=clock)
+    with TestClient(app) as client:
+        h = {"X-CSRF-Token": csrf(client)}
+        client.post("/_sandbox/subscriptions", json={"url": f"{url}/up", "events": ["site.armed"]})
+        client.post(
+            "/_sandbox/subscriptions", json={"url": f"{url}/down", "events": ["site.armed"]}
+        )
+        [event_id] = client.post("/_sandbox/events", json={"type": "site.armed"}).json()[
+            "event_ids"
+        ]
+        client.post("/_sandbox/clock/advance", json={"seconds": 86_401})  # all 8 tries, failed
+        view = client.get(f"{UI}/deliveries").text.partition('id="timeline"')[2]
+        assert f'data-event="{event_id}"' in view
+        assert view.count('class="mark fail"') == 8 and view.count('class="mark ok"') == 1
+        assert "state-failed" in view and 'class="next"' not in view
+        resent = client.post(f"{UI}/deliveries/resend", data={"event_id": event_id}, headers=h)
+        assert "2 new" in resent.text
+        recovered = client.post(f"{UI}/deliveries/recover", data={"hours": "48"}, headers=h)
+        assert "1 new" in recovered.text
+        deliveries = app.state.services.world.store.scalar("SELECT COUNT(*) FROM deliveries")
+        assert deliveries == 2 + 2 + 1
+    app.state.services.close()
