@@ -134,6 +134,7 @@ def test_emit_a_lifecycle_and_watch_deliveries_and_a_retry_arrive_live(
 
     page.click("button.advance[data-seconds='300']")  # +5 m: the retries at ~5 s, ~5 min
     created.locator("circle.mark.fail").nth(1).wait_for(state="attached")  # a retry's mark
+    created.locator("details.attempts summary").click()  # opened: stays open through updates
     page.click("button.advance[data-seconds='3600']")  # +1 h: the whole lifecycle is due
     expect(events).to_have_count(4)
     types = page.locator("#timeline [data-event] .type").all_inner_texts()
@@ -144,6 +145,7 @@ def test_emit_a_lifecycle_and_watch_deliveries_and_a_retry_arrive_live(
         "alarm.resolved",
     ]
     assert page.locator("#clock-now").inner_text().startswith("2030-03-17 18:")
+    expect(created.locator("details.attempts")).to_have_attribute("open", "")
 
     page.goto(sandbox.url + UI + "/deliveries")
     page.wait_for_selector("#timeline [data-event] >> nth=3")

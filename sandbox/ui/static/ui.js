@@ -29,3 +29,17 @@ document.addEventListener("htmx:sseOpen", function () {
 document.addEventListener("htmx:sseError", function () {
   delete document.body.dataset.live;
 });
+
+// a live refresh keeps the attempt lists the reader opened
+var opened = [];
+document.addEventListener("htmx:beforeSwap", function () {
+  opened = Array.prototype.map.call(document.querySelectorAll("details.attempts[open]"), function (d) {
+    return d.id;
+  });
+});
+document.addEventListener("htmx:afterSwap", function () {
+  opened.forEach(function (id) {
+    var details = document.getElementById(id);
+    if (details) details.open = true;
+  });
+});
