@@ -18,6 +18,7 @@ import secrets
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.api.common import services
@@ -83,21 +84,26 @@ def token_matches(request: Request, given: str) -> bool:
 
 
 def csrf_token(request: Request) -> str:
-    """This browser's CSRF token: the cookie's, or a new one (set by :func:`keep_csrf`)."""
+    """This browser's CSRF token: the cookie's, or a new one (the page's answer sets it)."""
     known = request.cookies.get(CSRF_COOKIE)
     if known and len(known) == 43:
         return known
-    fresh: str = request.state.__dict__.setdefault("csrf", secrets.token_urlsafe(32))
+    fresh: str | None = getattr(request.state, "csrf", None)
+    if fresh is None:
+        fresh = request.state.csrf = secrets.token_urlsafe(32)
     return fresh
 
 
-def cookie_flags(request: Request) -> dict[str, object]:
-    return {
-        "httponly": True,
-        "samesite": "strict",
-        "secure": request.url.scheme == "https",
-        "path": PREFIX,
-    }
+def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    """A dashboard cookie: HttpOnly, SameSite=Strict, Secure over TLS, for its pages only."""
+    response.set_cookie(
+        name,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX,
+    )
 
 
 async def form(request: Request) -> dict[str, str]:

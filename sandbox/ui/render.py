@@ -19,8 +19,8 @@ from sandbox.ui.access import (
     CSRF_COOKIE,
     CSRF_HEADER,
     PREFIX,
-    cookie_flags,
     csrf_token,
+    set_cookie,
     signed_in,
 )
 
@@ -81,7 +81,7 @@ class Dashboard:
         body = self.env.get_template(template).render(context)
         response = HTMLResponse(body, status, headers={"Cache-Control": "no-store"})
         if request.cookies.get(CSRF_COOKIE) != context["csrf"]:
-            response.set_cookie(CSRF_COOKIE, context["csrf"], **cookie_flags(request))  # type: ignore[arg-type]
+            set_cookie(request, response, CSRF_COOKIE, context["csrf"])
         return response
 
 

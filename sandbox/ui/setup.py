@@ -17,9 +17,9 @@ from sandbox.errors import NotFound, PermissionDenied, ValidationFailed
 from sandbox.ui.access import (
     PREFIX,
     SESSION_COOKIE,
-    cookie_flags,
     form,
     session_value,
+    set_cookie,
     token_matches,
 )
 from sandbox.ui.render import guarded, render
@@ -157,7 +157,7 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", 401, page="login", error="that is not the token")
     response = RedirectResponse(f"{PREFIX}/requests", 303)
     token = str(services(request).settings.admin_token)
-    response.set_cookie(SESSION_COOKIE, session_value(token), **cookie_flags(request))  # type: ignore[arg-type]
+    set_cookie(request, response, SESSION_COOKIE, session_value(token))
     return response
 
 
