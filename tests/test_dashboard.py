@@ -209,6 +209,11 @@ def test_on_a_virtual_clock_the_header_moves_and_sets_the_time() -> None:
         world = client.get(f"{UI}/world").text
         alarm_id = emitted.text.split("(")[1].split(")")[0]
         assert alarm_id in world
+        client.post(f"{UI}/clock", data={"seconds": "3600"}, headers=h)  # the lifecycle plays out
+        alarms = client.get(f"{UI}/world/alarms", headers={"HX-Request": "1"}).text
+        assert alarms.startswith('<table class="alarms" id="alarms"')
+        row = alarms.split(alarm_id)[1].split("</tr>")[0]
+        assert 'class="state-resolved"' in row
     app.state.services.close()
 
 

@@ -44,6 +44,7 @@ def _pages() -> list[BaseRoute]:
         route("/subscriptions", POST=setup.add_subscription),
         route("/subscriptions/status", POST=setup.set_subscription),
         route("/world", GET=setup.world_page),
+        route("/world/alarms", GET=setup.alarms_table),
         route("/stream", GET=stream.stream),
         route("/login", GET=setup.login_page, POST=setup.login),
         route("/logout", POST=setup.logout),

@@ -14,6 +14,7 @@ from sandbox.api.common import issuer_of, services
 from sandbox.api.control_events import new_subscription
 from sandbox.auth.clients import credentials
 from sandbox.errors import NotFound, PermissionDenied, ValidationFailed
+from sandbox.store import Row
 from sandbox.ui.access import (
     PREFIX,
     SESSION_COOKIE,
@@ -140,11 +141,20 @@ async def world_page(request: Request) -> Response:
             for s in sites
             if s["dealer_id"] == dealer["dealer_id"]
         ]
-    alarms = store.all(
+    return render(request, "world.html", page="world", dealers=dealers, alarms=_alarms(request))
+
+
+def _alarms(request: Request) -> list[Row]:
+    """The record's newest alarms, each in its state."""
+    return services(request).world.store.all(
         "SELECT alarm_id, site_id, dealer_id, state, priority, trigger, created_at "
         "FROM alarms ORDER BY number DESC LIMIT 100"
     )
-    return render(request, "world.html", page="world", dealers=dealers, alarms=alarms)
+
+
+@guarded
+async def alarms_table(request: Request) -> Response:
+    return render(request, "alarms.html", alarms=_alarms(request))
 
 
 async def login_page(request: Request) -> Response:

@@ -1,6 +1,6 @@
 """``GET /_sandbox/ui/stream``: tells the open pages what changed, as server-sent events
-(``journal``, ``deliveries``, ``clock``); each page then fetches its own fragment again
-(htmx's SSE extension). A check every ``TICK`` costs three small reads, and the bursts of a
+(``journal``, ``deliveries``, ``record``, ``clock``); each page then fetches its own fragment again
+(htmx's SSE extension). A check every ``TICK`` costs four small reads, and the bursts of a
 busy journal become at most one message per tick. The stream ends when the server stops
 (the app's bell is closed)."""
 
@@ -27,6 +27,7 @@ def _state(found: Services) -> dict[str, object]:
             store.scalar("SELECT MAX(seq) FROM attempts"),
             store.scalar("SELECT MAX(rowid) FROM deliveries"),
         ),
+        "record": store.scalar("SELECT MAX(seq) FROM events"),  # something happened
         "clock": found.world.now(),
     }
 
