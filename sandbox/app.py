@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox import ui
 from sandbox.api import (
     apps,
     apps_stream,
@@ -160,6 +161,7 @@ def create_app(
             *control_record.routes,
             *media.routes,
             *openapi.routes,
+            *ui.routes,
         ],
         middleware=[
             Middleware(RequestContext),
@@ -185,6 +187,7 @@ def create_app(
     app.state.media = Media(app.state.services.world.store, settings.seed)
     app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
+    app.state.dashboard = ui.Dashboard()
     app.state.server_errors = []
     app.state.bridge_url = None  # set once the bridges' listener serves
     app.state.bridge_wanted = None  # the port asked for it (serve falls back off a taken 30003)

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import click
 from starlette.applications import Starlette
 
-from sandbox import __version__
+from sandbox import __version__, ui
 from sandbox.auth.clients import credentials
 from sandbox.auth.keypairs import write_key_pair
 from sandbox.cli_control import COMMANDS, connected
@@ -79,6 +79,7 @@ def _banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
+    lines.append(f"  dashboard   {url}{ui.PREFIX}")
     lines += _bridge_lines(app, settings)
     callback = subscriptions.callback(services.world)
     if callback is not None:

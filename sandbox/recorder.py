@@ -170,6 +170,23 @@ def export(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
     return exported
 
 
+def summary(entry: Entry) -> dict[str, Any]:
+    """The small fields of an entry, as :func:`export` shows them without ``reveal`` (a
+    list's row: nothing read back from the spill files)."""
+    return {
+        "seq": entry.seq,
+        "time": entry.time,
+        "method": entry.method,
+        "path": unmark(entry.path, [], reveal=False),
+        "query": unmark(entry.query.decode("latin-1"), [], reveal=False, quoted=True),
+        "client_id": entry.client_id,
+        "tier": entry.tier,
+        "status": entry.status,
+        "duration_ms": entry.duration_ms,
+        "fault": entry.fault,
+    }
+
+
 def _close_all(files: dict[int, tuple[int, int]]) -> None:
     for fd, _ in files.values():
         os.close(fd)
@@ -312,6 +329,36 @@ class Recorder:
         with self._lock:
             kept = self._entries[0].seq if self._entries else self._seq + 1
             return [self._load(e) for e in chosen if e.seq >= kept]  # evicted meanwhile: gone
+
+    def newest(
+        self, filters: Mapping[str, str], before: int | None, limit: int
+    ) -> tuple[list[Entry], bool]:
+        """One page of entries matching ``filters``, newest first, older than seq ``before``
+        (a dashboard pages a journal of 100,000 this way); and whether older ones remain.
+        Entries are not loaded from the spill files: a list shows the small fields only."""
+        test = matcher(filters)
+        with self._lock:
+            entries = list(self._entries)
+        page: list[Entry] = []
+        for entry in reversed(entries):
+            if before is not None and entry.seq >= before:
+                continue
+            if test(entry):
+                if len(page) == limit:
+                    return page, True
+                page.append(entry)
+        return page, False
+
+    def find(self, seq: int) -> Entry | None:
+        """The entry ``seq``, loaded, or None when it was never kept or has been evicted."""
+        with self._lock:
+            if not self._entries or not self._entries[0].seq <= seq <= self._entries[-1].seq:
+                return None
+            index = seq - self._entries[0].seq  # seqs are consecutive while kept
+            entry = self._entries[index] if index < len(self._entries) else None
+            if entry is None or entry.seq != seq:
+                entry = next((e for e in self._entries if e.seq == seq), None)
+            return None if entry is None else self._load(entry)
 
 
 FILTERS = (

@@ -110,11 +110,14 @@ def test_readme_apps_lines_work_as_written(served: tuple[str, Popen[str]]) -> No
 def test_banner_and_its_curl_work(served: tuple[str, Popen[str]]) -> None:
     url, process = served
     credentials = httpx.get(f"{url}/_sandbox/credentials").json()
+    dashboard = httpx.get(f"{url}/", follow_redirects=True)  # the base URL opens the dashboard
+    assert dashboard.status_code == 200 and "<h1>Requests</h1>" in dashboard.text
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert f"base URL    {url}" in output
     assert f"issuer      {url}/" in output
+    assert f"dashboard   {url}/_sandbox/ui" in output
     assert credentials["api_keys"][0]["key"] in output
     assert "Traceback" not in output
     curl = output.split("Get a token and list a dealer's sites:\n", 1)[1].split("\n\n")[0]

@@ -205,7 +205,9 @@ def test_the_document_is_valid_openapi_3_1_and_names_every_operation_served() ->
         served = {
             (route.path, method.lower())
             for route in app.routes
-            if isinstance(route, Route)
+            # the dashboard's HTML pages (under a Mount; ``/`` only redirects there) are not
+            # API operations, so not in the document
+            if isinstance(route, Route) and route.path != "/"
             for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
             if client.request(method, re.sub(r"\{[^}]+\}", "1", route.path)).status_code != 405
         }

@@ -173,7 +173,11 @@ routes = [
 
 
 def _filters(request: Request) -> dict[str, str]:
-    params = dict(request.query_params)
+    return check_filters(dict(request.query_params))
+
+
+def check_filters(params: dict[str, str]) -> dict[str, str]:
+    """Journal filters, each checked: an unknown name or a malformed value is a 422."""
     for name in params:
         if name not in FILTERS:
             raise ValidationFailed(name, f"unknown filter {name!r}; use {', '.join(FILTERS)}")

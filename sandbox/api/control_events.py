@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.api.common import (
+    Services,
     check_destination,
     no_content,
     read_json,
@@ -45,13 +46,6 @@ async def get_clock(request: Request) -> Response:
     return reply(_clock_state(request))
 
 
-def _virtual(request: Request) -> VirtualClock:
-    clock = services(request).world.clock
-    if not isinstance(clock, VirtualClock):
-        raise BadRequest("the sandbox runs on the system clock; start it with --clock virtual")
-    return clock
-
-
 def _number(body: Any, name: str) -> float:
     value = body.get(name) if isinstance(body, dict) else None
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -60,18 +54,23 @@ def _number(body: Any, name: str) -> float:
 
 
 async def _move_clock(request: Request, name: str) -> Response:
-    """Advance (``seconds``) or set (``now``) the virtual clock; answers once the dispatcher
-    has stepped it there (awaited here: this handler runs on the dispatcher's own loop)."""
     admin(request)
-    clock = _virtual(request)
-    body = await read_json(request)
+    await move_clock(services(request), name, (await read_json(request)))
+    return reply(_clock_state(request))
+
+
+async def move_clock(found: Services, name: str, body: Any) -> None:
+    """Advance (``seconds``) or set (``now``) the virtual clock; returns once the dispatcher
+    has stepped it there (awaited here: the caller runs on the dispatcher's own loop)."""
+    clock = found.world.clock
+    if not isinstance(clock, VirtualClock):
+        raise BadRequest("the sandbox runs on the system clock; start it with --clock virtual")
     value = body.get(name) if isinstance(body, dict) else None
     try:
         target = clock.target_after(value) if name == "seconds" else clock.target_at(value)
     except ValueError as exc:
         raise ValidationFailed(name, str(exc)) from None
-    await services(request).dispatcher.advance_to(target)
-    return reply(_clock_state(request))
+    await found.dispatcher.advance_to(target)
 
 
 async def advance_clock(request: Request) -> Response:
@@ -84,17 +83,15 @@ async def set_clock(request: Request) -> Response:
 
 async def create_subscription(request: Request) -> Response:
     admin(request)
+    return reply(new_subscription(request, await read_json(request)), 201)
+
+
+def new_subscription(request: Request, body: Any) -> dict[str, Any]:
+    """A sandbox-wide subscription, validated as the control API validates it."""
     s = services(request)
-    values = validate(
-        await read_json(request),
-        subscriptions.SUBSCRIPTION_FIELDS,
-        read_only=subscriptions.READ_ONLY,
-    )
+    values = validate(body, subscriptions.SUBSCRIPTION_FIELDS, read_only=subscriptions.READ_ONLY)
     check_destination(request, values)
-    created = subscriptions.create(
-        s.world, None, values, default_profile=s.settings.webhook_profile
-    )
-    return reply(created, 201)
+    return subscriptions.create(s.world, None, values, default_profile=s.settings.webhook_profile)
 
 
 async def list_subscriptions(request: Request) -> Response:
@@ -133,12 +130,16 @@ def _actor(request: Request) -> Actor:
 
 
 async def emit_events(request: Request) -> Response:
+    admin(request)
+    body = await read_json(request)
+    return reply(emit(services(request).world, body, _actor(request)), 202)
+
+
+def emit(world: Any, body: Any, actor: Actor) -> dict[str, Any]:
     """One event (``type`` + ``data``), a lifecycle, or N random events at a rate. Each is a
     happening in the record (refused with a 4xx when the record does not allow it), unless
-    ``adversarial`` asks for the payload alone."""
-    admin(request)
-    s = services(request)
-    body = await read_json(request)
+    ``adversarial`` asks for the payload alone. The control API and the dashboard's Emit
+    form both come here."""
     if not isinstance(body, dict):
         raise BadRequest("send a JSON object")
     modes = [key for key in ("type", "lifecycle", "random") if key in body]
@@ -154,7 +155,6 @@ async def emit_events(request: Request) -> Response:
     if not isinstance(adversarial, bool) or (adversarial and "type" not in body):
         raise ValidationFailed("adversarial", "adversarial is a boolean, for one event type")
     rng = _rng(body)
-    world, actor = s.world, _actor(request)
     with world.store.transaction():
         if "type" in body:
             if not isinstance(body["type"], str):
@@ -171,7 +171,7 @@ async def emit_events(request: Request) -> Response:
             event_ids = record.lifecycle(world, rng, data, variant, actor)
         else:
             event_ids = _random(body, rng, world, actor)
-    return reply({"event_ids": event_ids, "events": outbox.summaries(world, event_ids)}, 202)
+    return {"event_ids": event_ids, "events": outbox.summaries(world, event_ids)}
 
 
 EMIT_FIELDS = {

@@ -315,3 +315,31 @@ def recover_failed(world: World, since: float) -> list[str]:
     for row in events:
         created += resend(world, row["event_id"], [row["webhook_id"]])
     return created
+
+
+def recent_events(world: World, limit: int) -> list[Row]:
+    """The ``limit`` events delivered most recently, newest first, each with its type and
+    time (what the dashboard's Deliveries view draws)."""
+    return world.store.all(
+        "SELECT e.event_id, e.type, e.created_at, MAX(d.rowid) AS latest FROM deliveries d "
+        "JOIN events e USING (event_id) GROUP BY d.event_id ORDER BY latest DESC LIMIT ?",
+        (limit,),
+    )
+
+
+def deliveries_of(world: World, event_ids: Sequence[str]) -> list[Row]:
+    """The deliveries of these events, oldest first."""
+    marks = ",".join("?" * len(event_ids))
+    return world.store.all(
+        "SELECT d.delivery_id, d.event_id, d.webhook_id, d.state, d.attempts, d.first_at, "
+        f"d.next_at FROM deliveries d WHERE d.event_id IN ({marks}) ORDER BY d.rowid",
+        list(event_ids),
+    )
+
+
+def attempts_of(world: World, delivery_ids: Sequence[str]) -> list[Row]:
+    """Every attempt of these deliveries, oldest first."""
+    marks = ",".join("?" * len(delivery_ids))
+    return world.store.all(
+        f"SELECT * FROM attempts WHERE delivery_id IN ({marks}) ORDER BY seq", list(delivery_ids)
+    )
