@@ -345,12 +345,12 @@ def dedupe(entries: Sequence[Entry], attempts: Sequence[Attempt]) -> Finding:
 
 def signature_checked(attempts: Sequence[Attempt]) -> Finding:
     """A forged delivery (signed with a wrong secret, ``POST
-    /_sandbox/webhooks/{webhook_id}/forged``) must be refused with a 4xx."""
+    /_sandbox/subscriptions/{webhook_id}/forged``) must be refused with a 4xx."""
     finding = Finding("signature_checked", "Refuses a webhook with a forged signature")
     forged = [a for a in attempts if _forged(a)]
     if not forged:
         finding.detail = (
-            "no forged delivery was sent (POST /_sandbox/webhooks/{webhook_id}/forged, or "
+            "no forged delivery was sent (POST /_sandbox/subscriptions/{webhook_id}/forged, or "
             "chekt-sandbox report --forge)"
         )
         return finding
