@@ -118,16 +118,16 @@ def token_reuse(entries: Sequence[Entry]) -> Finding:
 
 
 def retry_after(entries: Sequence[Entry]) -> Finding:
-    """After a 429/503 carrying Retry-After, the same client's next API or token request
-    must come no sooner than it said."""
+    """After a 429/503 carrying Retry-After, the same client's next API request must come
+    no sooner than it said."""
     finding = Finding("retry_after", "Honours Retry-After after a 429 or 503")
     pending: dict[str, tuple[Entry, float]] = {}  # client -> (the refusal, seconds to wait)
     honoured = 0
     broken: list[int] = []
     for entry in entries:
         client = entry.get("client_id")
-        if client is None or not (_api(entry) or entry["path"] == TOKEN_PATH):
-            continue
+        if client is None or not _api(entry):
+            continue  # fetching a token meanwhile is not calling the API
         if client in pending:
             refusal, wait = pending.pop(client)
             if entry["time"] - refusal["time"] + CLOCK_SLACK < wait:
@@ -283,8 +283,10 @@ def webhook_deadline(
 
 
 def _window(attempt: Attempt) -> tuple[float, float]:
+    """When the attempt was in flight: a call the receiver made before answering arrived
+    within it (sent_at is taken before sending, latency after the answer)."""
     start = float(attempt["sent_at"])
-    return start, start + float(attempt.get("latency_ms") or 0) / 1000 + CLOCK_SLACK
+    return start, start + float(attempt.get("latency_ms") or 0) / 1000
 
 
 def _during(entries: Sequence[Entry], window: tuple[float, float]) -> list[Entry]:
@@ -308,7 +310,11 @@ def dedupe(entries: Sequence[Entry], attempts: Sequence[Attempt]) -> Finding:
         code = attempt.get("status_code")
         if not _forged(attempt) and code is not None and 200 <= int(code) < 300:
             copies[(attempt["webhook_id"], attempt["event_id"])].append(attempt)
-    twice = [sorted(group, key=lambda a: a["seq"]) for group in copies.values() if len(group) > 1]
+    twice = [
+        sorted(group, key=lambda a: (a["sent_at"], a["seq"]))  # a duplicate may be journaled
+        for group in copies.values()  # before the attempt it copies
+        if len(group) > 1
+    ]
     if not twice:
         finding.detail = (
             "no event was delivered twice to one subscription; set duplicate_rate "
