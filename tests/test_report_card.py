@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from helpers import TEST_SETTINGS, live_server
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox import Sandbox
+from sandbox.cli import main
 from sandbox.insights.card import report_card
 from sandbox.webhooks import InvalidSignature, verify_signature
 
@@ -260,3 +262,30 @@ def test_backoff_needs_growing_waits_and_retry_after_is_judged_apart() -> None:
     assert {f["id"]: f["ok"] for f in report_card(growing, [], deadline=30)}["backoff"] is True
     judged = {f["id"]: f["ok"] for f in report_card(told, [], deadline=30)}
     assert judged["backoff"] is None and judged["retry_after"] is True
+
+
+def test_the_cli_prints_the_card_forges_and_exits_1_on_a_failure(sandbox: Sandbox) -> None:
+    """``chekt-sandbox report``: PASS/FAIL/— per finding, ``--forge`` first sends every
+    subscription with a delivery a forged one, ``--json`` the whole answer; exit 1 on FAIL."""
+    client = PoliteClient(sandbox)
+    app = receiver(client, careful=False)
+    runner = CliRunner()
+    with client.http, live_server(app) as url:
+        sandbox.subscribe(f"{url}/hook", secret=SECRET)
+        quiet = "http://127.0.0.1:9/never"
+        sandbox.subscribe(quiet, events=["device.online"], secret=SECRET)  # nothing to copy
+        [event_id] = sandbox.emit("site.armed", {"site_id": 10001})
+        _until(lambda: bool(sandbox.deliveries(event_id=event_id, outcome="delivered")))
+        printed = runner.invoke(main, ["report", "--url", sandbox.url, "--forge"])
+    assert printed.exit_code == 1, printed.output
+    rows = {
+        row.split()[0]: row.split()[1] for row in printed.output.splitlines() if row[:2] == "  "
+    }
+    assert rows["signature_checked"] == "FAIL" and rows["trace_id"] == "PASS"
+    assert rows["retry_after"] == "—"
+    assert "forged to" in printed.output and "not forged to" in printed.output
+    as_json = runner.invoke(main, ["report", "--url", sandbox.url, "--json"])
+    card = json.loads(as_json.output)
+    verdicts = {f["id"]: f["ok"] for f in card["findings"]}
+    assert verdicts["signature_checked"] is False and verdicts["trace_id"] is True
+    assert verdicts["retry_after"] is None and as_json.exit_code == 1
