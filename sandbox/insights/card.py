@@ -10,6 +10,7 @@ sandbox clock's on both sides, so a client that waits on a virtual clock is judg
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -289,8 +290,16 @@ def _window(attempt: Attempt) -> tuple[float, float]:
     return start, start + float(attempt.get("latency_ms") or 0) / 1000
 
 
-def _during(entries: Sequence[Entry], window: tuple[float, float]) -> list[Entry]:
-    return [e for e in entries if _api(e) and window[0] <= e["time"] <= window[1]]
+class _Timeline:
+    """API calls by sandbox time, for finding those made while an attempt was in flight."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.calls = sorted((e for e in entries if _api(e)), key=lambda e: e["time"])
+        self.times = [float(e["time"]) for e in self.calls]
+
+    def during(self, window: tuple[float, float]) -> list[Entry]:
+        start = bisect_left(self.times, window[0])
+        return self.calls[start : bisect_right(self.times, window[1])]
 
 
 def _signature(entry: Entry) -> tuple[Any, ...]:
@@ -322,16 +331,17 @@ def dedupe(entries: Sequence[Entry], attempts: Sequence[Attempt]) -> Finding:
         )
         return finding
     acted_twice = deduped = blind = 0
+    timeline = _Timeline(entries)
     for group in twice:
         windows = [_window(a) for a in group]
         if any(later[0] < earlier[1] for earlier, later in pairwise(windows)):
             blind += 1
             continue
-        first = {_signature(e): e for e in _during(entries, windows[0])}
+        first = {_signature(e): e for e in timeline.during(windows[0])}
         if not first:
             blind += 1
             continue
-        again = [e for w in windows[1:] for e in _during(entries, w) if _signature(e) in first]
+        again = [e for w in windows[1:] for e in timeline.during(w) if _signature(e) in first]
         if again:
             acted_twice += 1
             finding.evidence += [first[_signature(e)]["seq"] for e in again]

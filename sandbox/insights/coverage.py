@@ -45,9 +45,16 @@ class Operations:
                 self._templates.append((_rank(path), _pattern(path), path))
         self._templates.sort(key=lambda t: t[0])
         self._index = {(op["method"], op["path"]): op for op in self.operations}
+        self._seen: dict[tuple[str, str], dict[str, Any] | None] = {}  # a journal repeats itself
 
     def match(self, method: str, path: str) -> dict[str, Any] | None:
         """The documented operation ``method path`` calls, or None."""
+        key = (method, path)
+        if key not in self._seen:
+            self._seen[key] = self._match(method, path)
+        return self._seen[key]
+
+    def _match(self, method: str, path: str) -> dict[str, Any] | None:
         for _, pattern, template in self._templates:
             if pattern.fullmatch(path):
                 op = self._index.get((method.upper(), template))
