@@ -289,3 +289,19 @@ def test_the_cli_prints_the_card_forges_and_exits_1_on_a_failure(sandbox: Sandbo
     verdicts = {f["id"]: f["ok"] for f in card["findings"]}
     assert verdicts["signature_checked"] is False and verdicts["trace_id"] is True
     assert verdicts["retry_after"] is None and as_json.exit_code == 1
+
+
+def test_a_virtual_clock_that_stood_still_judges_no_wait() -> None:
+    """Retries at one instant of a stopped virtual clock may have waited in real time: not
+    judged, and the detail says why."""
+    asked = {"retry-after": "1"}
+    still = [
+        _entry(1, 50.0, "GET", SITES, 429, response_headers=asked),
+        _entry(2, 50.0, "GET", SITES, 502),
+        _entry(3, 50.0, "GET", SITES, 502),
+        _entry(4, 50.0, "GET", SITES, 200),
+    ]
+    by_id = {f["id"]: f for f in report_card(still, [], deadline=30)}
+    assert by_id["retry_after"]["ok"] is None and by_id["backoff"]["ok"] is None
+    assert "stood still" in by_id["retry_after"]["detail"]
+    assert "stood still" in by_id["backoff"]["detail"]

@@ -4,7 +4,9 @@ them) and the delivery attempts (rows of the outbox's ``attempts``).
 
 Each finding is ``ok`` true (behaved), false (misbehaved, with the entries that prove it) or
 null (nothing in the traffic to judge it by: the detail says what would). Times are the
-sandbox clock's on both sides, so a client that waits on a virtual clock is judged by it.
+sandbox clock's on both sides, so a client that waits on a virtual clock is judged by it;
+requests at the very same instant of a virtual clock that stood still are not judged (a
+client waiting in real time meanwhile would look as if it had not waited at all).
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def retry_after(entries: Sequence[Entry]) -> Finding:
     no sooner than it said."""
     finding = Finding("retry_after", "Honours Retry-After after a 429 or 503")
     pending: dict[str, tuple[Entry, float]] = {}  # client -> (the refusal, seconds to wait)
-    honoured = 0
+    honoured = frozen = 0
     broken: list[int] = []
     for entry in entries:
         client = entry.get("client_id")
@@ -131,7 +133,9 @@ def retry_after(entries: Sequence[Entry]) -> Finding:
             continue  # fetching a token meanwhile is not calling the API
         if client in pending:
             refusal, wait = pending.pop(client)
-            if entry["time"] - refusal["time"] + CLOCK_SLACK < wait:
+            if entry["time"] == refusal["time"]:
+                frozen += 1  # a virtual clock that stood still: it cannot tell
+            elif entry["time"] - refusal["time"] + CLOCK_SLACK < wait:
                 broken += [refusal["seq"], entry["seq"]]
             else:
                 honoured += 1
@@ -139,15 +143,19 @@ def retry_after(entries: Sequence[Entry]) -> Finding:
         if entry["status"] in (429, 503) and asked is not None:
             pending[client] = (entry, asked)
     judged = honoured + len(broken) // 2
+    still = f"; {frozen} at the same instant of a virtual clock that stood still" if frozen else ""
     if not judged:
         finding.detail = (
             "no 429 or 503 with Retry-After was followed by another request from that client "
             "(POST /_sandbox/faults with status 429 and retry_after, or turn rate limits on)"
+            + still
         )
         return finding
     finding.ok = not broken
     finding.evidence = broken
-    finding.detail = f"{judged} request(s) followed a Retry-After; {len(broken) // 2} came too soon"
+    finding.detail = (
+        f"{judged} request(s) followed a Retry-After; {len(broken) // 2} came too soon" + still
+    )
     return finding
 
 
@@ -173,7 +181,7 @@ def backoff(entries: Sequence[Entry]) -> Finding:
     """Retries after a 5xx (or no answer) without Retry-After wait, and wait longer each
     time; gaps after a Retry-After are judged by ``retry_after`` instead."""
     finding = Finding("backoff", "Backs off between retries after a 5xx")
-    judged = 0
+    judged = frozen = 0
     bad: list[int] = []
     for chain in _chains(entries):
         gaps = [
@@ -182,6 +190,9 @@ def backoff(entries: Sequence[Entry]) -> Finding:
             if (int(earlier["status"]) >= 500 or earlier["status"] == 0)
             and _header(earlier.get("response_headers"), "retry-after") is None
         ]
+        if gaps and all(gap == 0 for gap, _ in gaps):
+            frozen += 1  # a virtual clock that stood still: waits in real time do not show
+            continue
         if not gaps:
             continue
         judged += 1
@@ -189,19 +200,25 @@ def backoff(entries: Sequence[Entry]) -> Finding:
         flat = len(gaps) > 1 and gaps[-1][0] <= gaps[0][0] + CLOCK_SLACK
         if too_soon or flat:
             bad += [e["seq"] for e in chain]
+    still = (
+        f"; {frozen} retried on a virtual clock that stood still (wait on it to be judged)"
+        if frozen
+        else ""
+    )
     if not judged:
         finding.detail = (
             "no request was retried after a 5xx or a dropped connection "
-            '(POST /_sandbox/faults {"inbound": [{"status": 503, "count": 3}]})'
+            '(POST /_sandbox/faults {"inbound": [{"status": 502, "count": 3}]})' + still
         )
         return finding
     finding.ok = not bad
     finding.evidence = bad
-    finding.detail = (
-        f"{judged} retried request(s) after a 5xx; "
-        + ("each waited and waited longer each time" if not bad else "some retried at once or ")
-        + ("" if not bad else f"without growing waits (under {MIN_GAP} s counts as at once)")
+    verdict = (
+        f"some retried at once (under {MIN_GAP} s) or without growing waits"
+        if bad
+        else "each waited, longer each time"
     )
+    finding.detail = f"{judged} retried request(s) after a 5xx: {verdict}{still}"
     return finding
 
 
