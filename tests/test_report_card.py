@@ -7,6 +7,7 @@ real sandbox server whose inbound faults produce the 429s and 502s."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
@@ -305,3 +306,25 @@ def test_a_virtual_clock_that_stood_still_judges_no_wait() -> None:
     assert by_id["retry_after"]["ok"] is None and by_id["backoff"]["ok"] is None
     assert "stood still" in by_id["retry_after"]["detail"]
     assert "stood still" in by_id["backoff"]["detail"]
+
+
+def test_a_client_that_waits_on_the_virtual_clock_is_judged_by_it() -> None:
+    """Retry-After and backoff are read on the sandbox clock: a client that waits by
+    advancing a virtual clock honours them, to the second."""
+    with Sandbox(TEST_SETTINGS, clock="virtual") as sandbox:
+        client = PoliteClient(sandbox, sleep=sandbox.clock.advance)
+        with client.http:
+            sandbox.fault(method="GET", path=SITES, status=429, retry_after=30, count=1)
+            assert client.request("GET", SITES).status_code == 200
+            sandbox.fault(method="PATCH", path=SITE, status=502, count=2)
+            assert client.request("PATCH", SITE, {"name": "Acme HQ East"}).status_code == 200
+        verdicts = {f["id"]: f["ok"] for f in sandbox.report()["findings"]}
+        times = [e["time"] for e in sandbox.requests(path="/partner/v1/*")]
+    assert verdicts["retry_after"] is True and verdicts["backoff"] is True
+    assert verdicts["idempotency"] is True and verdicts["token_reuse"] is True
+    assert [round(b - a, 3) for a, b in itertools.pairwise(times)][:4] == [
+        30.0,
+        0.0,
+        0.1,
+        0.2,
+    ]
