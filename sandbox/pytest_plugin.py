@@ -18,7 +18,7 @@ reset, plus a factory for tests that need one of their own.
   types, error codes and auth tiers the tests' traffic exercised, over every sandbox the
   session used; ``--chekt-coverage-min=PCT`` fails the session under PCT % of operations,
   ``--chekt-coverage-json=PATH`` writes the merged report (``GET /_sandbox/coverage``'s
-  shape). Under xdist each worker's traffic stays in that worker (not merged).
+  shape). Under xdist the workers' coverage is merged on the controller.
 - Each xdist worker is its own process with its own server on its own port.
 - Anything that failed inside the server during a test fails that test.
 
@@ -200,17 +200,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from sandbox.insights.coverage import merge, percent
 
     reports: list[dict[str, Any]] = config.stash[COVERAGE]
+    import json
+
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller merges and reports
+        workeroutput["chekt_coverage"] = json.dumps(reports)
+        return
     merged = merge(reports)
     config.stash[MERGED] = merged
     path = config.getoption("chekt_coverage_json")
     if path:
-        import json
         from pathlib import Path
 
         Path(path).write_text(json.dumps(merged, indent=2))
     minimum = config.getoption("chekt_coverage_min")
     if minimum is not None and percent(merged) < minimum and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(xdist) A worker finished: its sandboxes' coverage joins the controller's."""
+    output = getattr(node, "workeroutput", {}).get("chekt_coverage")
+    if output and COVERAGE in node.config.stash:
+        import json
+
+        node.config.stash[COVERAGE].extend(json.loads(output))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
