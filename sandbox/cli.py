@@ -22,6 +22,7 @@ from sandbox.cli_control import COMMANDS, connected
 from sandbox.cli_control import TOKEN as _TOKEN
 from sandbox.cli_control import URL as _URL
 from sandbox.cli_control import control as _control
+from sandbox.cli_insights import COMMANDS as INSIGHT_COMMANDS
 from sandbox.cli_record import COMMANDS as RECORD_COMMANDS
 from sandbox.client import SandboxError
 from sandbox.logs import printable
@@ -273,7 +274,7 @@ def new_key(client_id: str, directory: Path, ec: bool) -> None:
     )
 
 
-for _command in (*COMMANDS, *RECORD_COMMANDS):
+for _command in (*COMMANDS, *RECORD_COMMANDS, *INSIGHT_COMMANDS):
     main.add_command(_command)
 
 

@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 from sandbox.app import bridge_app, create_app
 from sandbox.auth.assertions import ASSERTION_TYPE, algorithm_for, thumbprint
 from sandbox.client_chaos import ChaosCalls
+from sandbox.client_insights import InsightCalls
 from sandbox.client_record import RecordCalls
 from sandbox.clock import checked
 from sandbox.errors import ExpectationFailed, SandboxError, SandboxServerError
@@ -84,11 +85,12 @@ class Clock:
         )
 
 
-class Sandbox(RecordCalls, ChaosCalls):
+class Sandbox(RecordCalls, ChaosCalls, InsightCalls):
     """A sandbox of its own (``with Sandbox() as sandbox``) or one already running
     (:meth:`connect`); its record half (alarms, audit, ``expect_alarm``) is
     :class:`~sandbox.client_record.RecordCalls`, its failure half (faults, rate limits, auth
-    chaos) :class:`~sandbox.client_chaos.ChaosCalls`."""
+    chaos) :class:`~sandbox.client_chaos.ChaosCalls`, its judging half (report card,
+    coverage) :class:`~sandbox.client_insights.InsightCalls`."""
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         base = settings or Settings(db=":memory:")

@@ -14,6 +14,11 @@ reset, plus a factory for tests that need one of their own.
 - Settings come from ``[tool.pytest.ini_options]`` (``chekt_sandbox_seed``,
   ``chekt_sandbox_clock``, ``chekt_sandbox_profile``, ``chekt_sandbox_config``), then the
   ``CHEKT_SANDBOX_*`` environment, then the marker.
+- ``--chekt-coverage`` prints, at the end of the session, which documented operations, event
+  types, error codes and auth tiers the tests' traffic exercised, over every sandbox the
+  session used; ``--chekt-coverage-min=PCT`` fails the session under PCT % of operations,
+  ``--chekt-coverage-json=PATH`` writes the merged report (``GET /_sandbox/coverage``'s
+  shape). Under xdist the workers' coverage is merged on the controller.
 - Each xdist worker is its own process with its own server on its own port.
 - Each sandbox also serves the bridges' local API on a free port of its own
   (``chekt_sandbox.bridge_url``; each bridge's token in ``chekt_sandbox.bridges``).
@@ -41,9 +46,28 @@ INI = {
 }
 
 
+COVERAGE = pytest.StashKey[list[dict[str, Any]]]()
+MERGED = pytest.StashKey[dict[str, Any]]()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     for name, help_text in INI.items():
         parser.addini(name, help_text, default=None)
+    group = parser.getgroup("chekt-sandbox")
+    group.addoption(
+        "--chekt-coverage",
+        action="store_true",
+        help="print which CHeKT operations, event types, error codes and tiers were exercised",
+    )
+    group.addoption(
+        "--chekt-coverage-min",
+        type=float,
+        metavar="PCT",
+        help="fail the session when fewer than PCT %% of the operations were called",
+    )
+    group.addoption(
+        "--chekt-coverage-json", metavar="PATH", help="write the merged coverage report here"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,6 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "chekt_sandbox(**settings): run this test against its own sandbox with these settings",
     )
+    if _coverage_on(config):
+        config.stash[COVERAGE] = []
     config.addinivalue_line(
         "markers",
         "chekt_fault(**rule): an inbound fault rule in force on chekt_sandbox for this test "
@@ -96,7 +122,10 @@ def chekt_sandbox_factory(pytestconfig: pytest.Config) -> Iterator[Callable[...,
 
     yield factory
     for sandbox in started:
-        sandbox.stop()
+        try:
+            _collect(pytestconfig, sandbox)
+        finally:
+            sandbox.stop()
 
 
 @pytest.fixture
@@ -132,7 +161,10 @@ def chekt_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     sandbox.reset()
     sandbox.raise_errors()
     _faults(request, sandbox)
-    yield sandbox
+    try:
+        yield sandbox
+    finally:
+        _collect(request.config, sandbox)  # before the next test's reset clears the journal
     sandbox.raise_errors()
 
 
@@ -143,3 +175,72 @@ def _faults(request: pytest.FixtureRequest, sandbox: Sandbox) -> None:
         if marker.args or not marker.kwargs:
             raise pytest.UsageError("@pytest.mark.chekt_fault takes the rule's fields as keywords")
         sandbox.fault(**marker.kwargs)
+
+
+# ---- coverage ----------------------------------------------------------------------------
+
+
+def _coverage_on(config: pytest.Config) -> bool:
+    return bool(
+        config.getoption("chekt_coverage")
+        or config.getoption("chekt_coverage_min") is not None
+        or config.getoption("chekt_coverage_json")
+    )
+
+
+def _collect(config: pytest.Config, sandbox: Sandbox) -> None:
+    """What this sandbox's traffic covered since its last reset, kept for the summary."""
+    if COVERAGE in config.stash and sandbox.url:
+        config.stash[COVERAGE].append(sandbox.coverage())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if COVERAGE not in config.stash:
+        return
+    from sandbox.insights.coverage import merge, percent
+
+    reports: list[dict[str, Any]] = config.stash[COVERAGE]
+    import json
+
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller merges and reports
+        workeroutput["chekt_coverage"] = json.dumps(reports)
+        return
+    merged = merge(reports)
+    config.stash[MERGED] = merged
+    path = config.getoption("chekt_coverage_json")
+    if path:
+        from pathlib import Path
+
+        Path(path).write_text(json.dumps(merged, indent=2))
+    minimum = config.getoption("chekt_coverage_min")
+    if minimum is not None and percent(merged) < minimum and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(xdist) A worker finished: its sandboxes' coverage joins the controller's."""
+    output = getattr(node, "workeroutput", {}).get("chekt_coverage")
+    if output and COVERAGE in node.config.stash:
+        import json
+
+        node.config.stash[COVERAGE].extend(json.loads(output))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if MERGED not in config.stash:
+        return
+    from sandbox.insights.coverage import percent, table
+
+    merged = config.stash[MERGED]
+    terminalreporter.section("CHeKT sandbox coverage")
+    terminalreporter.write_line(table(merged))
+    minimum = config.getoption("chekt_coverage_min")
+    if minimum is not None and percent(merged) < minimum:
+        terminalreporter.write_line(
+            f"FAIL: CHeKT coverage {percent(merged):.1f} % is under the required {minimum:g} %",
+            red=True,
+        )

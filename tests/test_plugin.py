@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_imports import HEAVY
 
@@ -100,8 +102,21 @@ def test_port_b(chekt_sandbox):
     ports = pytester.mkdir("ports")
     monkeypatch.setenv("PORTS_DIR", str(ports))
     # loadfile keeps the isolation pair on one worker: resets hold under xdist too
-    result = pytester.runpytest_subprocess(*STRICT, "-n", "2", "--dist", "loadfile")
+    coverage = pytester.path / "coverage.json"
+    result = pytester.runpytest_subprocess(
+        *STRICT, "-n", "2", "--dist", "loadfile", f"--chekt-coverage-json={coverage}"
+    )
     result.assert_outcomes(passed=4)
+    # each worker's coverage is merged on the controller: the three site calls of the pair
+    calls = {
+        (op["method"], op["path"]): op["calls"]
+        for op in json.loads(coverage.read_text())["operations"]
+        if op["calls"]
+    }
+    assert calls == {
+        ("GET", "/partner/v1/dealers/{dealer_id}/sites"): 2,
+        ("POST", "/partner/v1/dealers/{dealer_id}/sites"): 1,
+    }
     for path in ports.iterdir():
         path.unlink()
     result = pytester.runpytest_subprocess(*STRICT, "-n", "2", "--dist", "load", "-k", "port")

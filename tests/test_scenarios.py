@@ -24,7 +24,16 @@ from partner_app.app import Switches, create_partner_app
 from partner_app.testing import register
 
 from sandbox.cli import main
-from sandbox.scenario import Report, Runner, ScenarioError, junit, load, parse, sandbox_for
+from sandbox.scenario import (
+    Report,
+    Runner,
+    ScenarioError,
+    junit,
+    load,
+    parse,
+    sandbox_for,
+    summary,
+)
 from sandbox.scenario.spec import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,6 +155,14 @@ def test_junit_report_names_every_step(tmp_path: Path) -> None:
     failed = [c for c in cases if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].get("line")
     assert all(c.find("skipped") is not None for c in cases[cases.index(failed[0]) + 1 :])
+    # the report card of the partner's traffic rides along as suite properties, not cases
+    verdicts = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert [f["id"] for f in report.findings] == [
+        name.removeprefix("chekt.report.") for name in verdicts
+    ]
+    assert verdicts["chekt.report.webhook_deadline"] == "pass"  # it answered in time
+    assert set(verdicts.values()) <= {"pass", "fail", "unknown"}
+    assert "report card" in summary(report)
 
 
 def test_shipped_json_schema_is_current() -> None:

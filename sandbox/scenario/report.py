@@ -1,4 +1,5 @@
-"""What a run says: a summary table for people and JUnit XML for CI."""
+"""What a run says: a summary table for people and JUnit XML for CI, each with the report
+card of the partner's traffic during the run (JUnit: suite properties ``chekt.report.<id>``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def _detail(report: Report, result: StepResult) -> str:
     for secret in report.secrets:
         text = text.replace(secret, REDACTED)
     return Scrub().text(text)  # credential shapes; free text keeps its words
+
+
+VERDICTS = {True: "PASS", False: "FAIL", None: "—"}
+PROPERTY_VALUES = {True: "pass", False: "fail", None: "unknown"}
 
 
 def _clip(text: str, width: int) -> str:
@@ -38,6 +43,12 @@ def summary(report: Report) -> str:
         lines.append(f"  {step.index:>3}  {label:<34} {verdict:<7} {seconds:>8}  {detail}")
     for name, value in report.metrics.items():
         lines.append(f"  {name}: {value}")
+    if report.findings:
+        lines.append("  report card (how the partner behaved; informative, not a step):")
+        for finding in report.findings:
+            verdict = VERDICTS[finding["ok"]]
+            detail = _clip(printable(finding["detail"]), 70)
+            lines.append(f"       {finding['id']:<34} {verdict:<7} {'':>8}  {detail}")
     for result in report.results:
         if not result.passed:  # the table clips it: the whole of it, once
             whole = printable(_detail(report, result), lines=True).replace("\n", "\n    ")
@@ -67,6 +78,17 @@ def junit(reports: Sequence[Report], path: str | Path) -> None:
                 "file": report.scenario.path,
             },
         )
+        if report.findings:  # the report card, as properties: informative, never a failure
+            properties = ET.SubElement(suite, "properties")
+            for finding in report.findings:
+                ET.SubElement(
+                    properties,
+                    "property",
+                    {
+                        "name": f"chekt.report.{finding['id']}",
+                        "value": PROPERTY_VALUES[finding["ok"]],
+                    },
+                )
         for step in report.scenario.steps:
             result = ran.get(step.index)
             case = ET.SubElement(

@@ -50,6 +50,8 @@ class Report:
     results: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    # the report card of the partner's traffic during the run (GET /_sandbox/report)
+    findings: list[dict[str, Any]] = field(default_factory=list)
     secrets: tuple[str, ...] = ()  # never printed: the webhook and client secrets of the run
 
     @property
@@ -103,6 +105,7 @@ class Runner:
         self._journal_mark()
         self.start = self.mark
         self.inbound_start = self._inbound_mark()
+        began = self.sandbox.clock.now()
         try:
             self._build_world(scenario.world)
             if self.callback:
@@ -112,6 +115,8 @@ class Runner:
             self._steps(scenario, report)
         finally:
             self._clean_up()
+        with contextlib.suppress(SandboxError):  # an older sandbox has no report card
+            report.findings = self.sandbox.report(since_seq=self.start, since=began)["findings"]
         report.seconds = time.perf_counter() - started
         report.metrics = dict(self.metrics)
         return report

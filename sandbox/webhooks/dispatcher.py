@@ -354,6 +354,22 @@ class Dispatcher:
             },
         )
 
+    async def forge(self, forged: Row) -> dict[str, Any]:
+        """Send one delivery signed with a wrong secret (``outbox.forgery``) and journal it
+        as an attempt: a receiver that answers it 2xx does not verify signatures."""
+        result = await self._send(forged, 1)
+        result.pop("retry_after", None)
+        result["error"] = result["error"] or "forged on purpose: signed with a wrong secret"
+        attempt = {
+            "delivery_id": forged["delivery_id"],
+            "event_id": forged["event_id"],
+            "webhook_id": forged["webhook_id"],
+            "next_at": None,
+            **result,
+        }
+        attempt["seq"] = self.world.store.insert("attempts", attempt)
+        return attempt
+
     async def _attempt(self, delivery: Row) -> int:
         """Make the delivery's next attempt; returns its number (0 when none was sent)."""
         attempt = int(delivery["attempts"]) + 1

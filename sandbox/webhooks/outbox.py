@@ -27,6 +27,7 @@ RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000)
 MAX_ATTEMPTS = 8
 WINDOW = 24 * 3600
 JITTER = 0.10
+FORGED_PREFIX = "dlv_forged_"  # deliveries signed with a wrong secret on purpose
 
 
 def _named(sub: Row, event: Row, data: dict[str, Any]) -> str | None:
@@ -275,6 +276,25 @@ def attempts(
         f"SELECT * FROM attempts WHERE {where} ORDER BY seq LIMIT ?",
         [*filters.values(), since_seq, limit],
     )
+
+
+def forgery(world: World, webhook_id: str) -> dict[str, Any] | None:
+    """What a forged delivery to a subscription sends: its latest delivery's body, to its
+    URL, under a new ``FORGED_PREFIX`` id and a wrong secret; None when it has none yet."""
+    row = world.store.one(
+        "SELECT d.event_id, d.body, w.url, w.profile FROM deliveries d JOIN webhooks w "
+        "USING (webhook_id) WHERE d.webhook_id = ? ORDER BY d.rowid DESC LIMIT 1",
+        (webhook_id,),
+    )
+    if row is None:
+        return None
+    return {
+        **dict(row),
+        "delivery_id": FORGED_PREFIX + secrets.token_hex(8),
+        "webhook_id": webhook_id,
+        "secret": "whsec_forged_" + secrets.token_urlsafe(24),
+        "next_at": world.now(),
+    }
 
 
 def has_event(world: World, event_id: str) -> bool:
