@@ -19,11 +19,10 @@ from sandbox.errors import ApiError, Conflict, NotFound, ValidationFailed
 from sandbox.insights.card import report_card
 from sandbox.insights.coverage import coverage
 from sandbox.recorder import export
-from sandbox.webhooks import outbox
+from sandbox.webhooks import outbox, profiles
 from sandbox.world import subscriptions
-from sandbox.world.subscriptions import EVENT_TYPES
+from sandbox.world.catalog import EVENT_TYPES
 
-LEGACY_DEADLINE = 5.0  # s: the older guide's receivers must answer within this (CONTRACT §4.3)
 REPORT_FILTERS = ("client_id", "since_seq", "since")
 
 
@@ -68,10 +67,9 @@ async def report(request: Request) -> Response:
     s = services(request)
     params = _params(request, REPORT_FILTERS)
     timeout = s.settings.webhook_timeout
-    deadlines = {
-        w["webhook_id"]: min(timeout, LEGACY_DEADLINE)
+    deadlines = {  # the legacy guide's 5 s, where it applies
+        w["webhook_id"]: profiles.timeout(w["profile"], timeout)
         for w in subscriptions.list_all(s.world)
-        if w["profile"] == "legacy-guide"
     }
     findings = report_card(
         _journal(s, params), _attempts(s, params), deadline=timeout, deadlines=deadlines
