@@ -9,23 +9,14 @@ client routes and ``/_sandbox/clock/skew``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.client_calls import ControlCalls
 
-class ChaosCalls:
+
+class ChaosCalls(ControlCalls):
     """Mixed into ``Sandbox``, whose ``call`` reaches the control API."""
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        timeout: Any = None,
-    ) -> Any:
-        raise NotImplementedError  # pragma: no cover - Sandbox provides it
 
     # ---- inbound faults ----------------------------------------------------------------------
 

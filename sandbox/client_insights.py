@@ -10,9 +10,10 @@ and ``/_sandbox/subscriptions/{webhook_id}/forged``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
+
+from sandbox.client_calls import ControlCalls
 
 
 def _filters(client_id: str | None, since_seq: int | None, since: float | None) -> dict[str, Any]:
@@ -20,18 +21,8 @@ def _filters(client_id: str | None, since_seq: int | None, since: float | None) 
     return {name: value for name, value in given.items() if value is not None}
 
 
-class InsightCalls:
+class InsightCalls(ControlCalls):
     """Mixed into ``Sandbox``, whose ``call`` reaches the control API."""
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        timeout: Any = None,
-    ) -> Any:
-        raise NotImplementedError  # pragma: no cover - Sandbox provides it
 
     def report(
         self,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.client_calls import ControlCalls
 from sandbox.errors import ExpectationFailed
 from sandbox.logs import printable
 from sandbox.world.alarms import MOVES, STATES, VERDICTS
@@ -134,18 +135,8 @@ def describe_alarm(alarm: Mapping[str, Any], trail: Sequence[Mapping[str, Any]])
     return printable("\n".join(lines), lines=True)
 
 
-class RecordCalls:
+class RecordCalls(ControlCalls):
     """Mixed into ``Sandbox``, whose ``call`` reaches the control API."""
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        params: Mapping[str, Any] | None = None,
-        timeout: Any = None,
-    ) -> Any:
-        raise NotImplementedError  # pragma: no cover - Sandbox provides it
 
     def requests(self, **filters: Any) -> list[dict[str, Any]]:
         raise NotImplementedError  # pragma: no cover - Sandbox provides it
