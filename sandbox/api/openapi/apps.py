@@ -23,7 +23,14 @@ from sandbox.api.openapi.objects import (
     TEXT,
 )
 from sandbox.api.openapi.partner import PAGING, TOTAL
-from sandbox.api.openapi.schema import ERROR, body, json_content, link, listed, operation, query
+from sandbox.api.openapi.schema import (
+    body,
+    error_response,
+    link,
+    listed,
+    operation,
+    query,
+)
 from sandbox.world import device_status
 from sandbox.world.fields import SPACE
 from sandbox.world.listing import TIMESTAMP_PATTERN
@@ -121,10 +128,6 @@ ACTION_TEXT = {
 # ---- operations ------------------------------------------------------------------------------
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, **json_content(ERROR)}
-
-
 def _op(
     summary: str,
     scope: str,
@@ -139,13 +142,13 @@ def _op(
 ) -> dict[str, Any]:
     op = operation(summary, scope, ok, result, request, params, queries, tag=TAG, headers=headers)
     op["security"] = [{APP_KEY: [scope]}]
-    op["responses"]["401"] = _error(
+    op["responses"]["401"] = error_response(
         "`invalid_api_key`: no key, an unknown or expired one, or an access token (the Apps "
         "API takes an app's API key only)"
     )
-    op["responses"]["403"] = _error(f"`permission_denied`: the key lacks `{scope}`")
+    op["responses"]["403"] = error_response(f"`permission_denied`: the key lacks `{scope}`")
     for status, description in (errors or {}).items():
-        op["responses"][status] = _error(description)
+        op["responses"][status] = error_response(description)
     return op
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.openapi.schema import (
-    ERROR,
-    json_content,
+    error_response,
     listed,
     named,
     obj,
@@ -97,10 +96,6 @@ PARTITION_ARMING_REQUEST = named(
 )
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, **json_content(ERROR)}
-
-
 def op(
     summary: str,
     ok: int,
@@ -114,12 +109,12 @@ def op(
     """A dealer API operation: any API key of the dealer, no scope."""
     found = operation(summary, None, ok, result, request, params, queries, tag=TAG)
     found["security"] = [{DEALER_KEY: []}]
-    found["responses"]["401"] = _error(
+    found["responses"]["401"] = error_response(
         "`invalid_api_key`: no key, an unknown or expired one, or an access token (the dealer "
         "API takes an API key only)"
     )
     for status, description in (errors or {}).items():
-        found["responses"][status] = _error(description)
+        found["responses"][status] = error_response(description)
     return found
 
 

@@ -120,6 +120,11 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def error_response(description: str) -> dict[str, Any]:
+    """A response with the error envelope, described (which codes, and when)."""
+    return {"description": description, **json_content(ERROR)}
+
+
 def obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
     """A JSON object schema with these properties (``required`` among them)."""
     return {"type": "object", "required": list(required), "properties": properties}
