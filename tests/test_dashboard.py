@@ -20,7 +20,16 @@ from sandbox.ui.access import CSRF_COOKIE, SESSION_COOKIE
 
 UI = "/_sandbox/ui"
 TOKEN = "admin-token-0123456789abcdef"
-PAGES = ("requests", "deliveries", "emit", "credentials", "world")
+PAGES = (
+    "requests",
+    "deliveries",
+    "emit",
+    "inbound",
+    "report",
+    "coverage",
+    "credentials",
+    "world",
+)
 
 
 @pytest.fixture

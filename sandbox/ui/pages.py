@@ -21,7 +21,7 @@ from sandbox.ui.render import guarded, render
 from sandbox.ui.timeline import timelines
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.webhooks import outbox
-from sandbox.world import catalog
+from sandbox.world import catalog, subscriptions
 from sandbox.world.audit import Actor
 from sandbox.world.catalog import EVENT_TYPES
 
@@ -74,7 +74,13 @@ async def request_detail(request: Request) -> Response:
 
 def _deliveries(request: Request) -> dict[str, Any]:
     world = services(request).world
-    return {"events": timelines(world, attempt_view), "now": world.now()}
+    subs = subscriptions.list_all(world)
+    return {
+        "events": timelines(world, attempt_view),
+        "now": world.now(),
+        "watching": subs,
+        "profile_of": {s["webhook_id"]: s["profile"] for s in subs},
+    }
 
 
 @guarded
