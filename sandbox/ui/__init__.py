@@ -35,6 +35,7 @@ def _pages() -> list[BaseRoute]:
         route("/requests/{seq}", GET=pages.request_detail),
         route("/deliveries", GET=pages.deliveries_page),
         route("/deliveries/timeline", GET=pages.deliveries_timeline),
+        route("/deliveries/attempts/{seq}", GET=pages.attempt_detail),
         route("/deliveries/resend", POST=pages.resend),
         route("/deliveries/recover", POST=pages.recover),
         route("/emit", GET=pages.emit_page, POST=pages.emit_submit),

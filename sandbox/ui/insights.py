@@ -25,23 +25,11 @@ VERDICTS = {True: "PASS", False: "FAIL", None: "—"}
 CHANGED = "sandbox-changed"
 
 
-def _attempt_events(request: Request, findings: list[dict[str, Any]]) -> dict[int, str]:
-    """Attempt seq -> its event id, for the evidence links into the Deliveries view."""
-    seqs = sorted({seq for f in findings for seq in f["attempts"]})
-    if not seqs:
-        return {}
-    rows = services(request).world.store.all(
-        f"SELECT seq, event_id FROM attempts WHERE seq IN ({','.join('?' * len(seqs))})", seqs
-    )
-    return {int(r["seq"]): str(r["event_id"]) for r in rows}
-
-
 def _card(request: Request) -> dict[str, Any]:
     card = judged(services(request), {}, RECENT)
     return {
         "card": card,
         "verdicts": VERDICTS,
-        "attempt_events": _attempt_events(request, card["findings"]),
         "recent": RECENT,
     }
 

@@ -94,6 +94,18 @@ async def deliveries_timeline(request: Request) -> Response:
 
 
 @guarded
+async def attempt_detail(request: Request) -> Response:
+    """One delivery attempt (forged ones too: the report card's evidence), redacted as
+    ``GET /_sandbox/deliveries`` shows it."""
+    raw = request.path_params["seq"]
+    seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+    rows = outbox.attempts(services(request).world, {}, seq - 1, 1) if seq else []
+    if not rows or rows[0]["seq"] != seq:
+        raise NotFound(f"delivery attempt {raw} was not found")
+    return render(request, "attempt.html", page="deliveries", attempt=attempt_view(rows[0]))
+
+
+@guarded
 async def resend(request: Request) -> Response:
     fields = await form(request)
     world = services(request).world

@@ -44,15 +44,3 @@ document.addEventListener("htmx:afterSwap", function () {
   });
 });
 
-// a link to one delivery attempt (the report card's evidence) opens the list that holds it
-function openTarget() {
-  if (location.hash.indexOf("#attempt-") !== 0) return;
-  var row = document.getElementById(location.hash.slice(1));
-  var details = row && row.closest("details");
-  if (details) {
-    details.open = true;
-    row.scrollIntoView();
-  }
-}
-document.addEventListener("DOMContentLoaded", openTarget);
-window.addEventListener("hashchange", openTarget);
