@@ -19,7 +19,7 @@ from sandbox.ui.access import form
 from sandbox.ui.render import guarded, render
 from sandbox.world import inbound, subscriptions
 
-RECENT = 5000  # journal entries (and delivery attempts) a page judges: the newest ones
+RECENT = 2000  # journal entries (and delivery attempts) a page judges: the newest ones
 INBOUND = 100  # inbound events listed
 VERDICTS = {True: "PASS", False: "FAIL", None: "—"}
 CHANGED = "sandbox-changed"
