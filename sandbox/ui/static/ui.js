@@ -43,4 +43,3 @@ document.addEventListener("htmx:afterSwap", function () {
     if (details) details.open = true;
   });
 });
-
