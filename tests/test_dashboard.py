@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Settings
-from receiver import Answer, Receiver
+from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import Sandbox, VirtualClock, create_app
@@ -20,7 +20,16 @@ from sandbox.ui.access import CSRF_COOKIE, SESSION_COOKIE
 
 UI = "/_sandbox/ui"
 TOKEN = "admin-token-0123456789abcdef"
-PAGES = ("requests", "deliveries", "emit", "credentials", "world")
+PAGES = (
+    "requests",
+    "deliveries",
+    "emit",
+    "inbound",
+    "report",
+    "coverage",
+    "credentials",
+    "world",
+)
 
 
 @pytest.fixture
@@ -262,4 +271,161 @@ def test_resend_and_recover_from_the_deliveries_view(receiver: tuple[Receiver, s
         assert "1 new" in recovered.text
         deliveries = app.state.services.world.store.scalar("SELECT COUNT(*) FROM deliveries")
         assert deliveries == 2 + 2 + 1
+    app.state.services.close()
+
+
+def _naive_traffic(client: TestClient) -> list[int]:
+    """What a naive partner does: a new token for every call, no trace id. The journal seqs
+    of its API calls."""
+    partner = next(
+        c
+        for c in client.get("/_sandbox/credentials").json()["clients"]
+        if c["kind"] == "platform_partner" and c.get("client_secret")
+    )
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": partner["client_id"],
+        "client_secret": partner["client_secret"],
+    }
+    calls = []
+    for _ in range(3):
+        token = client.post("/oauth/token", data=form).json()["access_token"]
+        sites = client.get(
+            "/partner/v1/dealers/1001/sites", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert sites.status_code == 200
+        calls.append(client.get("/_sandbox/journal").json()["last_seq"])
+    return calls
+
+
+def test_the_report_card_shows_each_finding_with_links_to_its_evidence(ui: TestClient) -> None:
+    calls = _naive_traffic(ui)
+    page = ui.get(f"{UI}/report")
+    assert page.status_code == 200
+    card = ui.get("/_sandbox/report").json()
+    for finding in card["findings"]:  # the same verdicts as the control API, row by row
+        row = page.text.split(f'data-finding="{finding["id"]}"')[1].split("</tr>")[0]
+        verdict = {True: "PASS", False: "FAIL", None: "—"}[finding["ok"]]
+        assert f'<td class="verdict">{verdict}</td>' in row, finding["id"]
+        for seq in finding["evidence"]:
+            assert f'href="{UI}/requests/{seq}"' in row
+    trace = page.text.split('data-finding="trace_id"')[1].split("</tr>")[0]
+    assert "FAIL" in trace and all(f"/requests/{seq}" in trace for seq in calls)
+    assert "FAIL" in page.text.split('data-finding="token_reuse"')[1].split("</tr>")[0]
+    fragment = ui.get(f"{UI}/report/card", headers={"HX-Request": "1"})
+    assert fragment.text.startswith('<section id="report-card"')
+    assert 'hx-trigger="sse:journal, sse:deliveries' in fragment.text
+
+
+def test_the_forge_button_sends_the_control_apis_forgery_and_needs_the_csrf_token(
+    receiver: tuple[Receiver, str],
+) -> None:
+    rx, url = receiver
+    app = create_app(Settings())
+    with TestClient(app) as client:
+        made = client.post(
+            "/_sandbox/subscriptions",
+            json={"url": f"{url}/hook?<b>x</b>", "events": ["site.armed"]},
+        ).json()
+        webhook_id = made["webhook_id"]
+        page = client.get(f"{UI}/report").text
+        assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+        h = {"X-CSRF-Token": csrf(client)}
+        early = client.post(f"{UI}/report/forged", data={"webhook_id": webhook_id}, headers=h)
+        assert early.status_code == 409 and "no delivery yet" in early.text
+        missing = client.post(f"{UI}/report/forged", data={"webhook_id": "wh_<i>"}, headers=h)
+        assert missing.status_code == 404 and "<i>" not in missing.text
+        client.post("/_sandbox/events", json={"type": "site.armed"})
+        wait_for(lambda: rx.at("/hook"))
+        refused = client.post(f"{UI}/report/forged", data={"webhook_id": webhook_id})
+        assert refused.status_code == 403 and len(rx.at("/hook")) == 1
+        sent = client.post(f"{UI}/report/forged", data={"webhook_id": webhook_id}, headers=h)
+        assert sent.status_code == 200 and "200 (accepted)" in sent.text
+        assert sent.headers["hx-trigger"] == "sandbox-changed"
+        assert len(rx.at("/hook")) == 2
+        card = client.get(f"{UI}/report").text
+        row = card.split('data-finding="signature_checked"')[1].split("</tr>")[0]
+        assert "FAIL" in row and f"{UI}/deliveries/attempts/" in row
+        attempt = row.split("/deliveries/attempts/")[1].split('"')[0]
+        detail = client.get(f"{UI}/deliveries/attempts/{attempt}")
+        assert detail.status_code == 200 and "dlv_forged_" in detail.text
+        assert "[redacted]" in detail.text  # its signature, as the exports hide it
+        for wrong in ("999999", "x", "0"):
+            assert client.get(f"{UI}/deliveries/attempts/{wrong}").status_code == 404
+    app.state.services.close()
+
+
+def test_coverage_counts_the_called_operation_and_filters_the_untouched(ui: TestClient) -> None:
+    _naive_traffic(ui)
+    found = ui.get("/_sandbox/coverage").json()
+    called = next(op for op in found["operations"] if op["calls"])
+    page = ui.get(f"{UI}/coverage")
+    assert page.status_code == 200
+    assert f"{found['covered']}/{found['total']}" in page.text
+    row = page.text.split(f'data-operation="{called["operation_id"]}"')[1].split("</tr>")[0]
+    assert 'class="touched"' in row and f'<td class="calls">{called["calls"]}</td>' in row
+    assert page.text.count('class="untouched"') >= found["total"] - found["covered"]
+    only = ui.get(f"{UI}/coverage", params={"untouched": "1"}).text
+    assert f'data-operation="{called["operation_id"]}"' not in only
+    assert only.count("<tr data-operation=") == found["total"] - found["covered"]
+    assert "platform_partner" in page.text or "secret" in page.text  # a tier exercised
+
+
+def test_inbound_events_show_with_their_alarm_and_bridge_tokens_are_masked() -> None:
+    with Sandbox(Settings(db=":memory:")) as sandbox:
+        bridge = next(b for b in sandbox.bridges if b["dealer_id"] == 1001 and 2 in b["channels"])
+        assert bridge["url"]
+        creds = httpx.get(f"{sandbox.url}{UI}/credentials").text
+        assert bridge["api_token"] not in creds and bridge["url"] in creds
+        assert f"kind=bridge&amp;id={bridge['bridge_id']}" in creds
+        shown = httpx.get(
+            f"{sandbox.url}{UI}/credentials/reveal",
+            params={"kind": "bridge", "id": str(bridge["bridge_id"])},
+        )
+        assert bridge["api_token"] in shown.text
+        hostile = "<img src=x onerror=alert(1)>"
+        posted = httpx.post(
+            f"{bridge['url']}/api/v1/events",
+            json={"target_channel": 2, "event_description": hostile},
+            auth=("apikey", bridge["api_token"]),
+        )
+        assert posted.status_code == 200, posted.text
+        alarm_id = posted.json()["alarm_id"]
+        page = httpx.get(f"{sandbox.url}{UI}/inbound")
+        assert page.status_code == 200 and hostile not in page.text
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+        row = page.text.split("<tr data-inbound=")[1].split("</tr>")[0]
+        assert alarm_id in row and "bridge" in row
+        rows = httpx.get(f"{sandbox.url}{UI}/inbound/rows", headers={"HX-Request": "1"})
+        assert rows.text.startswith('<tbody id="inbound-rows"') and alarm_id in rows.text
+
+
+def test_off_loopback_no_bridge_token_is_revealed(remote: TestClient) -> None:
+    remote.get(f"{UI}/login")
+    token = str(remote.cookies[CSRF_COOKIE])
+    remote.post(f"{UI}/login", data={"token": TOKEN, "csrf": token})
+    page = remote.get(f"{UI}/credentials")
+    assert page.status_code == 200 and "kind=bridge" not in page.text
+    refused = remote.get(f"{UI}/credentials/reveal", params={"kind": "bridge", "id": "1"})
+    assert refused.status_code == 403 and "loopback" in refused.text
+
+
+def test_emit_shows_who_is_watching_and_deliveries_show_each_profile(
+    receiver: tuple[Receiver, str],
+) -> None:
+    rx, url = receiver
+    app = create_app(Settings())
+    with TestClient(app) as client:
+        for profile in ("chekt-apps", "dealer-v1"):
+            made = client.post(
+                "/_sandbox/subscriptions", json={"url": f"{url}/{profile}", "profile": profile}
+            )
+            assert made.status_code == 201, made.text
+        emit = client.get(f"{UI}/emit").text.split('id="watching"')[1].split("</table>")[0]
+        assert emit.count('<td class="profile">') == 2 and "dealer-v1" in emit
+        client.post("/_sandbox/events", json={"type": "site.armed"})
+        wait_for(lambda: len(rx.at("/chekt-apps")) + len(rx.at("/dealer-v1")) == 2)
+        legend = client.get(f"{UI}/deliveries").text.split('class="legend"')[1].split("</ul>")[0]
+        assert '<span class="profile">chekt-apps</span>' in legend
+        assert '<span class="profile">dealer-v1</span>' in legend
     app.state.services.close()

@@ -250,3 +250,79 @@ def test_first_paint_of_the_requests_page_with_100000_journal_entries(browser: A
     print(f"first contentful paint: best {paint:.0f} ms of {[round(p) for p in paints]}")
     assert rows == 50
     assert paint < 300
+
+
+def _naive_partner(running: Sandbox) -> None:
+    """Two token fetches too many, and API calls without a trace id."""
+    partner = running.partner
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": partner["client_id"],
+        "client_secret": partner["client_secret"],
+    }
+    for _ in range(3):
+        token = httpx.post(running.url + "/oauth/token", data=form).json()["access_token"]
+        listed = httpx.get(
+            running.url + "/partner/v1/dealers/1001/sites",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert listed.status_code == 200, listed.text
+
+
+def test_the_report_card_fails_a_naive_partner_live_and_forges_a_delivery(
+    receiver: tuple[Receiver, str], browser: Any
+) -> None:
+    _, url = receiver
+    with Sandbox(Settings()) as running:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        console = Console(page)
+        page.goto(running.url + UI + "/report")
+        page.wait_for_selector("body[data-live]")
+        trace = page.locator("#report-card tr[data-finding=trace_id] td.verdict")
+        expect(trace).to_have_text("—")  # nothing to judge yet
+        _naive_partner(running)
+        expect(trace).to_have_text("FAIL")  # without a reload
+        tokens = page.locator("#report-card tr[data-finding=token_reuse]")
+        expect(tokens.locator("td.verdict")).to_have_text("FAIL")
+        tokens.locator("a.request-link").first.click()  # the evidence: a needless token fetch
+        page.wait_for_selector("#request-headers")
+        assert "/oauth/token" in page.locator("h1").inner_text()
+
+        running.subscribe(f"{url}/ok", events=["site.armed"])
+        running.emit("site.armed")
+        page.goto(running.url + UI + "/report")
+        page.wait_for_selector("body[data-live]")
+        signature = page.locator("#report-card tr[data-finding=signature_checked]")
+        expect(signature.locator("td.verdict")).to_have_text("—")
+        page.locator("#forge button.forge").first.click()
+        expect(page.locator("#forge-flash")).to_contain_text("(accepted)")
+        expect(signature.locator("td.verdict")).to_have_text("FAIL")
+        signature.locator("a.attempt-link").first.click()
+        expect(page.locator("h1")).to_contain_text("Delivery attempt")
+        assert "dlv_forged_" in page.locator("dl.facts").inner_text()
+        assert console.errors == [], console.errors
+        context.close()
+
+
+def test_coverage_counts_the_called_operation(sandbox: Sandbox, page: Any) -> None:
+    _naive_partner(sandbox)
+    console = Console(page)
+    page.goto(sandbox.url + UI + "/coverage")
+    found = sandbox.call("GET", "/_sandbox/coverage")
+    listed = next(
+        op
+        for op in found["operations"]
+        if op["method"] == "GET" and op["path"] == "/partner/v1/dealers/{dealer_id}/sites"
+    )
+    row = page.locator(f"tr[data-operation='{listed['operation_id']}']")
+    expect(row).to_have_class("touched")
+    assert int(row.locator("td.calls").inner_text()) >= 3
+    expect(page.locator("#covered-count")).to_have_text(f"{found['covered']}/{found['total']}")
+    page.check("input[name=untouched]")
+    page.click("form.filters button")
+    page.wait_for_url("**/coverage?untouched=1")
+    expect(page.locator(f"tr[data-operation='{listed['operation_id']}']")).to_have_count(0)
+    assert page.locator("tr.untouched").count() == found["total"] - found["covered"]
+    assert console.errors == [], console.errors

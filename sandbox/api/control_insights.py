@@ -41,14 +41,19 @@ def _params(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def _journal(s: Services, params: dict[str, str]) -> list[dict[str, Any]]:
+def _journal(s: Services, params: dict[str, str], recent: int | None) -> list[dict[str, Any]]:
     filters = {**params, "limit": str(s.recorder.max_entries)}
+    if recent is not None:
+        newest = s.recorder.stats()["last_seq"]
+        filters["since_seq"] = str(max(int(params.get("since_seq", "0")), newest - recent))
     return [export(entry) for entry in s.recorder.query(filters)]
 
 
-def _attempts(s: Services, params: dict[str, str]) -> list[dict[str, Any]]:
+def _attempts(s: Services, params: dict[str, str], recent: int | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     after = 0
+    if recent is not None:
+        after = max(0, int(s.world.store.scalar("SELECT MAX(seq) FROM attempts") or 0) - recent)
     while page := outbox.attempts(s.world, {}, after):
         rows += page
         after = int(page[-1]["seq"])
@@ -60,29 +65,34 @@ def _attempts(s: Services, params: dict[str, str]) -> list[dict[str, Any]]:
     return rows
 
 
-async def report(request: Request) -> Response:
-    """The report card of the partner's client and receiver, optionally for one client_id
-    and from a journal sequence (since_seq) or a sandbox time (since) on."""
-    admin(request)
-    s = services(request)
-    params = _params(request, REPORT_FILTERS)
+def judged(s: Services, params: dict[str, str], recent: int | None = None) -> dict[str, Any]:
+    """The report card (what ``GET /_sandbox/report`` answers); ``recent`` bounds it to the
+    newest that many journal entries and delivery attempts (the dashboard's live view)."""
     timeout = s.settings.webhook_timeout
     deadlines = {  # the legacy guide's 5 s, where it applies
         w["webhook_id"]: profiles.timeout(w["profile"], timeout)
         for w in subscriptions.list_all(s.world)
     }
     findings = report_card(
-        _journal(s, params), _attempts(s, params), deadline=timeout, deadlines=deadlines
+        _journal(s, params, recent),
+        _attempts(s, params, recent),
+        deadline=timeout,
+        deadlines=deadlines,
     )
     failed = sum(1 for f in findings if f["ok"] is False)
-    return reply(
-        {
-            "ok": not failed,
-            "failed": failed,
-            "passed": sum(1 for f in findings if f["ok"] is True),
-            "findings": findings,
-        }
-    )
+    return {
+        "ok": not failed,
+        "failed": failed,
+        "passed": sum(1 for f in findings if f["ok"] is True),
+        "findings": findings,
+    }
+
+
+async def report(request: Request) -> Response:
+    """The report card of the partner's client and receiver, optionally for one client_id
+    and from a journal sequence (since_seq) or a sandbox time (since) on."""
+    admin(request)
+    return reply(judged(services(request), _params(request, REPORT_FILTERS)))
 
 
 def _error_codes() -> list[str]:
@@ -96,16 +106,15 @@ def _error_codes() -> list[str]:
     return sorted(found - {"internal_error"})
 
 
-async def coverage_report(request: Request) -> Response:
-    """Which documented operations, event types, error codes and auth tiers the traffic
-    exercised (optionally one client_id's, from since_seq / since on)."""
-    admin(request)
-    s = services(request)
-    params = _params(request, REPORT_FILTERS)
+def covered(
+    s: Services, issuer: str, params: dict[str, str], recent: int | None = None
+) -> dict[str, Any]:
+    """The coverage report (what ``GET /_sandbox/coverage`` answers); ``recent`` as for
+    :func:`judged`."""
     delivered: dict[str, int] = {}
     answered = [
         a
-        for a in _attempts(s, params)
+        for a in _attempts(s, params, recent)
         if a["status_code"] is not None
         and 200 <= a["status_code"] < 300
         and not str(a["delivery_id"]).startswith(outbox.FORGED_PREFIX)
@@ -116,15 +125,22 @@ async def coverage_report(request: Request) -> Response:
         kind = types.get(attempt["event_id"])
         if kind is not None:
             delivered[kind] = delivered.get(kind, 0) + 1
-    found = coverage(
-        document(issuer_of(request))["paths"],
-        _journal(s, params),
+    return coverage(
+        document(issuer)["paths"],
+        _journal(s, params, recent),
         delivered,
         event_types=EVENT_TYPES,
         error_codes=_error_codes(),
         tiers=TIERS,
     )
-    return reply(found)
+
+
+async def coverage_report(request: Request) -> Response:
+    """Which documented operations, event types, error codes and auth tiers the traffic
+    exercised (optionally one client_id's, from since_seq / since on)."""
+    admin(request)
+    params = _params(request, REPORT_FILTERS)
+    return reply(covered(services(request), issuer_of(request), params))
 
 
 async def forged(request: Request) -> Response:
@@ -134,8 +150,12 @@ async def forged(request: Request) -> Response:
     admin(request)
     if await request.body():
         await read_json(request)  # nothing to set: a body, if any, must still be JSON
-    s = services(request)
-    webhook_id = request.path_params["webhook_id"]
+    return reply(await forge(services(request), request.path_params["webhook_id"]), 201)
+
+
+async def forge(s: Services, webhook_id: str) -> dict[str, Any]:
+    """Send the forged delivery and say how the receiver took it (the route's answer; the
+    dashboard's button calls this too)."""
     if not any(w["webhook_id"] == webhook_id for w in subscriptions.list_all(s.world)):
         raise NotFound(f"subscription {webhook_id} was not found")
     forgery = outbox.forgery(s.world, webhook_id)
@@ -151,19 +171,16 @@ async def forged(request: Request) -> Response:
         if code is not None and 200 <= code < 300
         else ("refused" if code is not None and 400 <= code < 500 else "no_verdict")
     )
-    return reply(
-        {
-            "seq": attempt["seq"],
-            "webhook_id": webhook_id,
-            "event_id": attempt["event_id"],
-            "delivery_id": attempt["delivery_id"],
-            "outcome": attempt["outcome"],
-            "status_code": code,
-            "latency_ms": attempt.get("latency_ms"),
-            "verdict": verdict,
-        },
-        201,
-    )
+    return {
+        "seq": attempt["seq"],
+        "webhook_id": webhook_id,
+        "event_id": attempt["event_id"],
+        "delivery_id": attempt["delivery_id"],
+        "outcome": attempt["outcome"],
+        "status_code": code,
+        "latency_ms": attempt.get("latency_ms"),
+        "verdict": verdict,
+    }
 
 
 routes = [

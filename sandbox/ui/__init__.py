@@ -1,8 +1,8 @@
 """The dashboard, ``/_sandbox/ui``: server-rendered pages (Jinja2) a partner keeps open while
-developing — the live request journal, the deliveries timeline, Emit, the clock,
-credentials and subscriptions, the world. Live updates come from server-sent events and
-htmx (vendored in ``static/``, nothing fetched at run time). The same rules as the control
-API hold (see :mod:`sandbox.ui.access`)."""
+developing — the live request journal, the deliveries timeline, Emit, the clock, inbound
+events, the report card, coverage, credentials and subscriptions, the world. Live updates
+come from server-sent events and htmx (vendored in ``static/``, nothing fetched at run
+time). The same rules as the control API hold (see :mod:`sandbox.ui.access`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sandbox.api.common import route
-from sandbox.ui import pages, setup, stream
+from sandbox.ui import insights, pages, setup, stream
 from sandbox.ui.access import PREFIX, Protected
 from sandbox.ui.render import Dashboard
 
@@ -35,10 +35,18 @@ def _pages() -> list[BaseRoute]:
         route("/requests/{seq}", GET=pages.request_detail),
         route("/deliveries", GET=pages.deliveries_page),
         route("/deliveries/timeline", GET=pages.deliveries_timeline),
+        route("/deliveries/attempts/{seq}", GET=pages.attempt_detail),
         route("/deliveries/resend", POST=pages.resend),
         route("/deliveries/recover", POST=pages.recover),
         route("/emit", GET=pages.emit_page, POST=pages.emit_submit),
         route("/clock", GET=pages.clock_badge, POST=pages.clock_move),
+        route("/report", GET=insights.report_page),
+        route("/report/card", GET=insights.report_card),
+        route("/report/forged", POST=insights.forge_submit),
+        route("/coverage", GET=insights.coverage_page),
+        route("/coverage/body", GET=insights.coverage_body),
+        route("/inbound", GET=insights.inbound_page),
+        route("/inbound/rows", GET=insights.inbound_rows),
         route("/credentials", GET=setup.credentials_page),
         route("/credentials/reveal", GET=setup.reveal),
         route("/subscriptions", POST=setup.add_subscription),

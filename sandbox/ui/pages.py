@@ -21,7 +21,7 @@ from sandbox.ui.render import guarded, render
 from sandbox.ui.timeline import timelines
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.webhooks import outbox
-from sandbox.world import catalog
+from sandbox.world import catalog, subscriptions
 from sandbox.world.audit import Actor
 from sandbox.world.catalog import EVENT_TYPES
 
@@ -74,7 +74,13 @@ async def request_detail(request: Request) -> Response:
 
 def _deliveries(request: Request) -> dict[str, Any]:
     world = services(request).world
-    return {"events": timelines(world, attempt_view), "now": world.now()}
+    subs = subscriptions.list_all(world)
+    return {
+        "events": timelines(world, attempt_view),
+        "now": world.now(),
+        "watching": subs,
+        "profile_of": {s["webhook_id"]: s["profile"] for s in subs},
+    }
 
 
 @guarded
@@ -85,6 +91,18 @@ async def deliveries_page(request: Request) -> Response:
 @guarded
 async def deliveries_timeline(request: Request) -> Response:
     return render(request, "timeline.html", **_deliveries(request))
+
+
+@guarded
+async def attempt_detail(request: Request) -> Response:
+    """One delivery attempt (forged ones too: the report card's evidence), redacted as
+    ``GET /_sandbox/deliveries`` shows it."""
+    raw = request.path_params["seq"]
+    seq = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+    rows = outbox.attempts(services(request).world, {}, seq - 1, 1) if seq else []
+    if not rows or rows[0]["seq"] != seq:
+        raise NotFound(f"delivery attempt {raw} was not found")
+    return render(request, "attempt.html", page="deliveries", attempt=attempt_view(rows[0]))
 
 
 @guarded

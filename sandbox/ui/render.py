@@ -29,6 +29,9 @@ NAV = (
     ("requests", "Requests"),
     ("deliveries", "Deliveries"),
     ("emit", "Emit"),
+    ("inbound", "Inbound"),
+    ("report", "Report card"),
+    ("coverage", "Coverage"),
     ("credentials", "Credentials"),
     ("world", "World"),
 )

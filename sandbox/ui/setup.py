@@ -1,4 +1,5 @@
-"""The dashboard's setup pages: credentials (secrets revealed on click, loopback only),
+"""The dashboard's setup pages: credentials and the bridges' local API (secrets revealed
+on click, loopback only),
 sandbox-wide subscriptions (add, enable, disable), the world (dealers, sites, devices and
 the record's alarms), and the login form for a sandbox bound off loopback."""
 
@@ -25,7 +26,7 @@ from sandbox.ui.access import (
 )
 from sandbox.ui.render import guarded, render
 from sandbox.vocabulary import PROFILES
-from sandbox.world import subscriptions
+from sandbox.world import inbound, subscriptions
 from sandbox.world.catalog import EVENT_TYPES
 from sandbox.world.subscriptions import STATUSES
 
@@ -60,13 +61,14 @@ async def credentials_page(request: Request) -> Response:
         types=EVENT_TYPES,
         profiles=PROFILES,
         mask=MASK,
+        bridges=inbound.bridges(world, request.app.state.bridge_url),
     )
 
 
 @guarded
 async def reveal(request: Request) -> Response:
-    """One secret, on click: a client's secret, an API key, or a subscription's signing
-    secret; never off loopback."""
+    """One secret, on click: a client's secret, an API key, a subscription's signing
+    secret or a bridge's API token; never off loopback."""
     if not services(request).settings.loopback:
         raise PermissionDenied("secrets are revealed only on a loopback bind")
     world = services(request).world
@@ -83,6 +85,9 @@ async def reveal(request: Request) -> Response:
     elif kind == "webhook":
         owner = subscriptions.owner(world, name)
         value = subscriptions.get(world, owner, name).get("secret")
+    elif kind == "bridge":
+        listed = inbound.bridges(world, None)
+        value = next((b["api_token"] for b in listed if str(b["bridge_id"]) == name), None)
     if value is None:
         raise NotFound(f"no {kind or 'secret'} {name!r} to reveal")
     return render(request, "secret.html", value=value)
