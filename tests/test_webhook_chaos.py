@@ -10,6 +10,7 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,10 @@ from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
-from sandbox.scenario import parse
+from sandbox.client import Sandbox
+from sandbox.scenario import Runner, parse
+from sandbox.settings import Settings as SandboxSettings
+from sandbox.settings import SettingsError
 from sandbox.webhooks import verify_signature
 from sandbox.webhooks.chaos import EXTRA_DATA, EXTRA_ENVELOPE, KNOBS, UNKNOWN_TYPES
 from sandbox.world import catalog
@@ -121,11 +125,32 @@ def test_unknown_event_types_arrive_signed_in_each_format(
     assert len(marked) == 2 and all(a["outcome"] == "delivered" for a in marked)
     assert all(a["event_id"] != event_id for a in marked)
 
+    card = {f["id"]: f for f in sandbox.get("/_sandbox/report").json()["findings"]}
+    assert card["ignores_unknown"]["ok"] is True
+    assert sorted(card["ignores_unknown"]["attempts"]) == sorted(a["seq"] for a in marked)
+
     chaos(sandbox, unknown_types=0)
     [again] = emit(sandbox, type="alarm.created")
     wait_for(lambda: len(rx.at("/apps")) == 3)
     assert len(wait_for(lambda: journal(sandbox, event_id=again))) == 2  # one per subscription
     assert len(rx.at("/apps")) == 3
+
+
+def test_the_report_card_flags_a_receiver_that_refuses_unknown_fields(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    rx, url = receiver
+    rx.answers["/strict"] = Answer(status=422)  # a schema that forbids extra properties
+    subscribe(sandbox, f"{url}/strict")
+    card = {f["id"]: f for f in sandbox.get("/_sandbox/report").json()["findings"]}
+    assert card["ignores_unknown"]["ok"] is None  # nothing unknown was sent yet
+    chaos(sandbox, extra_fields=1)
+    [event_id] = emit(sandbox, type="site.armed")
+    [refused] = wait_for(lambda: journal(sandbox, event_id=event_id))
+    assert refused["status_code"] == 422 and refused["chaos"] == "extra_fields"
+    card = {f["id"]: f for f in sandbox.get("/_sandbox/report").json()["findings"]}
+    assert card["ignores_unknown"]["ok"] is False
+    assert card["ignores_unknown"]["attempts"] == [refused["seq"]]
 
 
 class Trickle(socketserver.ThreadingTCPServer):
@@ -244,9 +269,32 @@ def test_bad_knobs_are_422_and_settings_come_back_on_reset(clock: VirtualClock) 
         assert knobs["oversize"] == 4096 and knobs["extra_fields"] == 0.5
 
 
+def test_the_settings_file_sets_the_knobs(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.yaml"
+    config.write_text("webhook_oversize: 2048\nwebhook_unknown_types: 0.25\nwebhook_burst: 5\n")
+    settings = SandboxSettings.load(config, env={})
+    assert (settings.webhook_oversize, settings.webhook_unknown_types) == (2048, 0.25)
+    assert settings.webhook_burst == 5
+    config.write_text("webhook_extra_fields: 3\n")
+    with pytest.raises(SettingsError, match="webhook_extra_fields"):
+        SandboxSettings.load(config, env={})
+
+
 def test_the_scenario_fault_step_takes_the_chaos_knobs() -> None:
     scenario = parse(
         "name: chaos\nsteps:\n  - fault: {oversize: 65536, unknown_types: 0.5, burst: 3}\n"
     )
     [step] = scenario.steps
     assert step.args == {"oversize": 65536, "unknown_types": 0.5, "burst": 3}
+
+
+def test_a_replayed_fault_step_sets_the_knobs_and_puts_them_back() -> None:
+    text = "name: chaos\nsteps:\n  - fault: {oversize: 4096, extra_fields: 1, burst: 2}\n"
+    with Sandbox(clock="virtual") as sandbox:
+        report = Runner(sandbox).run(parse(text))
+        assert report.passed, [r.detail for r in report.results]
+        assert report.results[0].detail == "burst=2, oversize=4096, extra_fields=1.0"
+        assert sandbox.webhook_chaos() == OFF  # the run left the knobs as it found them
+        assert sandbox.webhook_chaos(unknown_types=0.5)["unknown_types"] == 0.5
+        sandbox.clear_faults()
+        assert sandbox.webhook_chaos() == OFF

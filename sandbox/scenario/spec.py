@@ -52,6 +52,11 @@ SETTINGS = (
     "webhook_concurrency",
     "duplicate_rate",
     "reorder_window",
+    "webhook_burst",
+    "webhook_slow_send_ms",
+    "webhook_oversize",
+    "webhook_unknown_types",
+    "webhook_extra_fields",
     "rate_limit",
     "clock_skew",
 )
