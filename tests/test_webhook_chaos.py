@@ -153,6 +153,29 @@ def test_the_report_card_flags_a_receiver_that_refuses_unknown_fields(
     assert card["ignores_unknown"]["attempts"] == [refused["seq"]]
 
 
+def _unknown_names(seed: int, url: str) -> list[str]:
+    """Which unknown types a sandbox of ``seed`` sends for the same twelve events."""
+    clock = VirtualClock(start=START)
+    with TestClient(create_app(Settings(seed=seed), clock=clock)) as client:
+        subscribe(client, url)
+        chaos(client, unknown_types=0.5)
+        ids = emit(client, random=12, seed=3)
+        wait_for(lambda: len(journal(client, outcome="delivered")) >= len(ids))
+        store = client.app.state.services.world.store  # type: ignore[attr-defined]
+        rows = store.all(  # in the order they were made
+            "SELECT chaos FROM deliveries WHERE chaos IS NOT NULL ORDER BY rowid"
+        )
+    return [str(row["chaos"]) for row in rows]
+
+
+def test_the_chaos_is_seeded(receiver: tuple[Receiver, str]) -> None:
+    _, url = receiver
+    first = _unknown_names(7, f"{url}/a")
+    assert first and len(first) < 12  # a share, not all
+    assert _unknown_names(7, f"{url}/b") == first
+    assert _unknown_names(8, f"{url}/c") != first
+
+
 class Trickle(socketserver.ThreadingTCPServer):
     """A bare HTTP receiver that notes when each piece of a request body arrives."""
 
