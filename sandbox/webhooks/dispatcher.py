@@ -14,7 +14,9 @@ sandbox clock sees them fresh), and moves on when each has an outcome. A step wa
 
 Each subscription's connection budget is its own in-flight cap (``webhook_concurrency``):
 the connection pool has no shared limit, and subscriptions at their cap are left out of the
-due query, so a receiver that hangs holds only its own attempts back.
+due query, so a receiver that hangs holds only its own attempts back. While a ``burst`` of
+webhook chaos is pending (:mod:`sandbox.webhooks.chaos`), the cap is lifted by what is left
+of it, so first attempts due together all go out at once.
 """
 
 from __future__ import annotations
