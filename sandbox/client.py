@@ -352,8 +352,9 @@ class Sandbox(RecordCalls, ChaosCalls, InsightCalls):
     def faults(
         self, duplicate_rate: float | None = None, reorder_window: float | None = None
     ) -> dict[str, float]:
-        """Set the webhook fault knobs (duplicates, reordering); the knobs in force. Inbound
-        rules: :meth:`fault`."""
+        """Set the webhook fault knobs (duplicates, reordering); the two in force. The other
+        webhook chaos (bursts, slow sending, oversized bodies, unknown types, extra fields):
+        :meth:`webhook_chaos`; inbound rules: :meth:`fault`."""
         body = {
             k: v
             for k, v in (("duplicate_rate", duplicate_rate), ("reorder_window", reorder_window))

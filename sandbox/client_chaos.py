@@ -28,6 +28,15 @@ class ChaosCalls(ControlCalls):
         ``processed``; ``probability`` and ``count``."""
         return dict(self.call("POST", "/_sandbox/faults", {"inbound": [rule]})["inbound"][-1])
 
+    def webhook_chaos(self, **knobs: Any) -> dict[str, Any]:
+        """Set webhook knobs; every webhook knob in force. Besides ``duplicate_rate`` and
+        ``reorder_window``: ``burst`` (the next N deliveries' first attempts skip the
+        concurrency cap), ``slow_send_ms`` (bodies trickle out over that many ms),
+        ``oversize`` (bytes each body is padded to), ``unknown_types`` and ``extra_fields``
+        (shares of deliveries followed by an unknown event type / carrying unknown fields)."""
+        answer = self.call("POST", "/_sandbox/faults", knobs)
+        return {name: value for name, value in answer.items() if name != "inbound"}
+
     def inbound_faults(self) -> list[dict[str, Any]]:
         """The inbound rules in force, with how often each matched and fired."""
         return list(self.call("GET", "/_sandbox/faults")["inbound"])

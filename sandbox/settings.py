@@ -26,6 +26,15 @@ ENV_PREFIX = "CHEKT_SANDBOX_"
 LIVE_PREFIX = "chekt_live_"
 CLIENT_KINDS = ("dealer_app", "platform_partner")
 MAX_SKEW = 7 * 86400  # seconds the stamped clock may be off, either way
+# the webhook chaos settings (sandbox.webhooks.chaos) and the most each may be; the knob of
+# /_sandbox/faults and the scenario fault step is the name without ``webhook_``
+CHAOS_LIMITS: dict[str, float] = {
+    "webhook_burst": 10_000,
+    "webhook_slow_send_ms": 30_000,
+    "webhook_oversize": 8 << 20,
+    "webhook_unknown_types": 1,
+    "webhook_extra_fields": 1,
+}
 
 
 class SettingsError(SandboxError, ValueError):
@@ -100,6 +109,12 @@ class Settings:
     webhook_concurrency: int = 10  # attempts in flight per subscription
     duplicate_rate: float = 0.0  # share of attempts sent twice (receivers must dedupe)
     reorder_window: float = 0.0  # hold deliveries back up to this many seconds (reordering)
+    # webhook chaos (sandbox.webhooks.chaos): what a receiver must survive besides those two
+    webhook_burst: int = 0  # the first N deliveries' first attempts skip the concurrency cap
+    webhook_slow_send_ms: float = 0.0  # every body trickles out over this many ms
+    webhook_oversize: int = 0  # bytes each body is padded to (0: off)
+    webhook_unknown_types: float = 0.0  # share of deliveries followed by an unknown type
+    webhook_extra_fields: float = 0.0  # share of deliveries with unknown fields added
     max_body: int = 1 << 20  # bytes; larger bodies get 413
     max_headers: int = 16 << 10  # bytes of request headers; more gets 431
     request_timeout: float = 10.0  # a whole request must arrive within this of its first byte
@@ -191,6 +206,9 @@ class Settings:
             raise SettingsError("duplicate_rate must be between 0 and 1")
         if not 0 <= self.reorder_window <= 3600:
             raise SettingsError("reorder_window must be between 0 and 3600 seconds")
+        for name, high in CHAOS_LIMITS.items():
+            if not 0 <= getattr(self, name) <= high:
+                raise SettingsError(f"{name} must be between 0 and {high:g}")
         if self.request_timeout <= 0 or self.idle_timeout <= 0:
             raise SettingsError("request_timeout and idle_timeout must be positive")
         if self.webhook_timeout <= 0 or self.webhook_concurrency < 1:
@@ -294,11 +312,16 @@ _INTS = {
     "max_body",
     "max_headers",
     "max_webhooks_per_client",
+    "webhook_burst",
+    "webhook_oversize",
 }
 _FLOATS = {
     "webhook_timeout",
     "duplicate_rate",
     "reorder_window",
+    "webhook_slow_send_ms",
+    "webhook_unknown_types",
+    "webhook_extra_fields",
     "request_timeout",
     "idle_timeout",
     "clock_skew",

@@ -27,6 +27,7 @@ from sandbox import Sandbox
 from sandbox.cli import main
 from sandbox.insights.card import report_card
 from sandbox.webhooks import InvalidSignature, verify_signature
+from sandbox.world import catalog
 
 SECRET = "whsec_report_card_0123456789abcdef"
 SITES = "/partner/v1/dealers/1001/sites"
@@ -40,6 +41,7 @@ FINDINGS = (
     "webhook_deadline",
     "dedupe",
     "signature_checked",
+    "ignores_unknown",
 )
 
 
@@ -111,8 +113,9 @@ class PoliteClient:
 
 def receiver(client: NaiveClient | PoliteClient, *, careful: bool) -> Starlette:
     """A webhook receiver that looks the site up on each event. Careful: verifies the
-    signature first, handles each event id once, answers at once. Careless: none of it,
-    and while ``app.state.slow`` it works for longer than the sandbox waits."""
+    signature first, handles each event id once, answers at once, ignores event types it
+    does not know. Careless: none of it, refuses a type it does not know with a 422, and
+    while ``app.state.slow`` it works for longer than the sandbox waits."""
     seen: set[str] = set()
 
     async def hook(request: Request) -> Response:
@@ -126,7 +129,8 @@ def receiver(client: NaiveClient | PoliteClient, *, careful: bool) -> Starlette:
             if event_id in seen:
                 return Response(status_code=200)
             seen.add(event_id)
-        json.loads(body)
+        if json.loads(body)["type"] not in catalog.EVENT_TYPES:
+            return Response(status_code=200 if careful else 422)
         await asyncio.to_thread(client.request, "GET", SITE)
         if request.app.state.slow:
             await asyncio.sleep(1.5)
@@ -160,6 +164,11 @@ def _exercise(sandbox: Sandbox, client: NaiveClient | PoliteClient, *, careful: 
         [twice] = sandbox.emit("alarm.created", {"site_id": 10001})
         _until(lambda: len(sandbox.deliveries(event_id=twice, outcome="delivered")) == 2)
         sandbox.faults(duplicate_rate=0.0)
+        sandbox.webhook_chaos(unknown_types=1.0)  # a type from a future release, too
+        [known] = sandbox.emit("site.disarmed", {"site_id": 10001})
+        _until(lambda: bool(sandbox.deliveries(event_id=known, outcome="delivered")))
+        _until(lambda: any((a["chaos"] or "").startswith("unknown") for a in sandbox.deliveries()))
+        sandbox.webhook_chaos(unknown_types=0.0)
         if not careful:
             app.state.slow = True
             [slow] = sandbox.emit("site.armed", {"site_id": 10001})
@@ -186,7 +195,7 @@ def test_a_naive_partner_is_flagged_on_every_finding(sandbox: Sandbox) -> None:
     for name in ("token_reuse", "retry_after", "backoff", "trace_id", "idempotency", "dedupe"):
         assert findings[name]["evidence"], name
         assert set(findings[name]["evidence"]) <= set(journal), name
-    for name in ("webhook_deadline", "dedupe", "signature_checked"):
+    for name in ("webhook_deadline", "dedupe", "signature_checked", "ignores_unknown"):
         assert findings[name]["attempts"] and set(findings[name]["attempts"]) <= set(attempts)
     # what each piece of evidence is, on the wire
     assert all(journal[s]["path"] == "/oauth/token" for s in findings["token_reuse"]["evidence"])
@@ -202,6 +211,9 @@ def test_a_naive_partner_is_flagged_on_every_finding(sandbox: Sandbox) -> None:
     [forged] = findings["signature_checked"]["attempts"]
     assert attempts[forged]["status_code"] == 200
     assert attempts[forged]["delivery_id"].startswith("dlv_forged_")
+    [refused] = findings["ignores_unknown"]["attempts"]
+    assert attempts[refused]["status_code"] == 422
+    assert attempts[refused]["chaos"].startswith("unknown_type ")
 
 
 def test_a_well_behaved_partner_gets_a_clean_card(sandbox: Sandbox) -> None:

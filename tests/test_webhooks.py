@@ -424,7 +424,12 @@ def test_fault_knobs_duplicate_and_reorder(
     rx, url = receiver
     subscribe(sandbox, f"{url}/faulty")
     knobs = sandbox.post("/_sandbox/faults", json={"duplicate_rate": 1.0, "reorder_window": 30})
-    assert knobs.json() == {"duplicate_rate": 1.0, "reorder_window": 30.0, "inbound": []}
+    assert knobs.json() == {
+        "duplicate_rate": 1.0,
+        "reorder_window": 30.0,
+        **dict.fromkeys(("burst", "slow_send_ms", "oversize", "unknown_types", "extra_fields"), 0),
+        "inbound": [],
+    }
     ids = emit(sandbox, random=12, seed=5)
     clock.advance(31)
     received = wait_for(lambda: len(rx.at("/faulty")) == 24 and rx.at("/faulty"))

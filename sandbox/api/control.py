@@ -87,8 +87,7 @@ async def reset(request: Request) -> Response:
         outbox.clear(s.world)
     if "recorder" in only:
         s.recorder.clear()
-    s.dispatcher.faults.duplicate_rate = s.settings.duplicate_rate
-    s.dispatcher.faults.reorder_window = s.settings.reorder_window
+    s.dispatcher.faults.reset(s.settings, seed)
     s.calm()
     return reply({"reset": sorted(set(only)), "seed": seed})
 

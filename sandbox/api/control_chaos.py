@@ -20,8 +20,9 @@ from sandbox.errors import BadRequest, NotFound, ValidationFailed
 from sandbox.faults import FaultSpec, RuleError, parse_rule
 from sandbox.settings import MAX_SKEW
 from sandbox.vocabulary import RATE_LIMITS, one_of
+from sandbox.webhooks import chaos as webhook_chaos
 
-KNOBS = ("duplicate_rate", "reorder_window")
+KNOBS = ("duplicate_rate", "reorder_window", *webhook_chaos.KNOBS)
 
 
 def _object(body: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -40,14 +41,19 @@ def _fraction(body: dict[str, Any], name: str, high: float) -> float:
     return float(value)
 
 
+def _chaos_knob(body: dict[str, Any], name: str) -> float | int:
+    high = webhook_chaos.LIMITS[name]
+    if name in webhook_chaos.WHOLE:
+        value = body[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise ValidationFailed(name, f"{name} must be a whole number from 0 to {high:g}")
+        return value
+    return _fraction(body, name, high)
+
+
 def faults_view(request: Request) -> dict[str, Any]:
     s = services(request)
-    knobs = s.dispatcher.faults
-    return {
-        "duplicate_rate": knobs.duplicate_rate,
-        "reorder_window": knobs.reorder_window,
-        "inbound": [rule.view() for rule in s.faults.rules],
-    }
+    return {**s.dispatcher.faults.view(), "inbound": [rule.view() for rule in s.faults.rules]}
 
 
 def _rules(raw: Any) -> list[FaultSpec]:
@@ -63,20 +69,23 @@ def _rules(raw: Any) -> list[FaultSpec]:
 
 
 async def faults(request: Request) -> Response:
-    """GET: the webhook knobs and the inbound rules with how often each matched and fired.
-    POST: set knobs and add rules (all checked before any is applied). DELETE: no faults."""
+    """GET: the webhook knobs (``burst`` counts down as deliveries use it) and the inbound
+    rules with how often each matched and fired. POST: set knobs and add rules (all checked
+    before any is applied). DELETE: no faults."""
     admin(request)
     s = services(request)
     if request.method == "DELETE":
         s.faults.clear()
-        s.dispatcher.faults.duplicate_rate = 0.0
-        s.dispatcher.faults.reorder_window = 0.0
+        s.dispatcher.faults.clear()
         return reply(faults_view(request))
     if request.method == "POST":
         body = _object(await read_json(request), (*KNOBS, "inbound"))
         rate = _fraction(body, "duplicate_rate", 1) if "duplicate_rate" in body else None
         window = _fraction(body, "reorder_window", 3600) if "reorder_window" in body else None
+        knobs = {name: _chaos_knob(body, name) for name in webhook_chaos.KNOBS if name in body}
         specs = _rules(body["inbound"]) if "inbound" in body else []
+        for name, value in knobs.items():
+            setattr(s.dispatcher.faults, name, value)
         if rate is not None:
             s.dispatcher.faults.duplicate_rate = rate
         if window is not None:

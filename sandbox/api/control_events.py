@@ -317,6 +317,7 @@ def attempt_view(row: dict[str, Any], reveal: bool = False) -> dict[str, Any]:
         "url": _scrubbed_text(request.get("url")),
         "request": {"headers": headers, "body": Scrub().text(body) if body else body},
         "response": _scrubbed_answer(row["response"]),
+        "chaos": row.get("chaos"),
     }
 
 

@@ -401,6 +401,34 @@ def signature_checked(attempts: Sequence[Attempt]) -> Finding:
     return finding
 
 
+def _unknown_to_it(attempt: Attempt) -> bool:
+    """Whether the attempt carried what the receiver cannot know: an event type not in the
+    catalogue or fields not in it (webhook chaos ``unknown_types`` / ``extra_fields``)."""
+    marks = str(attempt.get("chaos") or "")
+    return "unknown_type" in marks or "extra_fields" in marks
+
+
+def ignores_unknown(attempts: Sequence[Attempt]) -> Finding:
+    """A receiver must take an unknown event type or unknown fields with a 2xx (and ignore
+    them): a 4xx or 5xx to them means the next platform release breaks it."""
+    finding = Finding("ignores_unknown", "Accepts (and ignores) unknown event types and fields")
+    sent = [a for a in attempts if _unknown_to_it(a) and a.get("status_code") is not None]
+    if not sent:
+        finding.detail = (
+            "no unknown event type or field was delivered (POST /_sandbox/faults "
+            '{"unknown_types": 0.5, "extra_fields": 0.5})'
+        )
+        return finding
+    refused = [a for a in sent if not 200 <= int(a["status_code"]) < 300]
+    finding.ok = not refused
+    finding.attempts = [a["seq"] for a in refused or sent]
+    finding.detail = (
+        f"{len(sent) - len(refused)} of {len(sent)} delivery(ies) with an unknown event type or "
+        "field answered 2xx"
+    )
+    return finding
+
+
 def report_card(
     entries: Iterable[Entry],
     attempts: Iterable[Attempt],
@@ -421,5 +449,6 @@ def report_card(
         webhook_deadline(sent, deadlines or {}, deadline),
         dedupe(journal, sent),
         signature_checked(sent),
+        ignores_unknown(sent),
     ]
     return [f.view() for f in findings]

@@ -94,7 +94,7 @@ class Runner:
         self.inbound_start = 0  # the inbound event seq then (expect_event looks after it)
         self._fetched: list[dict[str, Any]] = []  # delivery attempts read so far, in order
         self._fetched_seq = 0
-        self.faults: dict[str, float] | None = None  # the knobs before a fault step changed them
+        self.faults: dict[str, Any] | None = None  # the knobs before a fault step changed them
         self.fault_ids: list[str] = []  # the inbound fault rules this run added
 
     def run(self, scenario: Scenario) -> Report:
@@ -142,7 +142,7 @@ class Runner:
             self.sandbox.unsubscribe(self.webhook_id)
             self.webhook_id = None
         if self.faults is not None:
-            self.sandbox.faults(**self.faults)
+            self.sandbox.webhook_chaos(**self.faults)
             self.faults = None
         for fault_id in self.fault_ids:
             with contextlib.suppress(SandboxError):  # gone already: a reset, a DELETE
@@ -241,9 +241,9 @@ class Runner:
         notes = []
         if set(args) - {"inbound"}:
             if self.faults is None:
-                self.faults = self.sandbox.faults()
-            knobs = self.sandbox.faults(args.get("duplicate_rate"), args.get("reorder_window"))
-            notes.append(", ".join(f"{k}={v}" for k, v in knobs.items()))
+                self.faults = self.sandbox.webhook_chaos()
+            knobs = self.sandbox.webhook_chaos(**{k: v for k, v in args.items() if k != "inbound"})
+            notes.append(", ".join(f"{k}={v}" for k, v in knobs.items() if k in args))
         if "inbound" in args:
             rule = self.sandbox.fault(**args["inbound"])
             self.fault_ids.append(rule["id"])

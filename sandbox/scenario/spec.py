@@ -52,6 +52,11 @@ SETTINGS = (
     "webhook_concurrency",
     "duplicate_rate",
     "reorder_window",
+    "webhook_burst",
+    "webhook_slow_send_ms",
+    "webhook_oversize",
+    "webhook_unknown_types",
+    "webhook_extra_fields",
     "rate_limit",
     "clock_skew",
 )
@@ -116,6 +121,12 @@ STEPS: dict[str, dict[str, str] | str] = {
     "fault": {
         "duplicate_rate": "rate",
         "reorder_window": "duration",
+        # webhook chaos (sandbox.webhooks.chaos)
+        "burst": "count0",
+        "slow_send_ms": "count0",
+        "oversize": "count0",
+        "unknown_types": "rate",
+        "extra_fields": "rate",
         # an inbound fault rule (sandbox.faults), added for the rest of the run
         "method": "method",
         "path": "path",
@@ -159,7 +170,16 @@ CHECK_FIELDS = {
     },
     "latency": {"p50_ms": "positive", "p99_ms": "positive", "max_ms": "positive"},
 }
-KNOBS = ("duplicate_rate", "reorder_window")  # the fault step's webhook half
+# the fault step's webhook half
+KNOBS = (
+    "duplicate_rate",
+    "reorder_window",
+    "burst",
+    "slow_send_ms",
+    "oversize",
+    "unknown_types",
+    "extra_fields",
+)
 SIDE_EFFECT_FIELDS = {"method": "method", "path": "path", "times": "count0", "within": "duration"}
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")

@@ -298,7 +298,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     first_at REAL NOT NULL,        -- when attempt 1 was due
     next_at REAL,                  -- when the next attempt is due
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    chaos TEXT                     -- the webhook chaos that made or shaped it, if any
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
 CREATE TABLE IF NOT EXISTS attempts (
@@ -315,7 +316,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     response TEXT,                 -- JSON {status, headers, body}
     latency_ms REAL,
     error TEXT,
-    next_at REAL
+    next_at REAL,
+    chaos TEXT                     -- the webhook chaos this attempt met, if any
 );
 CREATE TABLE IF NOT EXISTS webhooks (
     webhook_id TEXT PRIMARY KEY,
@@ -387,6 +389,8 @@ ADDED_COLUMNS = (
     ("contacts", "sms_alarm_enabled", "INTEGER NOT NULL DEFAULT 0"),
     ("contacts", "email_alarm_enabled", "INTEGER NOT NULL DEFAULT 0"),
     ("contacts", "sms_validation_requested_at", "REAL"),
+    ("deliveries", "chaos", "TEXT"),
+    ("attempts", "chaos", "TEXT"),
 )
 # indexes on added columns: made once the columns exist
 INDEXES = """

@@ -14,7 +14,9 @@ sandbox clock sees them fresh), and moves on when each has an outcome. A step wa
 
 Each subscription's connection budget is its own in-flight cap (``webhook_concurrency``):
 the connection pool has no shared limit, and subscriptions at their cap are left out of the
-due query, so a receiver that hangs holds only its own attempts back.
+due query, so a receiver that hangs holds only its own attempts back. While a ``burst`` of
+webhook chaos is pending (:mod:`sandbox.webhooks.chaos`), the cap is lifted by what is left
+of it, so first attempts due together all go out at once.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import math
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -37,6 +38,7 @@ from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, Pol
 from sandbox.settings import Settings
 from sandbox.store import Row
 from sandbox.webhooks import outbox, profiles
+from sandbox.webhooks.chaos import Faults, trickle
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
@@ -58,14 +60,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-@dataclass
-class Faults:
-    """What a receiver must survive, on demand: duplicates and out-of-order deliveries."""
-
-    duplicate_rate: float = 0.0  # share of attempts sent twice
-    reorder_window: float = 0.0  # each delivery's first attempt held back up to this many s
-
-
 class Dispatcher:
     def __init__(self, world: World, settings: Settings, policy: DestinationPolicy) -> None:
         self.world = world
@@ -81,7 +75,8 @@ class Dispatcher:
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
-        self.faults = Faults(settings.duplicate_rate, settings.reorder_window)
+        self.faults = Faults()  # what receivers must survive, on demand
+        self.faults.reset(settings)
         self._outcomes: list[outbox.Outcome] = []  # written together at the next step
         self._advancing = asyncio.Lock()  # one virtual-clock advance at a time
         self._running = False  # between start and stop: attempts may start
@@ -226,14 +221,16 @@ class Dispatcher:
         self._flush()
         if not self._running:
             return False
-        outbox.emit_due(self.world, self.rng, self.faults.reorder_window)
+        outbox.emit_due(self.world, self.rng, self.faults)
         started = False
         cap = self.settings.webhook_concurrency
-        full = [webhook for webhook, count in self._in_flight.items() if count >= cap]
-        room = self._room
+        bursting = self.faults.burst > 0  # first attempts of a burst skip the cap
+        full = [] if bursting else [w for w, count in self._in_flight.items() if count >= cap]
+        room = self._burst_room if bursting else self._room
         for delivery in outbox.claim_due(self.world, room, BATCH, full):
             self._in_flight[delivery["webhook_id"]] += 1
-            task = asyncio.create_task(self._deliver(delivery))
+            burst = delivery["attempts"] == 0 and self.faults.take_burst()
+            task = asyncio.create_task(self._deliver(delivery, burst))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
             started = True
@@ -242,9 +239,12 @@ class Dispatcher:
     def _room(self, webhook_id: str) -> int:
         return self.settings.webhook_concurrency - self._in_flight[webhook_id]
 
-    async def _deliver(self, delivery: Row) -> None:
+    def _burst_room(self, webhook_id: str) -> int:
+        return max(self._room(webhook_id), 0) + self.faults.burst
+
+    async def _deliver(self, delivery: Row, burst: bool = False) -> None:
         try:
-            attempt = await self._attempt(delivery)
+            attempt = await self._attempt(delivery, burst)
             if attempt and self.faults.duplicate_rate > self.rng.random():
                 await self._duplicate(delivery, attempt)
         except Exception as exc:
@@ -272,9 +272,20 @@ class Dispatcher:
             **sign(delivery["secret"], delivery["body"], timestamp, variant),
         }
 
-    async def _send(self, delivery: Row, attempt: int) -> dict[str, Any]:
+    def _chaos(self, delivery: Row, burst: bool) -> tuple[list[str], float]:
+        """What webhook chaos this attempt meets (its journal marks) and how slowly to send."""
+        marks = [delivery["chaos"]] if delivery.get("chaos") else []
+        if burst:
+            marks.append("burst")
+        slow = self.faults.slow_send_ms
+        if slow:
+            marks.append(f"slow_send {slow:g} ms")
+        return marks, slow
+
+    async def _send(self, delivery: Row, attempt: int, burst: bool = False) -> dict[str, Any]:
         """One HTTP attempt; never raises for anything the receiver or network does."""
         headers = self._headers(delivery, attempt)
+        marks, slow = self._chaos(delivery, burst)
         sent_at = self.world.now()
         started = time.perf_counter()
         result: dict[str, Any] = {
@@ -291,6 +302,7 @@ class Dispatcher:
             "status_code": None,
             "response": None,
             "error": None,
+            "chaos": ", ".join(marks) or None,
         }
         problem = self.policy.url_problem(delivery["url"])
         if problem is not None:
@@ -299,10 +311,14 @@ class Dispatcher:
         seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
         # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
         timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, ceil_threshold=math.inf)
+        body: Any = delivery["body"]
+        if slow:  # the same bytes, trickling: a Content-Length, not chunked framing
+            body = trickle(body, slow)
+            headers = {**headers, "Content-Length": str(len(delivery["body"]))}
         try:
             async with self._session.post(
                 delivery["url"],
-                data=delivery["body"],
+                data=body,
                 headers=headers,
                 allow_redirects=False,
                 timeout=timeout,
@@ -370,7 +386,7 @@ class Dispatcher:
         attempt["seq"] = self.world.store.insert("attempts", attempt)
         return attempt
 
-    async def _attempt(self, delivery: Row) -> int:
+    async def _attempt(self, delivery: Row, burst: bool = False) -> int:
         """Make the delivery's next attempt; returns its number (0 when none was sent)."""
         attempt = int(delivery["attempts"]) + 1
         if delivery["webhook_status"] != "enabled":
@@ -388,7 +404,7 @@ class Dispatcher:
                 None,
             )
             return 0
-        result = await self._send(delivery, attempt)
+        result = await self._send(delivery, attempt, burst)
         retry_after = result.pop("retry_after", None)
         status = result["status_code"]
         if result["outcome"] == "delivered":

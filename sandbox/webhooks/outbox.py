@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sandbox.store import Row
+from sandbox.webhooks.chaos import Faults
 from sandbox.webhooks.profiles import Happening, render
 from sandbox.world import World, catalog, events, formats, subscriptions
 
@@ -79,10 +80,12 @@ def _subscriptions(world: World, event: Row, data: dict[str, Any]) -> list[tuple
 
 
 def fan_out(
-    world: World, event: Row, rng: random.Random | None = None, reorder_window: float = 0.0
+    world: World, event: Row, rng: random.Random | None = None, faults: Faults | None = None
 ) -> int:
-    """Turn a due event into deliveries; returns how many. A ``reorder_window`` holds each
-    delivery back a random part of it, so receivers see events out of order."""
+    """Turn a due event into deliveries; returns how many. The webhook ``faults``: a
+    ``reorder_window`` holds each delivery back a random part of it, so receivers see events
+    out of order; the body knobs (:mod:`sandbox.webhooks.chaos`) shape it or add another."""
+    reorder_window = faults.reorder_window if faults is not None else 0.0
     if event["type"] not in catalog.EVENTS:
         return 0  # in the record, but CHeKT sends no webhook for it (alarm.escalated)
     data = json.loads(event["data"])
@@ -102,12 +105,40 @@ def fan_out(
             continue
         hold = rng.uniform(0, reorder_window) if rng is not None and reorder_window else 0.0
         due = max(event["created_at"], world.now()) + hold
+        if faults is not None and faults.shapes_bodies:
+            count += _with_chaos(world, faults, event["event_id"], sub, body, due)
+            continue
         new_delivery(world, event["event_id"], sub["webhook_id"], body, due)
         count += 1
     return count
 
 
-def new_delivery(world: World, event_id: str, webhook_id: str, body: bytes, due: float) -> str:
+def _with_chaos(
+    world: World, faults: Faults, event_id: str, sub: Row, body: bytes, due: float
+) -> int:
+    """The delivery, shaped by the chaos knobs, and maybe one of an unknown event type
+    (off the record) after it; how many deliveries were made."""
+    unknown = faults.unknown(sub["profile"], body)
+    shaped, marks = faults.shape(body)
+    new_delivery(world, event_id, sub["webhook_id"], shaped, due, ", ".join(marks) or None)
+    if unknown is None:
+        return 1
+    unknown_id, name, unknown_body = unknown
+    unknown_body, marks = faults.shape(unknown_body)
+    mark = ", ".join([f"unknown_type {name}", *marks])
+    new_delivery(world, unknown_id, sub["webhook_id"], unknown_body, due, mark)
+    return 2
+
+
+def new_delivery(
+    world: World,
+    event_id: str,
+    webhook_id: str,
+    body: bytes,
+    due: float,
+    chaos: str | None = None,
+) -> str:
+    """A delivery due at ``due``; ``chaos`` says what webhook chaos made or shaped it."""
     delivery_id = "dlv_" + secrets.token_hex(8)
     world.store.insert(
         "deliveries",
@@ -120,12 +151,13 @@ def new_delivery(world: World, event_id: str, webhook_id: str, body: bytes, due:
             "first_at": due,
             "next_at": due,
             "created_at": world.now(),
+            "chaos": chaos,
         },
     )
     return delivery_id
 
 
-def emit_due(world: World, rng: random.Random | None = None, reorder_window: float = 0.0) -> int:
+def emit_due(world: World, rng: random.Random | None = None, faults: Faults | None = None) -> int:
     """Fan out every event whose time has come."""
     now = world.now()
     if (
@@ -146,7 +178,7 @@ def emit_due(world: World, rng: random.Random | None = None, reorder_window: flo
             world.store.execute(
                 "UPDATE events SET emitted = 1 WHERE event_id = ?", (event["event_id"],)
             )
-            fan_out(world, event, rng, reorder_window)
+            fan_out(world, event, rng, faults)
     return len(due)
 
 
@@ -314,11 +346,11 @@ def clear(world: World) -> None:
 def resend(world: World, event_id: str, webhook_ids: Sequence[str] | None = None) -> list[str]:
     """Deliver an event again: same event id, new delivery ids, a fresh schedule."""
     rows = world.store.all(
-        "SELECT webhook_id, body FROM deliveries WHERE event_id = ? GROUP BY webhook_id",
+        "SELECT webhook_id, body, chaos FROM deliveries WHERE event_id = ? GROUP BY webhook_id",
         (event_id,),
     )
     return [
-        new_delivery(world, event_id, row["webhook_id"], row["body"], world.now())
+        new_delivery(world, event_id, row["webhook_id"], row["body"], world.now(), row["chaos"])
         for row in rows
         if webhook_ids is None or row["webhook_id"] in webhook_ids
     ]

@@ -12,6 +12,7 @@ from sandbox.auth.ratelimit import MAX_BURST, MAX_PER_MINUTE
 from sandbox.faults import MAX_LATENCY_MS, SURFACES
 from sandbox.settings import MAX_SKEW
 from sandbox.vocabulary import RATE_LIMITS
+from sandbox.webhooks import chaos
 
 STRING = {"type": "string"}
 NUMBER = {"type": "number"}
@@ -67,12 +68,33 @@ RULE = named(
         remaining={"type": ["integer", "null"]},
     ),
 )
+CHAOS_ABOUT = {
+    "burst": "the next N deliveries' first attempts skip the per-subscription concurrency "
+    "cap (emit events without a rate to have them arrive at once); counts down",
+    "slow_send_ms": "every attempt's body trickles out in chunks over this many ms",
+    "oversize": "bytes each new delivery's body is padded to, with a `padding` field in its "
+    "data (still valid JSON, still signed); 0 is off",
+    "unknown_types": "share of deliveries followed by one of an event type the catalogue does "
+    "not have, in the subscription's format (off the record)",
+    "extra_fields": "share of deliveries with fields a receiver does not know added to the "
+    "envelope and the data",
+}
+CHAOS_KNOBS: dict[str, Any] = {
+    name: {
+        "type": "integer" if name in chaos.WHOLE else "number",
+        "minimum": 0,
+        "maximum": chaos.LIMITS[name],
+        "description": CHAOS_ABOUT[name],
+    }
+    for name in chaos.KNOBS
+}
 FAULTS = named(
     "Faults",
     obj(
-        ("duplicate_rate", "reorder_window", "inbound"),
+        ("duplicate_rate", "reorder_window", *chaos.KNOBS, "inbound"),
         duplicate_rate={"type": "number", "minimum": 0, "maximum": 1},
         reorder_window={"type": "number", "minimum": 0, "maximum": 3600},
+        **CHAOS_KNOBS,
         inbound=listed(RULE),
     ),
 )
@@ -84,6 +106,7 @@ FAULTS_INPUT = named(
         "properties": {
             "duplicate_rate": {"type": "number", "minimum": 0, "maximum": 1},
             "reorder_window": {"type": "number", "minimum": 0, "maximum": 3600},
+            **CHAOS_KNOBS,
             "inbound": listed(RULE_INPUT),
         },
     },
@@ -158,7 +181,8 @@ def paths() -> dict[str, Any]:
                 FAULTS,
             ),
             "post": control_op(
-                "Set webhook faults (duplicates, reordering) and add inbound fault rules",
+                "Set webhook faults (duplicates, reordering, bursts, slow sending, oversized "
+                "bodies, unknown event types, extra fields) and add inbound fault rules",
                 200,
                 FAULTS,
                 request=FAULTS_INPUT,

@@ -123,6 +123,11 @@ def _attempt() -> dict[str, Any]:
             status_code={"type": ["integer", "null"]},
             url={"type": ["string", "null"]},
             request=named("SentRequest", {"type": "object"}),
+            chaos={
+                "type": ["string", "null"],
+                "description": "the webhook chaos the attempt met (burst, slow_send, oversize, "
+                "unknown_type, extra_fields), if any",
+            },
             response={"anyOf": [named("ReceivedResponse", {"type": "object"}), {"type": "null"}]},
         ),
     )

@@ -20,6 +20,7 @@ FINDING_IDS = (
     "webhook_deadline",
     "dedupe",
     "signature_checked",
+    "ignores_unknown",
 )
 FINDING = named(
     "ReportFinding",
