@@ -40,13 +40,14 @@ def _crash_lane(db: Path, rounds: int, rng: random.Random) -> tuple[list[str], l
         ) as process:
             wait_for(lambda url=url: _ready(url), timeout=20)  # type: ignore[misc]
             key = httpx.get(f"{url}/_sandbox/credentials").json()["api_keys"][0]["key"]
-            stop = threading.Event()
+            stop, written = threading.Event(), threading.Event()
 
             def write(
                 url: str = url,
                 key: str = key,
                 round_number: int = round_number,
                 stop: threading.Event = stop,
+                written: threading.Event = written,
             ) -> None:
                 with httpx.Client(
                     base_url=url, timeout=5, headers={"Authorization": f"Bearer {key}"}
@@ -68,9 +69,12 @@ def _crash_lane(db: Path, rounds: int, rng: random.Random) -> tuple[list[str], l
                             return  # killed mid-request: not acknowledged
                         if response.status_code == 201:
                             acknowledged.append(external)
+                            written.set()
 
             writer = threading.Thread(target=write)
             writer.start()
+            # writes are under way (however loaded the machine), then a random moment
+            written.wait(timeout=20)  # (the count of acknowledged writes is checked below)
             time.sleep(rng.uniform(0.02, 0.25))
             os.kill(process.pid, signal.SIGKILL)
             process.wait()

@@ -223,6 +223,7 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.latency
 def test_an_alias_bomb_is_refused_quickly() -> None:
     levels = ["  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     levels += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
