@@ -134,10 +134,14 @@ def _storm(slow: float) -> dict[str, Any]:
 
 
 @pytest.mark.latency
-def test_alarm_storm_reports_latency_and_catches_a_slow_service() -> None:
+def test_alarm_storm_reports_latency() -> None:
     report = _storm(0.0)
     assert report["passed"], report["details"]
     assert {"delivery_p50_ms", "delivery_p99_ms", "delivery_max_ms"} <= set(report["metrics"])
+
+
+def test_alarm_storm_catches_a_slow_service() -> None:
+    # no latency mark: a loaded machine only makes a slow service slower
     assert not _storm(0.3)["passed"]
 
 
