@@ -30,10 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check sandbox tests bench examples
 	$(BIN)/mypy
 
-# the suite in two phases: xdist's workers (one a core, at most 4) run every test that does
-# not time itself, then the tests marked `latency` (wall-clock bounds) run alone
-JOBS ?= auto
-XDIST = -n $(JOBS) --maxprocesses 4
+# the suite in two phases: xdist's workers run every test that does not time itself, then the
+# tests marked `latency` (wall-clock bounds) run alone. Two workers a core (at most 8): many
+# tests wait on servers, subprocesses and real-time timeouts, leaving their core idle
+JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(8, 2 * (os.cpu_count() or 1)))')
+XDIST = -n $(JOBS)
 
 test: lint
 	$(BIN)/pytest $(XDIST) -m "not latency"
