@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +70,6 @@ class KeyRing:
         self._store = store
         self._keys: dict[str, SigningKey] = {}
         self._created = now
-        self._lock = threading.Lock()
         self._load()
 
     def _ensure(self) -> None:
@@ -79,14 +77,11 @@ class KeyRing:
         generate, and a sandbox that only ever sees API keys never needs one."""
         if any(k.status == "current" for k in self._keys.values()):
             return
-        with self._lock:
-            if any(k.status == "current" for k in self._keys.values()):
-                return
-            store = self._store
-            with store.transaction():
-                if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
-                    self._add("current", self._created)
-            self._load()
+        store = self._store
+        with store.transaction():  # the store's lock, the only one: two first uses make one key
+            if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
+                self._add("current", self._created)
+        self._load()
 
     def _load(self) -> None:
         keys = {}
