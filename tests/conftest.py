@@ -20,7 +20,9 @@ pytest_plugins = ["pytester"]
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["CHEKT_SANDBOX_CHECK_RESPONSES"] = "true"
     config.addinivalue_line(
-        "markers", "latency: measures wall-clock latency; runs first, on an unloaded machine"
+        "markers",
+        "latency: measures wall-clock time; `make test` runs these alone, after the parallel "
+        "phase (a plain `pytest` runs them first)",
     )
 
 

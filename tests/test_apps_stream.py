@@ -78,6 +78,7 @@ def _emit(control: httpx.Client, url: str, body: dict[str, Any]) -> list[str]:
     return list(answer.json()["event_ids"])
 
 
+@pytest.mark.latency
 def test_a_change_reaches_the_stream_within_100_ms(
     server: tuple[str, dict[str, str]], control: httpx.Client
 ) -> None:

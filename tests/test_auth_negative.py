@@ -464,6 +464,7 @@ MALFORMED: dict[str, str] = {
 }
 
 
+@pytest.mark.latency
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_malformed_assertions_are_refused_quickly(api: Api, case: str) -> None:
     form = _assertion_form(MALFORMED[case])

@@ -60,6 +60,7 @@ def test_a_receiver_in_another_process_verifies_all_eight_attempts_in_each_of_20
             assert all(a["sent_at"] == a["scheduled_at"] for a in journal)
 
 
+@pytest.mark.latency
 def test_a_hanging_receiver_holds_each_step_at_most_the_delivery_timeout() -> None:
     """The attempt at each due time times out (0.3 s here) and is recorded at that time;
     then the clock moves on to the next attempt, 5 s later."""

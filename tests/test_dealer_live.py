@@ -77,6 +77,7 @@ def read_parts(
     return found, buffer
 
 
+@pytest.mark.latency
 def test_the_mjpeg_url_streams_jpeg_frames_until_the_client_goes_away(live: Live) -> None:
     camera = live.cameras()[0]
     assert camera["mjpeg_url"].startswith(f"{live.url}/api/v1/mjpeg?access_token=")
@@ -138,6 +139,7 @@ def test_a_snapshot_by_mac_and_what_the_token_allows(live: Live) -> None:
     viewer.close()
 
 
+@pytest.mark.latency
 def test_an_open_stream_ends_when_the_server_stops() -> None:
     app = create_app(Settings(allowed_hosts=("*",)))
     server = ThreadedServer(app)

@@ -5,31 +5,26 @@ ever ran before its schedule."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
-from subprocess import DEVNULL, Popen
 
 import httpx
 from helpers import live_server
 from receiver import Answer, Receiver, wait_for
-from test_cli import CLI, _free_port
+from test_cli import _free_port
+from test_crash_safety import Servers
 
 ROUNDS = 6
 
 
-def _start(db: Path, port: int, hook: str) -> Popen[bytes]:
-    process = Popen(
-        [CLI, "serve", "--port", str(port), "--db", str(db), "--callback", hook],
-        stdout=DEVNULL,
-        stderr=DEVNULL,
-    )
+def _start(servers: Servers, db: Path, port: int, hook: str) -> int:
+    pid = servers.serve("--port", str(port), "--db", str(db), "--callback", hook)
     wait_for(lambda: _ready(port), timeout=20)
-    return process
+    return pid
 
 
 def _ready(port: int) -> bool:
@@ -45,10 +40,10 @@ def test_sigkill_during_deliveries_loses_nothing(tmp_path: Path) -> None:
     rx.answers["/hook"] = Answer(delay=0.02)
     db = tmp_path / "sandbox.db"
     acknowledged: set[str] = set()
-    with live_server(rx.app) as url:
+    with live_server(rx.app) as url, Servers() as servers:
         for _ in range(ROUNDS):
             port = _free_port()
-            process = _start(db, port, f"{url}/hook")
+            pid = _start(servers, db, port, f"{url}/hook")
             try:
                 response = httpx.post(
                     f"http://127.0.0.1:{port}/_sandbox/events",
@@ -58,10 +53,9 @@ def test_sigkill_during_deliveries_loses_nothing(tmp_path: Path) -> None:
                 acknowledged.update(response.json()["event_ids"])
                 time.sleep(rng.uniform(0.0, 0.3))
             finally:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+                servers.kill(pid)
         port = _free_port()
-        process = _start(db, port, f"{url}/hook")
+        pid = _start(servers, db, port, f"{url}/hook")
         try:
 
             def delivered() -> bool:
@@ -69,8 +63,7 @@ def test_sigkill_during_deliveries_loses_nothing(tmp_path: Path) -> None:
 
             wait_for(delivered, timeout=30)
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=10)
+            servers.kill(pid, signal.SIGINT)
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         early = conn.execute(

@@ -3,6 +3,8 @@ API keys (the old one keeps working for 24 h on the sandbox clock)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import jwt
 from helpers import Api, Settings
 from starlette.testclient import TestClient
@@ -60,3 +62,19 @@ def test_api_key_rotation_has_a_24_hour_grace() -> None:
 def test_rotating_a_missing_key_is_a_clear_error(api: Api) -> None:
     response = api.client.post("/_sandbox/api-keys/rotate", json={})
     assert response.status_code == 422 and response.json()["error"]["field"] == "key"
+
+
+def test_the_signing_key_is_made_on_first_use_and_only_once() -> None:
+    """A sandbox that only ever sees API keys never pays for an RSA key; the first callers
+    that need one, however many at once, share the one key."""
+    app = create_app(Settings())
+    store = app.state.services.world.store
+    with TestClient(app) as client:
+        client.get("/partner/v1/dealers/1001/sites", headers=Api(client).bearer(Api(client).key))
+        assert store.scalar("SELECT COUNT(*) FROM signing_keys") == 0
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: client.get("/.well-known/jwks.json"), range(8)))
+        kids = {key["kid"] for answer in answers for key in answer.json()["keys"]}
+        assert len(kids) == 1
+        assert store.scalar("SELECT COUNT(*) FROM signing_keys") == 1
+    app.state.services.close()

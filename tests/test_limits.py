@@ -67,6 +67,7 @@ def _raw(port: int, payload: bytes) -> socket.socket:
     return sock
 
 
+@pytest.mark.latency
 def test_slow_silent_and_oversized_clients_are_cut_off_while_others_are_served() -> None:
     settings = Settings(request_timeout=1.0, idle_timeout=1.0)
     server = ThreadedServer(create_app(settings), settings=settings)

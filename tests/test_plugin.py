@@ -84,29 +84,36 @@ def test_breaks_the_server(chekt_sandbox):
 def test_xdist_workers_each_get_their_own_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.makepyfile(
-        ISOLATION
-        + """
+    record_port = """
 
 import os, pathlib
 
+def _record(name, sandbox):
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    pathlib.Path(os.environ["PORTS_DIR"], f"{worker}-{name}").write_text(sandbox.url)
+"""
+    # one run of two workers (each start costs seconds): loadfile keeps the isolation pair
+    # on one worker, so resets hold under xdist too, and sends the other file to the other
+    pytester.makepyfile(
+        test_isolation=ISOLATION
+        + record_port
+        + "\ndef test_port_i(chekt_sandbox):\n    _record('i', chekt_sandbox)\n",
+        test_ports=record_port
+        + """
 def test_port_a(chekt_sandbox):
-    pathlib.Path(os.environ["PORTS_DIR"], os.environ["PYTEST_XDIST_WORKER"] + "-a").write_text(
-        chekt_sandbox.url)
+    _record("a", chekt_sandbox)
 
 def test_port_b(chekt_sandbox):
-    pathlib.Path(os.environ["PORTS_DIR"], os.environ["PYTEST_XDIST_WORKER"] + "-b").write_text(
-        chekt_sandbox.url)
-"""
+    _record("b", chekt_sandbox)
+""",
     )
     ports = pytester.mkdir("ports")
     monkeypatch.setenv("PORTS_DIR", str(ports))
-    # loadfile keeps the isolation pair on one worker: resets hold under xdist too
     coverage = pytester.path / "coverage.json"
     result = pytester.runpytest_subprocess(
         *STRICT, "-n", "2", "--dist", "loadfile", f"--chekt-coverage-json={coverage}"
     )
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     # each worker's coverage is merged on the controller: the three site calls of the pair
     calls = {
         (op["method"], op["path"]): op["calls"]
@@ -117,13 +124,10 @@ def test_port_b(chekt_sandbox):
         ("GET", "/partner/v1/dealers/{dealer_id}/sites"): 2,
         ("POST", "/partner/v1/dealers/{dealer_id}/sites"): 1,
     }
-    for path in ports.iterdir():
-        path.unlink()
-    result = pytester.runpytest_subprocess(*STRICT, "-n", "2", "--dist", "load", "-k", "port")
-    result.assert_outcomes(passed=2)
     by_worker: dict[str, set[str]] = {}
     for path in ports.iterdir():
         by_worker.setdefault(path.name.split("-")[0], set()).add(path.read_text())
+    assert sum(1 for _ in ports.iterdir()) == 3
     assert all(len(urls) == 1 for urls in by_worker.values())  # a session server per worker
     if len(by_worker) == 2:
         first, second = by_worker.values()

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import Api, Settings, live_server, public_pem, signed_assertion
 from starlette.testclient import TestClient
@@ -288,6 +289,7 @@ def test_the_byte_bound_counts_headers() -> None:
     assert stats["evicted"] > 0 and stats["bytes"] <= 64 * 1024
 
 
+@pytest.mark.latency
 def test_a_catastrophic_path_regex_answers_fast(api: Api) -> None:
     for n in (200,) * 20 + (5000,) * 5:
         api.client.get("/partner/" + "a" * n + "x")  # nothing below matches: worst backtracking
@@ -340,6 +342,7 @@ def test_only_secret_values_are_hidden() -> None:
     assert not clean.vault  # nothing revealable: nothing kept
 
 
+@pytest.mark.latency
 def test_hostile_bodies_are_recorded_and_exported_in_linear_time(api: Api) -> None:
     hostile = [b"token" * 13000, b"eyJ" * 21000, b"eyJ-" * 16000, b"key " + b"a-" * 32000]
     started = time.monotonic()

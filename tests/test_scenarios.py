@@ -134,10 +134,14 @@ def _storm(slow: float) -> dict[str, Any]:
 
 
 @pytest.mark.latency
-def test_alarm_storm_reports_latency_and_catches_a_slow_service() -> None:
+def test_alarm_storm_reports_latency() -> None:
     report = _storm(0.0)
     assert report["passed"], report["details"]
     assert {"delivery_p50_ms", "delivery_p99_ms", "delivery_max_ms"} <= set(report["metrics"])
+
+
+def test_alarm_storm_catches_a_slow_service() -> None:
+    # no latency mark: a loaded machine only makes a slow service slower
     assert not _storm(0.3)["passed"]
 
 
@@ -223,6 +227,7 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.latency
 def test_an_alias_bomb_is_refused_quickly() -> None:
     levels = ["  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     levels += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]

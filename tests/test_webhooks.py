@@ -81,6 +81,7 @@ def test_signed_delivery_with_the_five_headers(
     assert journal["response"]["body"] == "ok"
 
 
+@pytest.mark.latency
 def test_always_failing_receiver_gets_exactly_eight_attempts_over_24_hours(
     sandbox: TestClient, receiver: tuple[Receiver, str], clock: VirtualClock
 ) -> None:

@@ -69,18 +69,32 @@ class KeyRing:
     def __init__(self, store: Store, now: float) -> None:
         self._store = store
         self._keys: dict[str, SigningKey] = {}
+        self._created = now
         self._load()
-        if not any(k.status == "current" for k in self._keys.values()):
-            self._add("current", now)
-            self._load()
+
+    def _ensure(self) -> None:
+        """The first key is made on first use, not at start: an RSA key takes 30-200 ms to
+        generate, and a sandbox that only ever sees API keys never needs one."""
+        if any(k.status == "current" for k in self._keys.values()):
+            return
+        store = self._store
+        with store.transaction():  # the store's lock, the only one: two first uses make one key
+            if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
+                self._add("current", self._created)
+        self._load()
 
     def _load(self) -> None:
+        keys = {}
         for row in self._store.all(
             "SELECT * FROM signing_keys WHERE status != 'retired' ORDER BY created_at"
         ):
-            private = serialization.load_pem_private_key(row["private_pem"].encode(), None)
+            # its own key, from its own store: OpenSSL's checks of an RSA key cost ~40 ms
+            private = serialization.load_pem_private_key(
+                row["private_pem"].encode(), None, unsafe_skip_rsa_key_validation=True
+            )
             assert isinstance(private, rsa.RSAPrivateKey)
-            self._keys[row["kid"]] = SigningKey(row["kid"], private, row["status"])
+            keys[row["kid"]] = SigningKey(row["kid"], private, row["status"])
+        self._keys = keys
 
     def rotate(self, now: float, keep_for: float) -> dict[str, Any]:
         """previous -> retired (once every token it signed has expired), current -> previous,
@@ -88,6 +102,7 @@ class KeyRing:
 
         A key that stops signing stays published for ``keep_for`` seconds (the token
         lifetime), however many rotations follow, so no unexpired token loses its key."""
+        self._ensure()
         store = self._store
         with store.transaction():
             for row in store.all("SELECT kid FROM signing_keys WHERE status = 'previous'"):
@@ -104,11 +119,11 @@ class KeyRing:
                 self._add("current", now)
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'next'") is None:
                 self._add("next", now)
-        self._keys = {}
         self._load()
         return self.statuses()
 
     def statuses(self) -> dict[str, str]:
+        self._ensure()
         return {key.kid: key.status for key in self._keys.values()}
 
     def _promote_unpublished(self) -> bool:
@@ -122,15 +137,16 @@ class KeyRing:
     def sign_unpublished(self, now: float) -> str:
         """From now on new tokens are signed by a fresh key the JWKS does not list (a partner
         must refetch the JWKS, fail, and cope); its kid."""
+        self._ensure()
         with self._store.transaction():
             self._store.execute("DELETE FROM signing_keys WHERE status = 'unpublished'")
             self._add("unpublished", now)
-        self._keys = {}
         self._load()
         return self.signer.kid
 
     def publish(self, now: float, keep_for: float) -> dict[str, str]:
         """Publish the unpublished key: it becomes current, the current one previous."""
+        self._ensure()
         store = self._store
         with store.transaction():
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'unpublished'") is None:
@@ -138,7 +154,6 @@ class KeyRing:
             store.set_meta(_UNTIL + self.current.kid, repr(now + keep_for))
             store.execute("UPDATE signing_keys SET status = 'previous' WHERE status = 'current'")
             self._promote_unpublished()
-        self._keys = {}
         self._load()
         return self.statuses()
 
@@ -161,11 +176,13 @@ class KeyRing:
 
     @property
     def current(self) -> SigningKey:
+        self._ensure()
         return next(k for k in self._keys.values() if k.status == "current")
 
     @property
     def signer(self) -> SigningKey:
         """The key new tokens are signed with: an unpublished one, else the current one."""
+        self._ensure()
         unpublished = [k for k in self._keys.values() if k.status == "unpublished"]
         return unpublished[0] if unpublished else self.current
 
@@ -177,6 +194,7 @@ class KeyRing:
     def jwks(self, now: float) -> dict[str, Any]:
         """The next and current keys, and every previous key that may have signed a token
         that has not expired yet."""
+        self._ensure()
         return {"keys": [key.jwk() for key in self._keys.values() if self.publishes(key.kid, now)]}
 
     def publishes(self, kid: str, now: float) -> bool:
