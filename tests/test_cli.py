@@ -35,8 +35,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+READY_WITHIN = 60  # s: a bound, not a figure; a loaded parallel run can take a while to start
+
+
 def _wait_ready(url: str, process: Popen[str]) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + READY_WITHIN
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(
@@ -47,7 +50,7 @@ def _wait_ready(url: str, process: Popen[str]) -> None:
                 return
         except httpx.TransportError:
             time.sleep(0.05)
-    raise AssertionError("serve did not become ready within 20 s")
+    raise AssertionError(f"serve did not become ready within {READY_WITHIN} s")
 
 
 @contextmanager
