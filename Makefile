@@ -31,14 +31,15 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # the suite in two phases: xdist's workers run every test that does not time itself, then the
-# tests marked `latency` (wall-clock bounds) run alone. Two workers a core (at most 8): many
-# tests wait on servers, subprocesses and real-time timeouts, leaving their core idle
+# tests marked `latency` (wall-clock bounds) or `serial` (a port the machine shares) run
+# alone. Two workers a core (at most 8): many tests wait on servers, subprocesses and
+# real-time timeouts, leaving their core idle
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(8, 2 * (os.cpu_count() or 1)))')
 XDIST = -n $(JOBS)
 
 test: lint
-	$(BIN)/pytest $(XDIST) -m "not latency"
-	$(BIN)/pytest -m latency
+	$(BIN)/pytest $(XDIST) -m "not latency and not serial"
+	$(BIN)/pytest -m "latency or serial"
 	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory test-$$version || exit 1; done
 
 # python3.X on PATH, else one pyenv installed (its shims run only the selected versions)
@@ -55,8 +56,8 @@ $(VERSIONS:%=test-%): test-%:
 		&& touch .venv-$*/.installed-stamp || exit 1; \
 	fi; \
 	echo "make test: the plugin and a slice of the suite under Python $*"; \
-	.venv-$*/bin/pytest -p no:cacheprovider -q $(XDIST) -m "not latency" $(SLICE) \
-		&& .venv-$*/bin/pytest -p no:cacheprovider -q -m latency $(SLICE)
+	.venv-$*/bin/pytest -p no:cacheprovider -q $(XDIST) -m "not latency and not serial" $(SLICE) \
+		&& .venv-$*/bin/pytest -p no:cacheprovider -q -m "latency or serial" $(SLICE)
 
 fuzz: $(STAMP)
 	CHEKT_SANDBOX_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/test_openapi.py tests/test_stateful.py \

@@ -24,6 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "latency: measures wall-clock time; `make test` runs these alone, after the parallel "
         "phase (a plain `pytest` runs them first)",
     )
+    config.addinivalue_line(
+        "markers",
+        "serial: uses something the whole machine shares (the default bridge port); `make "
+        "test` runs these alone, with the latency tests",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

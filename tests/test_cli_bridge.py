@@ -9,6 +9,7 @@ import socket
 import subprocess
 
 import httpx
+import pytest
 from click.testing import CliRunner
 from test_cli import _free_port, serving
 
@@ -84,6 +85,7 @@ def test_help_documents_the_bridge_flags() -> None:
     assert "--bridge-port" in result.output and "--no-bridge" in result.output
 
 
+@pytest.mark.serial  # another worker's serve could free the port between our bind and ours
 def test_a_taken_default_bridge_port_falls_back_to_a_free_one() -> None:
     with socket.socket() as holder:
         try:
