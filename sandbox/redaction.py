@@ -233,6 +233,8 @@ class Scrub:
                 known.add(content_type, raw)
                 return raw
         if not may_hold_secret(raw):
+            if known is not None:  # the same answer again is one lookup, not another scan
+                known.add(content_type, raw)
             return raw
         return self._remembered(raw, content_type)
 
