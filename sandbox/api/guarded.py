@@ -72,7 +72,8 @@ async def _limited(request: Request, principal: Principal, guarded: Impl) -> Res
     except ApiError as exc:
         exc.headers.update(headers)
         raise
-    response.headers.update(headers)
+    # new names on the answer: appended as they are, without MutableHeaders' rescans
+    response.raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
     return response
 
 
