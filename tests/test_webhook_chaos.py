@@ -17,6 +17,7 @@ import pytest
 from helpers import Settings
 from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
+from test_webhooks import emit, subscribe
 
 from sandbox import VirtualClock, create_app
 from sandbox.client import Sandbox
@@ -41,18 +42,6 @@ def sandbox(clock: VirtualClock) -> Iterator[TestClient]:
     settings = Settings(webhook_timeout=5.0, webhook_concurrency=2)
     with TestClient(create_app(settings, clock=clock)) as client:
         yield client
-
-
-def subscribe(client: TestClient, url: str, **extra: Any) -> dict[str, Any]:
-    response = client.post("/_sandbox/subscriptions", json={"url": url, **extra})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def emit(client: TestClient, **body: Any) -> list[str]:
-    response = client.post("/_sandbox/events", json=body)
-    assert response.status_code == 202, response.text
-    return list(response.json()["event_ids"])
 
 
 def chaos(client: TestClient, **knobs: Any) -> dict[str, Any]:
