@@ -29,6 +29,17 @@ TOKEN_SLACK = 1  # needless token fetches forgiven (two threads racing at start-
 EXPIRY_MARGIN = 0.1  # share of a token's lifetime before expiry when fetching anew is fair
 MIN_GAP = 0.05  # s: a retry sooner than this after a 5xx did not back off at all
 CLOCK_SLACK = 0.01  # s of float noise forgiven when comparing sandbox times
+FINDING_IDS = (  # the order of the card; /_sandbox/report's documented ids
+    "token_reuse",
+    "retry_after",
+    "backoff",
+    "trace_id",
+    "idempotency",
+    "webhook_deadline",
+    "dedupe",
+    "signature_checked",
+    "ignores_unknown",
+)
 RETRYABLE = frozenset({0, 408, 429})  # besides 5xx: what a client retries (0: no answer)
 
 Entry = Mapping[str, Any]  # an exported journal entry
@@ -451,4 +462,5 @@ def report_card(
         signature_checked(sent),
         ignores_unknown(sent),
     ]
+    assert tuple(f.id for f in findings) == FINDING_IDS
     return [f.view() for f in findings]

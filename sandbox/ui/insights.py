@@ -16,7 +16,7 @@ from sandbox.api.common import issuer_of, services
 from sandbox.api.control_insights import covered, forge, judged
 from sandbox.insights.coverage import percent
 from sandbox.ui.access import form
-from sandbox.ui.render import guarded, render
+from sandbox.ui.render import guarded, page_and_part, render
 from sandbox.world import inbound, subscriptions
 
 RECENT = 2000  # journal entries (and delivery attempts) a page judges: the newest ones
@@ -71,14 +71,9 @@ def _coverage(request: Request) -> dict[str, Any]:
     }
 
 
-@guarded
-async def coverage_page(request: Request) -> Response:
-    return render(request, "coverage.html", page="coverage", **_coverage(request))
-
-
-@guarded
-async def coverage_body(request: Request) -> Response:
-    return render(request, "coverage_body.html", **_coverage(request))
+coverage_page, coverage_body = page_and_part(
+    "coverage", "coverage.html", "coverage_body.html", _coverage
+)
 
 
 def _inbound(request: Request) -> dict[str, Any]:
@@ -98,11 +93,4 @@ def _inbound(request: Request) -> dict[str, Any]:
     return {"events": rows, "states": states, "limit": INBOUND}
 
 
-@guarded
-async def inbound_page(request: Request) -> Response:
-    return render(request, "inbound.html", page="inbound", **_inbound(request))
-
-
-@guarded
-async def inbound_rows(request: Request) -> Response:
-    return render(request, "inbound_rows.html", **_inbound(request))
+inbound_page, inbound_rows = page_and_part("inbound", "inbound.html", "inbound_rows.html", _inbound)

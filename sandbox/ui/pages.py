@@ -17,7 +17,7 @@ from sandbox.api.control_events import attempt_view, emit, move_clock
 from sandbox.errors import NotFound, ValidationFailed
 from sandbox.recorder import export, summary
 from sandbox.ui.access import PREFIX, form
-from sandbox.ui.render import guarded, render
+from sandbox.ui.render import guarded, page_and_part, render
 from sandbox.ui.timeline import timelines
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.webhooks import outbox
@@ -53,14 +53,9 @@ def _journal_page(request: Request) -> dict[str, Any]:
     }
 
 
-@guarded
-async def requests_page(request: Request) -> Response:
-    return render(request, "requests.html", page="requests", **_journal_page(request))
-
-
-@guarded
-async def requests_rows(request: Request) -> Response:
-    return render(request, "requests_rows.html", **_journal_page(request))
+requests_page, requests_rows = page_and_part(
+    "requests", "requests.html", "requests_rows.html", _journal_page
+)
 
 
 @guarded
@@ -83,14 +78,9 @@ def _deliveries(request: Request) -> dict[str, Any]:
     }
 
 
-@guarded
-async def deliveries_page(request: Request) -> Response:
-    return render(request, "deliveries.html", page="deliveries", **_deliveries(request))
-
-
-@guarded
-async def deliveries_timeline(request: Request) -> Response:
-    return render(request, "timeline.html", **_deliveries(request))
+deliveries_page, deliveries_timeline = page_and_part(
+    "deliveries", "deliveries.html", "timeline.html", _deliveries
+)
 
 
 @guarded

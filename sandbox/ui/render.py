@@ -112,3 +112,20 @@ def guarded(handler: Handler) -> Handler:
             return render(request, "flash.html", status, error=exc.message)
 
     return guard
+
+
+def page_and_part(
+    page: str, template: str, part: str, context: Callable[[Request], dict[str, Any]]
+) -> tuple[Handler, Handler]:
+    """A page and the fragment of it that live updates fetch again, both drawn from the
+    same ``context``: the page's ``template`` includes ``part``."""
+
+    @guarded
+    async def whole(request: Request) -> Response:
+        return render(request, template, page=page, **context(request))
+
+    @guarded
+    async def fragment(request: Request) -> Response:
+        return render(request, part, **context(request))
+
+    return whole, fragment

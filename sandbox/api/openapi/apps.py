@@ -25,7 +25,7 @@ from sandbox.api.openapi.objects import (
 from sandbox.api.openapi.partner import PAGING, TOTAL
 from sandbox.api.openapi.schema import (
     body,
-    error_response,
+    key_operation,
     link,
     listed,
     operation,
@@ -141,15 +141,7 @@ def _op(
     headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     op = operation(summary, scope, ok, result, request, params, queries, tag=TAG, headers=headers)
-    op["security"] = [{APP_KEY: [scope]}]
-    op["responses"]["401"] = error_response(
-        "`invalid_api_key`: no key, an unknown or expired one, or an access token (the Apps "
-        "API takes an app's API key only)"
-    )
-    op["responses"]["403"] = error_response(f"`permission_denied`: the key lacks `{scope}`")
-    for status, description in (errors or {}).items():
-        op["responses"][status] = error_response(description)
-    return op
+    return key_operation(op, APP_KEY, "the Apps API", scope, errors)
 
 
 def _links(op: dict[str, Any], status: str, links: dict[str, Any]) -> dict[str, Any]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api.openapi.schema import (
-    error_response,
+    key_operation,
     listed,
     named,
-    obj,
     operation,
     query,
+    required,
 )
 from sandbox.world.fields import ZONE
 
@@ -21,11 +21,6 @@ SITE = "/ext/v1/sites/{site_id}"
 INTEGER = {"type": "integer"}
 TEXT = {"type": "string"}
 MAYBE_TEXT = {"type": ["string", "null"]}
-
-
-def required(title: str, **properties: Any) -> dict[str, Any]:
-    """An object that always carries every one of ``properties`` (null where it says so)."""
-    return named(title, obj(tuple(properties), **properties))
 
 
 DEALER_PARTITION = required("DealerPartition", partition_id=INTEGER, partition_name=TEXT)
@@ -108,14 +103,7 @@ def op(
 ) -> dict[str, Any]:
     """A dealer API operation: any API key of the dealer, no scope."""
     found = operation(summary, None, ok, result, request, params, queries, tag=TAG)
-    found["security"] = [{DEALER_KEY: []}]
-    found["responses"]["401"] = error_response(
-        "`invalid_api_key`: no key, an unknown or expired one, or an access token (the dealer "
-        "API takes an API key only)"
-    )
-    for status, description in (errors or {}).items():
-        found["responses"][status] = error_response(description)
-    return found
+    return key_operation(found, DEALER_KEY, "the dealer API", errors=errors)
 
 
 def _site_paths() -> dict[str, Any]:

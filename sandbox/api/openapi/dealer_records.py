@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.api import dealer_activity
-from sandbox.api.openapi.dealer import INTEGER, MAYBE_TEXT, SITE, TEXT, op, required
-from sandbox.api.openapi.schema import body, field, listed, named, obj
+from sandbox.api.openapi.dealer import INTEGER, MAYBE_TEXT, SITE, TEXT, op
+from sandbox.api.openapi.schema import body, field, listed, named, obj, required
 from sandbox.world import activity, contacts, verifications
 from sandbox.world.catalog import METHODS, one_of
 from sandbox.world.fields import SQLITE_INT

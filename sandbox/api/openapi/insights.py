@@ -7,21 +7,11 @@ from typing import Any
 
 from sandbox.api.openapi.control import control_op
 from sandbox.api.openapi.schema import listed, named, obj, query
+from sandbox.insights.card import FINDING_IDS
 
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
-FINDING_IDS = (
-    "token_reuse",
-    "retry_after",
-    "backoff",
-    "trace_id",
-    "idempotency",
-    "webhook_deadline",
-    "dedupe",
-    "signature_checked",
-    "ignores_unknown",
-)
 FINDING = named(
     "ReportFinding",
     obj(

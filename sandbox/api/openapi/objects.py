@@ -4,10 +4,8 @@ log. Each is a named component, so generated clients get a class of that name.""
 
 from __future__ import annotations
 
-from typing import Any
-
 from sandbox.api.apps import RECORD_TYPES
-from sandbox.api.openapi.schema import listed, named, obj
+from sandbox.api.openapi.schema import listed, required
 from sandbox.world import alarms, arming, catalog, device_status
 
 INTEGER = {"type": "integer"}
@@ -29,12 +27,7 @@ DEVICE_TYPE = catalog.one_of(catalog.DEVICE_TYPES, "DeviceType")  # as the webho
 RECORD_TYPE = {"title": "RecordEventType", "enum": list(RECORD_TYPES)}
 
 
-def _required(title: str, **properties: Any) -> dict[str, Any]:
-    """An object that always carries every one of ``properties`` (null where it says so)."""
-    return named(title, obj(tuple(properties), **properties))
-
-
-PARTITION = _required(
+PARTITION = required(
     "ArmingPartition",
     partition={"type": "integer", "minimum": 1},
     name=TEXT,
@@ -55,19 +48,19 @@ SITE_PROPERTIES = {
     "is_activated": {"type": "integer", "enum": [0, 1]},
     "created_at": STAMP,
     "arming": {
-        **_required(
+        **required(
             "SiteArming", state=ARMING_STATE, updated_at=MAYBE_STAMP, partitions=listed(PARTITION)
         ),
         "description": "the site is in the mode of its first armed partition, else disarmed",
     },
 }
-APP_SITE = _required("AppSite", **SITE_PROPERTIES)
-ARMING_CHANGED = _required(
+APP_SITE = required("AppSite", **SITE_PROPERTIES)
+ARMING_CHANGED = required(
     "ArmingStateChanged",
     **SITE_PROPERTIES,
     event_ids={**listed(TEXT), "description": "one site.armed / site.disarmed per partition"},
 )
-APP_DEVICE = _required(
+APP_DEVICE = required(
     "AppDevice",
     device_id=INTEGER,
     site_id=INTEGER,
@@ -88,7 +81,7 @@ APP_DEVICE = _required(
     configuration={"type": "object"},
     created_at=STAMP,
 )
-SNAPSHOT_OBJECT = _required(
+SNAPSHOT_OBJECT = required(
     "Snapshot",
     snapshot_id=TEXT,
     dealer_id=INTEGER,
@@ -98,14 +91,14 @@ SNAPSHOT_OBJECT = _required(
     url={"type": "string", "description": "the JPEG: " + SIGNED_LINK},
     captured_at=STAMP,
 )
-RESPONDER = _required(
+RESPONDER = required(
     "AlarmResponder",
     responder_id=MAYBE_TEXT,
     responder_type=MAYBE_TEXT,
     eta_seconds=MAYBE_INTEGER,
     tracking_url={**MAYBE_TEXT, "description": "the responder's progress: " + SIGNED_LINK},
 )
-ANNOTATION = _required(
+ANNOTATION = required(
     "AlarmAnnotation",
     source=TEXT,
     verdict={"title": "AnnotationVerdict", "enum": list(alarms.VERDICTS)},
@@ -114,7 +107,7 @@ ANNOTATION = _required(
     author=TEXT,
     created_at=STAMP,
 )
-ALARM_OBJECT = _required(
+ALARM_OBJECT = required(
     "Alarm",
     alarm_id={"type": "string", "examples": ["A-10293"]},
     dealer_id=INTEGER,
@@ -145,7 +138,7 @@ ALARM_OBJECT = _required(
     escalated_at=MAYBE_STAMP,
     resolved_at=MAYBE_STAMP,
 )
-RECORD_EVENT = _required(
+RECORD_EVENT = required(
     "RecordEvent",
     id={"type": "string", "description": "the evt_ id its chekt-apps webhook carried"},
     event_id={"type": "integer", "description": "the numeric id: increasing, in record order"},
@@ -153,10 +146,10 @@ RECORD_EVENT = _required(
     created_at=STAMP,
     data={"type": "object", "description": "the data of its webhook, links made to work now"},
 )
-EVENT_PAGE = _required(
+EVENT_PAGE = required(
     "EventPage",
     data=listed(RECORD_EVENT),
-    page=_required(
+    page=required(
         "EventPageInfo",
         cursor={"type": "string", "description": "send it back as ?cursor= for what follows"},
         has_more={"type": "boolean"},

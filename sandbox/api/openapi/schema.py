@@ -130,6 +130,33 @@ def obj(required: tuple[str, ...] = (), **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": properties}
 
 
+def required(title: str, **properties: Any) -> dict[str, Any]:
+    """The component ``title``: an object that always carries every one of ``properties``
+    (null where the property says so)."""
+    return named(title, obj(tuple(properties), **properties))
+
+
+def key_operation(
+    op: dict[str, Any],
+    scheme: str,
+    api: str,
+    scope: str | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``op`` on an API that takes API keys only (``api`` names it in the 401): its security
+    scheme, the 401 every such API answers, a 403 when ``scope`` gates it, and ``errors``."""
+    op["security"] = [{scheme: [scope] if scope else []}]
+    op["responses"]["401"] = error_response(
+        f"`invalid_api_key`: no key, an unknown or expired one, or an access token ({api} "
+        "takes an API key only)"
+    )
+    if scope is not None:
+        op["responses"]["403"] = error_response(f"`permission_denied`: the key lacks `{scope}`")
+    for status, description in (errors or {}).items():
+        op["responses"][status] = error_response(description)
+    return op
+
+
 def link(path: str, verb: str, parameters: dict[str, str]) -> dict[str, Any]:
     """An OpenAPI link to the operation ``verb`` on ``path``."""
     pointer = path.replace("~", "~0").replace("/", "~1")
