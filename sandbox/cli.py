@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 import click
 
 from sandbox import __version__
-from sandbox.auth.keypairs import write_key_pair
 from sandbox.cli_banner import banner
 from sandbox.cli_control import COMMANDS, connected
 from sandbox.cli_control import TOKEN as _TOKEN
@@ -22,7 +21,7 @@ from sandbox.cli_control import URL as _URL
 from sandbox.cli_control import control as _control
 from sandbox.cli_insights import COMMANDS as INSIGHT_COMMANDS
 from sandbox.cli_record import COMMANDS as RECORD_COMMANDS
-from sandbox.client import SandboxError
+from sandbox.errors import SandboxError
 from sandbox.logs import printable
 from sandbox.recorder import SURFACES
 from sandbox.server import run
@@ -153,6 +152,8 @@ def keys() -> None:
 @click.option("--ec", is_flag=True, help="An EC P-256 key (ES256) instead of RSA 2048 (RS256).")
 def new_key(client_id: str, directory: Path, ec: bool) -> None:
     """Write a fresh key pair and print the settings that register its public half."""
+    from sandbox.auth.keypairs import write_key_pair  # cryptography: not for ``serve``
+
     pair = write_key_pair(directory, client_id, ec=ec)
     click.echo(f"wrote {pair.private} (keep it secret: your app signs assertions with it)")
     click.echo(f"wrote {pair.public}\n")

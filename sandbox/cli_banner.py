@@ -8,10 +8,10 @@ import shlex
 import click
 from starlette.applications import Starlette
 
-from sandbox import __version__, ui
+from sandbox import __version__
 from sandbox.auth.clients import credentials
 from sandbox.settings import Settings
-from sandbox.tls import client_env_hint
+from sandbox.ui.access import PREFIX
 from sandbox.world import inbound, subscriptions
 
 
@@ -43,7 +43,7 @@ def banner(app: Starlette, url: str) -> None:
             f"  secret      {partner['client_secret']}",
         ]
     lines.append(f"  all creds   {url}/_sandbox/credentials")
-    lines.append(f"  dashboard   {url}{ui.PREFIX}")
+    lines.append(f"  dashboard   {url}{PREFIX}")
     lines += _bridge_lines(app, settings)
     callback = subscriptions.callback(services.world)
     if callback is not None:
@@ -69,6 +69,8 @@ def banner(app: Starlette, url: str) -> None:
             "/_sandbox/* needs the admin token (X-Sandbox-Admin-Token)."
         )
     if app.state.tls is not None:
+        from sandbox.tls import client_env_hint  # cryptography: only when serving https
+
         lines.append("\n" + client_env_hint(app.state.tls))
         lines = [
             line.replace("curl -s ", f"curl -s --cacert {app.state.tls.ca_cert} ") for line in lines

@@ -10,14 +10,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sandbox.api.control import RESETTABLE
-from sandbox.client import Sandbox, SandboxError, answer_of
+from sandbox.errors import SandboxError
 from sandbox.logs import printable
 from sandbox.vocabulary import OUTCOMES, PROFILES
+
+if TYPE_CHECKING:  # the client (httpx, the app) loads when a verb runs, not for ``serve``
+    from sandbox.client import Sandbox
 
 URL = click.option(
     "--url",
@@ -35,6 +38,8 @@ TOKEN = click.option(
 
 @contextmanager
 def connected(url: str, admin_token: str | None) -> Iterator[Sandbox]:
+    from sandbox.client import Sandbox
+
     sandbox = Sandbox.connect(url, admin_token=admin_token)
     try:
         yield sandbox
@@ -230,6 +235,8 @@ def deliveries(
 
 
 def _attempt_line(row: dict[str, Any]) -> str:
+    from sandbox.client import answer_of
+
     status = row["status_code"] if row["status_code"] is not None else "-"
     latency = f"{row['latency_ms']:.1f}" if row["latency_ms"] is not None else "-"
     detail = answer_of(row) if row["outcome"] != "delivered" else ""

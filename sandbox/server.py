@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -23,7 +24,9 @@ from sandbox.app import bridge_app, create_app
 from sandbox.logs import safe_logger
 from sandbox.protocol import deadline_protocol
 from sandbox.settings import DEFAULT_BRIDGE_PORT, Settings, SettingsError
-from sandbox.tls import DEFAULT_HOSTS, TlsFiles, ensure_certificates
+
+if TYPE_CHECKING:
+    from sandbox.tls import TlsFiles
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -71,7 +74,10 @@ def listener_url(host: str, sock: socket.socket, scheme: str = "http") -> str:
 
 
 def tls_files(settings: Settings) -> TlsFiles:
-    """The local CA and server certificate, made once under the state directory."""
+    """The local CA and server certificate, made once under the state directory (cryptography
+    loads only for https)."""
+    from sandbox.tls import DEFAULT_HOSTS, ensure_certificates
+
     hosts = dict.fromkeys((*DEFAULT_HOSTS, settings.host))
     return ensure_certificates(Path(settings.state_dir) / "tls", hosts=tuple(hosts))
 
@@ -91,6 +97,7 @@ def make_server(
         loop="uvloop",
         http=deadline_protocol(limits.request_timeout, limits.idle_timeout, limits.max_headers),
         lifespan="on",
+        ws="none",  # no WebSocket routes: the websockets package never loads
         access_log=False,
         log_level="warning",
         ssl_certfile=str(tls.cert) if tls else None,

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sandbox.errors import SandboxError
 from sandbox.faults import FaultSpec, RuleError, parse_rule
 from sandbox.vocabulary import PROFILES, RATE_LIMITS, SETTABLE_SIGNATURE_VARIANTS, one_of
@@ -258,6 +256,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from exc
+    import yaml  # only a settings file needs it
+
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

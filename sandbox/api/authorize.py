@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -194,6 +193,8 @@ async def revoke(request: Request) -> Response:
 def _signed_claims(request: Request, token: str) -> dict[str, Any]:
     """The claims of a live access token the sandbox signed, minted at any of its origins
     (``localhost`` or ``127.0.0.1``); empty for anything else: forged, expired, not a JWT."""
+    import jwt  # PyJWT (and cryptography) load with the first token, not at start
+
     s = services(request)
     try:
         minted_at = jwt.decode(token, options={"verify_signature": False}).get("iss")

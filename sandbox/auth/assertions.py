@@ -15,22 +15,22 @@ import math
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from sandbox import jsontext
 from sandbox.net import DestinationPolicy, fetch_json
 from sandbox.world import World
+
+if TYPE_CHECKING:  # PyJWT and cryptography load with the first assertion or key, not at start
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    PublicKey: TypeAlias = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_LIFETIME = 300
 SKEW = 60
 JWKS_REFETCH = 30.0
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 _CURVES = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
@@ -39,6 +39,8 @@ class AssertionRejected(Exception):
 
 
 def algorithm_for(key: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
             raise ValueError("RSA keys must be at least 2048 bits")
@@ -49,6 +51,9 @@ def algorithm_for(key: Any) -> str:
 
 
 def load_public_pem(pem: str) -> tuple[PublicKey, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         key = serialization.load_pem_public_key(pem.encode())
     except ValueError as exc:
@@ -60,6 +65,8 @@ def load_public_pem(pem: str) -> tuple[PublicKey, str]:
 
 def thumbprint(key: PublicKey) -> str:
     """A stable key id for a key registered without one."""
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -131,6 +138,8 @@ class AssertionVerifier:
         self._jwks: dict[str, _JwksCache] = {}
 
     async def _jwks_key(self, url: str, kid: str | None) -> tuple[PublicKey, str] | None:
+        import jwt
+
         cache = self._jwks.setdefault(url, _JwksCache())
         found = _pick(cache.keys, kid)
         if found is not None:
@@ -171,6 +180,8 @@ class AssertionVerifier:
 
     async def verify(self, assertion: str, issuer: str) -> tuple[str, dict[str, Any]]:
         """The client id the assertion authenticates, and its claims."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})

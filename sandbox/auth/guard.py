@@ -11,8 +11,6 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import jwt
-
 from sandbox.auth import chaos, codes
 from sandbox.auth.assertions import JWT_BEARER_GRANT
 from sandbox.auth.clients import get_api_key, get_client
@@ -42,6 +40,8 @@ TIERS = ("api_key", "secret", "assertion", "user", "bridge")
 
 
 def _unverified_claims(token: str) -> dict[str, object]:
+    import jwt  # loaded with the first token, not at start (PyJWT brings in cryptography)
+
     try:
         return dict(jwt.decode(token, options={"verify_signature": False}))
     except jwt.PyJWTError:
@@ -217,6 +217,8 @@ class Guard:
         if value.startswith(LIVE_PREFIX):
             return False
         if value.startswith("eyJ") and value.count(".") == 2:
+            import jwt
+
             try:
                 kid = jwt.get_unverified_header(value).get("kid")
             except jwt.PyJWTError:

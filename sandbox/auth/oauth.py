@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
-import jwt
-
 from sandbox.auth import chaos, codes
 from sandbox.auth.assertions import (
     ASSERTION_TYPE,
@@ -293,6 +291,8 @@ class TokenEndpoint:
 
 def _unverified_issuers(assertion: str) -> str:
     """The assertion's iss and sub, unverified: enough to spot a production credential."""
+    import jwt  # PyJWT (and cryptography) load with the first token, not at start
+
     try:
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.PyJWTError:

@@ -11,13 +11,12 @@ import base64
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING, Any
 
 from sandbox.store import Store
+
+if TYPE_CHECKING:  # PyJWT and cryptography load with the first key, not at start (~11 MB)
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 ALGORITHM = "RS256"
 _UNTIL = "signing_key_until:"  # store meta: when the last token a demoted key signed expires
@@ -51,6 +50,9 @@ class SigningKey:
 
 
 def _new_key(status: str) -> tuple[SigningKey, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -84,10 +86,14 @@ class KeyRing:
         self._load()
 
     def _load(self) -> None:
-        keys = {}
-        for row in self._store.all(
+        rows = self._store.all(
             "SELECT * FROM signing_keys WHERE status != 'retired' ORDER BY created_at"
-        ):
+        )
+        keys = {}
+        if rows:  # a fresh store has none: cryptography loads with the first key
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+        for row in rows:
             # its own key, from its own store: OpenSSL's checks of an RSA key cost ~40 ms
             private = serialization.load_pem_private_key(
                 row["private_pem"].encode(), None, unsafe_skip_rsa_key_validation=True
@@ -206,12 +212,16 @@ class KeyRing:
         return key.status != "previous" or self._published_until(kid) > now
 
     def sign(self, claims: dict[str, Any]) -> str:
+        import jwt
+
         key = self.signer
         return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
 
     def verify(
         self, token: str, *, now: float, issuer: str, audiences: tuple[str, ...]
     ) -> dict[str, Any]:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

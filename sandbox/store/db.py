@@ -198,7 +198,7 @@ class Store:
                     self._version += 1
                     self._conn.executemany(
                         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                        [tuple(row[c] for c in columns) for row in rows[table]],
+                        [tuple(row.values()) for row in rows[table]],  # one SELECT's order
                     )
             for _tables, _verbs, listener in self._watchers:
                 listener()

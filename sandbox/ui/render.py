@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -23,6 +23,9 @@ from sandbox.ui.access import (
     set_cookie,
     signed_in,
 )
+
+if TYPE_CHECKING:
+    import jinja2
 
 Handler = Callable[[Request], Awaitable[Response]]
 NAV = (
@@ -55,21 +58,26 @@ def pretty(value: Any) -> str:
 
 
 class Dashboard:
-    """The template environment, made once per app (``app.state.dashboard``)."""
+    """The template environment, made once per app (``app.state.dashboard``) when the first
+    page is rendered: a ``serve`` nobody opens in a browser never loads Jinja2."""
 
-    def __init__(self) -> None:
-        self.env = jinja2.Environment(
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        import jinja2
+
+        env = jinja2.Environment(
             loader=jinja2.PackageLoader("sandbox.ui", "templates"),
             autoescape=True,  # every value, in every template, whatever its file name
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["when"] = when
-        self.env.filters["pretty"] = pretty
-        self.env.globals["prefix"] = PREFIX
-        self.env.globals["nav"] = NAV
-        self.env.globals["csrf_header"] = CSRF_HEADER
+        env.filters["when"] = when
+        env.filters["pretty"] = pretty
+        env.globals["prefix"] = PREFIX
+        env.globals["nav"] = NAV
+        env.globals["csrf_header"] = CSRF_HEADER
+        return env
 
     def html(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         s = services(request)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from sandbox.clock import Clock, iso
 from sandbox.store import Store
@@ -15,8 +14,6 @@ class World:
     clock: Clock
     timestamp_style: str = "iso"
     base_url: str = "http://127.0.0.1:8765"  # where links in payloads and records point
-    # the rows each (seed, dealers, sites per dealer) seeded, so a reset copies them back
-    seeded: dict[tuple[int, int, int], Any] = field(default_factory=dict, repr=False)
     # seconds the sandbox's stamping clock is off from its clock (auth chaos): added to the
     # times written into tokens and webhook signatures and to the checks of those times
     skew: float = 0.0

@@ -16,8 +16,6 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from sandbox.errors import PermissionDenied, Unauthorized
 from sandbox.store import Row
 from sandbox.world import media
@@ -71,6 +69,8 @@ def mint(world: World, camera: Row) -> str:
         "iat": int(now),
         "exp": int(now + media.lifetime(world.store)),
     }
+    import jwt  # PyJWT (and cryptography) load with the first live link, not at start
+
     return jwt.encode(claims, media.secret(world.store), algorithm="HS256")
 
 
@@ -79,6 +79,8 @@ def read(world: World, token: str | None) -> dict[str, Any]:
     expire; 401 otherwise (the client takes a fresh ``mjpeg_url`` from the camera list)."""
     if not token:
         raise Unauthorized("this link needs its access_token", code="invalid_token")
+    import jwt
+
     try:
         claims = jwt.decode(
             token,

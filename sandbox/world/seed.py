@@ -3,13 +3,13 @@ sites, devices, contacts and users, byte for byte (timestamps included)."""
 
 from __future__ import annotations
 
+import functools
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from faker import Faker
-
-from sandbox.store import WORLD_TABLES
+from sandbox.store import WORLD_TABLES, Row, Store
 from sandbox.world.context import World
 from sandbox.world.history import seed_history
 from sandbox.world.record import ALARM_NUMBER
@@ -45,6 +45,8 @@ FIRST_IDS = {"dealer": 1001, "station": 2001, "site": 10001, "contact": 50001, "
 class _Seeder:
     def __init__(self, world: World, seed: int) -> None:
         self.world = world
+        from faker import Faker  # a world already in the store (or already drawn) needs none
+
         self.rng = random.Random(seed)
         self.fake = Faker("en_US")
         self.fake.seed_instance(seed)
@@ -215,19 +217,36 @@ class _Seeder:
 HISTORY_START = EPOCH + 20 * 86400  # the seeded past: three days from 2024-01-21
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """A seeded world's rows (``Store.dump`` of the world tables) and its alarm counter."""
+
+    rows: dict[str, list[Row]]
+    alarm_number: str | None
+
+
+def draw(seed: int, dealers: int, sites_per_dealer: int, timestamp_style: str = "iso") -> Drawn:
+    """Draw a world from ``seed`` in a scratch in-memory store. The draw reads neither the
+    clock nor the base URL (the seeded past carries no links), so it fits any sandbox."""
+    world = World(Store(), clock=None, timestamp_style=timestamp_style)  # type: ignore[arg-type]
+    with world.store.transaction():
+        _Seeder(world, seed).dealers(dealers, sites_per_dealer)
+        seed_history(world, seed, HISTORY_START)
+    return Drawn(world.store.dump(WORLD_TABLES), world.store.get_meta(ALARM_NUMBER))
+
+
+# once per process: every sandbox a test session starts, and every reset, copies these rows
+# back instead of drawing again (Faker and the history cost ~100 ms a draw)
+drawn = functools.lru_cache(maxsize=8)(draw)
+
+
 def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int = 5) -> None:
     """Wipe the world tables and fill them from ``seed``, with a few days of history. The
-    rows are drawn once per world and copied back on every later reset (a reset per test
+    rows are drawn once per process and copied back on every later seeding (a reset per test
     must stay cheap)."""
-    store, key = world.store, (seed, dealers, sites_per_dealer)
+    store = world.store
+    found = drawn(seed, dealers, sites_per_dealer, world.timestamp_style)
     store.wipe_world()
     with store.transaction():
-        if key in world.seeded:
-            rows, alarm_number = world.seeded[key]
-            store.load(rows)
-        else:
-            _Seeder(world, seed).dealers(dealers, sites_per_dealer)
-            seed_history(world, seed, HISTORY_START)
-            rows, alarm_number = store.dump(WORLD_TABLES), store.get_meta(ALARM_NUMBER)
-            world.seeded[key] = (rows, alarm_number)
-        store.set_meta(ALARM_NUMBER, alarm_number or "0")
+        store.load(found.rows)
+        store.set_meta(ALARM_NUMBER, found.alarm_number or "0")
