@@ -6,11 +6,18 @@
 2. Latency from the emitting API call to the first attempt (p99 ≤ 1 s): single
    ``alarm.created`` events at ~50/s, timed from just before each emit request to the
    receiver's arrival time for that event id.
-3. Fixture start to first answered request (≤ 1.0 s): ``Sandbox().start()`` plus the first
-   ``GET /.well-known/jwks.json``, in this process, after ``import sandbox`` (timed apart).
-4. Per-test reset (≤ 20 ms): ``sandbox.reset()`` on the default world.
-5. RSS after 100,000 recorded 1 KiB requests (≤ 150 MB): wrk POSTs that fail validation,
-   all kept in the journal, then the server's VmRSS.
+3. Fixture start to first answered request (≤ 100 ms): ``Sandbox().start()`` plus the first
+   ``GET /.well-known/jwks.json`` (which makes the sandbox's RSA signing key), in this
+   process, after ``import sandbox`` (timed apart) and one untimed start (the first start in
+   a process also draws the seeded world, once per process: shown on its own row).
+4. Per-test reset (≤ 5 ms): ``sandbox.reset()`` on the default world.
+5. RSS of ``serve --db :memory:`` right after start (≤ 50 MB: ready on ``/_sandbox/health``,
+   which needs no signing key) and after 100,000 recorded 1 KiB requests (≤ 120 MB): wrk
+   POSTs that fail validation, all kept in the journal, then the server's VmRSS.
+6. ``import sandbox, sandbox.pytest_plugin`` (≤ 150 ms): what every pytest run of a project
+   that installs the package pays. Wall time of a fresh ``python -c`` doing it minus that of
+   ``python -c pass``, median of pairs; it includes importing pytest itself, whose share
+   (``-X importtime``) is shown apart.
 
 Servers are pinned to core 0, the receiver and wrk to core 1; all load is loopback and
 bounded in count and time; every child process is stopped on exit, errors and Ctrl-C. The
@@ -73,9 +80,13 @@ JWKS_PATH = "/.well-known/jwks.json"
 
 DELIVERIES_TARGET = 1_000.0  # per second
 LATENCY_TARGET_MS = 1_000.0  # p99
-START_TARGET_MS = 1_000.0
-RESET_TARGET_MS = 20.0
-RSS_TARGET_MB = 150.0  # 10^6 bytes
+START_TARGET_MS = 100.0
+RESET_TARGET_MS = 5.0
+RSS_START_TARGET_MB = 50.0  # 10^6 bytes
+RSS_TARGET_MB = 120.0
+IMPORT_TARGET_MS = 150.0
+IMPORT_RUNS = 7
+HEALTH_PATH = "/_sandbox/health"
 EMIT_RATE = 50.0  # events per second for the latency figure
 WARMUP_EVENTS = 20  # open the dispatcher's connections before the throughput is timed
 START_RUNS = 5
@@ -176,14 +187,18 @@ def pinned(cores: set[int]) -> Iterator[None]:
 
 
 def start_sandbox(
-    stack: contextlib.ExitStack, logs: Path, flags: Sequence[str], env: dict[str, str]
+    stack: contextlib.ExitStack,
+    logs: Path,
+    flags: Sequence[str],
+    env: dict[str, str],
+    ready: str = JWKS_PATH,
 ) -> tuple[int, subprocess.Popen[bytes]]:
-    """``chekt-sandbox serve`` on core 0; its port and process once it serves its JWKS."""
+    """``chekt-sandbox serve`` on core 0; its port and process once ``ready`` answers."""
     port = free_port()
     argv = [str(BIN / "chekt-sandbox"), "serve", "--port", str(port), *flags]
     log = logs / f"sandbox-{port}.log"
     proc = stack.enter_context(spawned(argv, log, env, SERVER_CORE))
-    wait_ready(proc, port, JWKS_PATH, log, "the sandbox")
+    wait_ready(proc, port, ready, log, "the sandbox")
     return port, proc
 
 
@@ -400,33 +415,40 @@ def fixture_figures() -> list[Figure]:
     """Figures 3 and 4, in this process, as a test session would see them."""
     print(f"  3. import, then Sandbox().start() + GET {JWKS_PATH}, {START_RUNS}x ...", flush=True)
     imported, sandbox = import_time()
-    starts = [first_answer(sandbox) for _ in range(START_RUNS)]
+    cpu = time.process_time()
+    first = first_answer(sandbox)  # draws the seeded world: once per process
+    first_cpu = time.process_time() - cpu
+    starts, cpus = [], []
+    for _ in range(START_RUNS):
+        cpu = time.process_time()
+        starts.append(first_answer(sandbox))
+        cpus.append(time.process_time() - cpu)
     print(f"  4. reset() {RESET_RUNS}x ...", flush=True)
+    cpu = time.process_time()
     resets = reset_times(sandbox)
+    reset_cpu = (time.process_time() - cpu) / (RESET_RUNS + RESET_WARMUP)
     med, worst = statistics.median(starts), max(starts)
+    target = f"≤ {START_TARGET_MS:,.0f} ms"
     return [
         Figure("3. import sandbox (once, apart)", ms(imported)),
+        Figure(
+            "   first start in the process (draws the world)",
+            f"{ms(first)} ({ms(first_cpu)} CPU)",
+        ),
         judged(
-            f"   start → first answer, median of {START_RUNS}",
-            ms(med),
-            "≤ 1,000 ms",
+            f"   start → first answer, median of {START_RUNS} more",
+            f"{ms(med)} ({ms(statistics.median(cpus))} CPU)",
+            target,
             med * 1000 <= START_TARGET_MS,
         ),
-        judged(
-            "   start → first answer, max", ms(worst), "≤ 1,000 ms", worst * 1000 <= START_TARGET_MS
-        ),
+        Figure("   start → first answer, max", ms(worst)),
         judged(
             f"4. reset(), median of {RESET_RUNS}",
-            ms(statistics.median(resets)),
-            "≤ 20 ms",
+            f"{ms(statistics.median(resets))} ({ms(reset_cpu)} CPU, client and server)",
+            f"≤ {RESET_TARGET_MS:,.0f} ms",
             statistics.median(resets) * 1000 <= RESET_TARGET_MS,
         ),
-        judged(
-            "   reset(), p95",
-            ms(percentile(resets, 0.95)),
-            "≤ 20 ms",
-            percentile(resets, 0.95) * 1000 <= RESET_TARGET_MS,
-        ),
+        Figure("   reset(), p95", ms(percentile(resets, 0.95))),
     ]
 
 
@@ -563,7 +585,7 @@ def memory_figures() -> list[Figure]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-figures-")))
         stack.enter_context(pinned({LOAD_CORE}))
-        port, proc = start_sandbox(stack, tmp, ["--db", ":memory:"], env)
+        port, proc = start_sandbox(stack, tmp, ["--db", ":memory:"], env, HEALTH_PATH)
         at_start = rss_mb(proc.pid)
         api_key = sandbox_credentials(port)[0]
         tail = body_tail()
@@ -581,7 +603,12 @@ def memory_figures() -> list[Figure]:
         check_recorded(port, first, tail)
     held = int(journal["entries"])
     return [
-        Figure("5. RSS right after start", f"{at_start:,.1f} MB"),
+        judged(
+            "5. RSS right after start",
+            f"{at_start:,.1f} MB",
+            f"≤ {RSS_START_TARGET_MB:,.0f} MB",
+            at_start <= RSS_START_TARGET_MB,
+        ),
         judged(
             "   journal entries held",
             f"{held:,} ({journal['evicted']:,} evicted, {elapsed:.0f} s of wrk)",
@@ -591,10 +618,56 @@ def memory_figures() -> list[Figure]:
         judged(
             f"   RSS after {JOURNAL_REQUESTS:,} requests of {BODY_SIZE} B",
             f"{after:,.1f} MB",
-            "≤ 150 MB",
+            f"≤ {RSS_TARGET_MB:,.0f} MB",
             after <= RSS_TARGET_MB,
         ),
         Figure("   its open temporary files (not in RSS)", f"{outside:,.1f} MB"),
+    ]
+
+
+# ---- 6: the package's and the plugin's import ----------------------------------------------
+
+
+def wall(code: str) -> float:
+    """Wall time of a fresh interpreter running ``code``, in seconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
+    return time.perf_counter() - started
+
+
+def own_import_us(code: str) -> dict[str, int]:
+    """Cumulative ``-X importtime`` microseconds of each module ``code`` imports."""
+    argv = [sys.executable, "-X", "importtime", "-c", code]
+    err = subprocess.run(argv, check=True, capture_output=True, text=True, env=child_env()).stderr
+    tops: dict[str, int] = {}
+    for line in err.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            tops[parts[2].strip()] = int(parts[1])
+    return tops
+
+
+def import_figures() -> list[Figure]:
+    """Figure 6: fresh interpreters, so nothing is cached in this one."""
+    code = "import sandbox, sandbox.pytest_plugin"
+    print(f"  6. python -c {code!r} vs python -c pass, {IMPORT_RUNS}x ...", flush=True)
+    wall("pass")  # the interpreter's files in the page cache
+    deltas = [wall(code) - wall("pass") for _ in range(IMPORT_RUNS)]
+    shares = [own_import_us("import pytest; " + code) for _ in range(IMPORT_RUNS)]
+    pytest_us = statistics.median(own_import_us(code).get("pytest", 0) for _ in range(3))
+    ours = statistics.median(
+        sum(t.get(n, 0) for n in ("sandbox", "sandbox.pytest_plugin")) for t in shares
+    )
+    med = statistics.median(deltas)
+    return [
+        judged(
+            f"6. import sandbox + plugin, median of {IMPORT_RUNS}",
+            ms(med),
+            f"≤ {IMPORT_TARGET_MS:,.0f} ms",
+            med * 1000 <= IMPORT_TARGET_MS,
+        ),
+        Figure("   of which pytest itself (-X importtime)", ms(pytest_us / 1e6)),
+        Figure("   the package's own share (-X importtime)", ms(ours / 1e6)),
     ]
 
 
@@ -639,9 +712,11 @@ def conditions(count: int, seconds: float) -> list[str]:
         "kept-alive connection, from just before each emit request to the first arrival of "
         "its `X-CHeKT-Event-Id` (CLOCK_MONOTONIC in both processes).",
         f"- 3, 4: in this process, unpinned; `Sandbox()` (in-memory store, default world). "
-        f"Start: `Sandbox().start()` until the first 200 on `GET {JWKS_PATH}`, {START_RUNS} "
-        f"runs, each stopped after. Reset: {RESET_RUNS} timed `reset()` calls after "
-        f"{RESET_WARMUP} untimed ones.",
+        f"Start: `Sandbox().start()` until the first 200 on `GET {JWKS_PATH}` (it makes the "
+        f"RSA signing key), one start apart (the first in the process draws the seeded world), "
+        f"then {START_RUNS} runs, each stopped after. Reset: {RESET_RUNS} timed `reset()` "
+        f"calls after {RESET_WARMUP} untimed ones. CPU: this process's (client and server "
+        "threads).",
         f"- 5: `chekt-sandbox serve --db :memory:` on core {SERVER_CORE} with "
         f"`CHEKT_SANDBOX_JOURNAL_ENTRIES={JOURNAL_REQUESTS}` and "
         f"`CHEKT_SANDBOX_JOURNAL_BYTES={JOURNAL_BYTES}` (the default 50 MiB byte cap "
@@ -650,7 +725,11 @@ def conditions(count: int, seconds: float) -> list[str]:
         f"seeded API key to `{SITES_PATH}` (422, unknown field) until "
         f"{JOURNAL_REQUESTS:,} answers; VmRSS from `/proc/<pid>/status`, MB = 10^6 bytes; "
         "temporary files: the sizes of the server's open but deleted files "
-        "(`/proc/<pid>/fd`), which VmRSS does not count.",
+        "(`/proc/<pid>/fd`), which VmRSS does not count. RSS at start: once "
+        f"`GET {HEALTH_PATH}` answers (the JWKS would make the signing key first).",
+        f"- 6: `python -c 'import sandbox, sandbox.pytest_plugin'` minus `python -c pass`, "
+        f"wall time, median of {IMPORT_RUNS} pairs, unpinned (includes importing pytest); "
+        "the shares from `-X importtime` (the package's own with pytest already loaded).",
     ]
 
 
@@ -716,6 +795,7 @@ def measure_all(count: int, seconds: float) -> list[Figure]:
         ("Figures 1-2: webhooks", lambda: webhook_figures(count, seconds)),
         ("Figures 3-4: the in-process fixture", fixture_figures),
         ("Figure 5: memory of a full journal", memory_figures),
+        ("Figure 6: import sandbox and its pytest plugin", import_figures),
     ]
     figures: list[Figure] = []
     for title, stage in stages:

@@ -9,9 +9,17 @@ from helpers import Api, Settings
 from starlette.testclient import TestClient
 
 from sandbox import create_app
+from sandbox.clock import VirtualClock
 from sandbox.store import WORLD_TABLES, Store
 from sandbox.world import World
-from sandbox.world.seed import BRIDGE_CHANNELS, seed_world
+from sandbox.world.seed import (
+    BRIDGE_CHANNELS,
+    HISTORY_START,
+    _Seeder,
+    draw,
+    seed_history,
+    seed_world,
+)
 
 
 def _world_dump(seed: int) -> str:
@@ -24,6 +32,18 @@ def _world_dump(seed: int) -> str:
 def test_same_seed_same_world_byte_for_byte() -> None:
     assert _world_dump(7) == _world_dump(7)
     assert _world_dump(7) != _world_dump(8)
+    fresh = draw(7, 3, 5)  # not the process's copy: drawn again, from nothing
+    assert json.dumps(fresh.rows, sort_keys=True) == _world_dump(7)
+
+
+def test_the_draw_fits_every_sandbox_of_the_process() -> None:
+    """One draw serves every sandbox a process starts: it reads no clock, port or origin."""
+    store = Store()
+    world = World(store, VirtualClock(1e9), base_url="http://127.0.0.1:1")
+    with store.transaction():
+        _Seeder(world, 7).dealers(3, 5)
+        seed_history(world, 7, HISTORY_START)
+    assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == _world_dump(7)
 
 
 def test_a_reseed_copies_back_the_very_rows_the_first_seeding_drew() -> None:
