@@ -32,15 +32,14 @@ from sandbox.api import (
     live,
     media,
     oauth,
-    openapi,
     partner,
+    spec,
 )
 from sandbox.api.browser import BrowserGuard
 from sandbox.api.common import Services, request_id
 from sandbox.api.faults import FaultInjection, inbound_faults
 from sandbox.api.limits import Limits
 from sandbox.api.middleware import RequestContext
-from sandbox.api.openapi import document
 from sandbox.auth.assertions import AssertionVerifier
 from sandbox.auth.clients import ensure_credentials
 from sandbox.auth.guard import Guard
@@ -96,12 +95,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def build_services(
-    settings: Settings, store: Store | None = None, clock: Clock | None = None
+    settings: Settings,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    draw_apart: bool = False,
 ) -> Services:
     store = store or Store(settings.db)
     clock = clock or make_clock(settings.clock)
     base_url = (settings.issuer or settings.origin).rstrip("/")
-    world = World(store, clock, settings.timestamp_style, base_url)
+    world = World(store, clock, settings.timestamp_style, base_url, draws_apart=draw_apart)
     if store.get_meta("seed") != str(settings.seed):
         seed_world(world, settings.seed, settings.dealers, settings.sites_per_dealer)
         store.set_meta("seed", str(settings.seed))
@@ -138,8 +140,14 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, *, store: Store | None = None, clock: Clock | None = None
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    draw_apart: bool = False,
 ) -> Starlette:
+    """The sandbox's app. ``draw_apart``: draw the seeded world in a child process (what a
+    long-running ``serve`` does, so Faker's memory never enters it)."""
     settings = settings or Settings()
     app = Starlette(
         # the Partner API first: it is the hot path, and routes are matched in order
@@ -162,7 +170,7 @@ def create_app(
             *control_record.routes,
             *control_insights.routes,
             *media.routes,
-            *openapi.routes,
+            *spec.routes,
             *ui.routes,
         ],
         middleware=[
@@ -185,7 +193,7 @@ def create_app(
             HTTPException: _http_error,
         },
     )
-    app.state.services = build_services(settings, store, clock)
+    app.state.services = build_services(settings, store, clock, draw_apart)
     app.state.media = Media(app.state.services.world.store, settings.seed)
     app.state.live = LiveFrames(settings.seed)
     app.state.bell = apps_stream.Bell(app.state.services.world.store)
@@ -225,6 +233,7 @@ def _self_check(settings: Settings) -> list[Middleware]:
         return []
     try:
         from sandbox.api.conformance import ResponseCheck
+        from sandbox.api.openapi import document
     except ImportError as exc:  # jsonschema comes with the dev extra
         raise SettingsError(f"check_responses needs the jsonschema package ({exc})") from None
     return [Middleware(ResponseCheck, document=document(settings.origin))]

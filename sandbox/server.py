@@ -192,7 +192,7 @@ def run(
         listeners += [bridge_sock] if bridge_sock is not None else []
         wanted = settings.bridge_port
         settings = with_bridge(settings, bridge_sock)
-        app = create_app(settings)
+        app = create_app(settings, draw_apart=True)
     except BaseException:
         for listener in listeners:
             listener.close()

@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from sandbox.api.common import Services, issuer_of, read_json, reply, route, services
 from sandbox.api.control import admin
-from sandbox.api.openapi import document
 from sandbox.auth.guard import TIERS
 from sandbox.errors import ApiError, Conflict, NotFound, ValidationFailed
 from sandbox.insights.card import report_card
@@ -125,6 +124,8 @@ def covered(
         kind = types.get(attempt["event_id"])
         if kind is not None:
             delivered[kind] = delivered.get(kind, 0) + 1
+    from sandbox.api.openapi import document  # the document's modules load on first use
+
     return coverage(
         document(issuer)["paths"],
         _journal(s, params, recent),

@@ -17,6 +17,8 @@ class World:
     # seconds the sandbox's stamping clock is off from its clock (auth chaos): added to the
     # times written into tokens and webhook signatures and to the checks of those times
     skew: float = 0.0
+    # seeding draws its world in a child process (``serve``: Faker never enters the server)
+    draws_apart: bool = False
 
     def now(self) -> float:
         return self.clock.now()

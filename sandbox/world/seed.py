@@ -4,7 +4,10 @@ sites, devices, contacts and users, byte for byte (timestamps included)."""
 from __future__ import annotations
 
 import functools
+import json
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -235,9 +238,29 @@ def draw(seed: int, dealers: int, sites_per_dealer: int, timestamp_style: str = 
     return Drawn(world.store.dump(WORLD_TABLES), world.store.get_meta(ALARM_NUMBER))
 
 
-# once per process: every sandbox a test session starts, and every reset, copies these rows
-# back instead of drawing again (Faker and the history cost ~100 ms a draw)
-drawn = functools.lru_cache(maxsize=8)(draw)
+def draw_apart(seed: int, dealers: int, sites_per_dealer: int, timestamp_style: str) -> Drawn:
+    """:func:`draw` in a short-lived child interpreter, for a long-running ``serve``: Faker's
+    locale tables (~8 MB, never given back) stay out of the server. Where no child can run,
+    the draw is made here."""
+    argv = [sys.executable, "-m", __name__, str(seed), str(dealers), str(sites_per_dealer)]
+    try:
+        out = subprocess.run(  # noqa: S603  # this interpreter, this module, numbers
+            [*argv, timestamp_style], capture_output=True, check=True, timeout=120
+        ).stdout
+        found = json.loads(out)
+        return Drawn(found["rows"], found["alarm_number"])
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        return draw(seed, dealers, sites_per_dealer, timestamp_style)
+
+
+@functools.lru_cache(maxsize=8)
+def drawn(
+    seed: int, dealers: int, sites_per_dealer: int, timestamp_style: str, apart: bool
+) -> Drawn:
+    """Once per process: every sandbox a test session starts, and every reset, copies these
+    rows back instead of drawing again (Faker and the history cost ~200 ms a draw)."""
+    how = draw_apart if apart else draw
+    return how(seed, dealers, sites_per_dealer, timestamp_style)
 
 
 def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int = 5) -> None:
@@ -245,8 +268,14 @@ def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int 
     rows are drawn once per process and copied back on every later seeding (a reset per test
     must stay cheap)."""
     store = world.store
-    found = drawn(seed, dealers, sites_per_dealer, world.timestamp_style)
+    found = drawn(seed, dealers, sites_per_dealer, world.timestamp_style, world.draws_apart)
     store.wipe_world()
     with store.transaction():
         store.load(found.rows)
         store.set_meta(ALARM_NUMBER, found.alarm_number or "0")
+
+
+if __name__ == "__main__":  # draw_apart's child: the drawn world as JSON on stdout
+    seed, dealers, sites = (int(arg) for arg in sys.argv[1:4])
+    made = draw(seed, dealers, sites, sys.argv[4])
+    json.dump({"rows": made.rows, "alarm_number": made.alarm_number}, sys.stdout)

@@ -10,11 +10,7 @@ import copy
 from functools import lru_cache
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from sandbox._version import __version__
-from sandbox.api.common import issuer_of, reply, route
 from sandbox.api.openapi import (
     apps,
     auth,
@@ -248,10 +244,3 @@ def document(issuer: str) -> dict[str, Any]:
             "schemas": {**base_schemas, **dict(sorted(schemas.items()))},
         },
     }
-
-
-async def openapi_json(request: Request) -> Response:
-    return reply(document(issuer_of(request)))
-
-
-routes = [route("/openapi.json", GET=openapi_json)]
