@@ -136,3 +136,20 @@ def test_control_api_needs_the_admin_token_off_loopback() -> None:
         assert right.status_code == 200
     with TestClient(create_app(Settings(host="0.0.0.0"))) as client:  # noqa: S104
         assert client.get("/_sandbox/credentials").status_code == 403
+
+
+def test_a_reseed_puts_back_what_a_cascade_took_and_an_update_changed() -> None:
+    """An in-memory store puts back only the tables written since the last seeding, and a
+    write reaches every table that refers to it (a deleted site takes devices along)."""
+    store = Store()
+    world = World(store, clock=None)  # type: ignore[arg-type]
+    seed_world(world, 7)
+    first = json.dumps(store.dump(WORLD_TABLES), sort_keys=True)
+    store.execute("DELETE FROM sites WHERE site_id = 10001")
+    store.execute("UPDATE dealers SET company_name = 'Renamed' WHERE dealer_id = 1002")
+    store.execute("DELETE FROM events WHERE seq > 100")
+    assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) != first
+    seed_world(world, 7)
+    assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == first
+    seed_world(world, 7)  # nothing written since: nothing to put back, the same world
+    assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == first

@@ -67,6 +67,10 @@ class Store:
             if column not in columns:
                 self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self._conn.executescript(INDEXES)
+        self._reaches = self._cascades()
+        # world tables written since :meth:`restore_world` last put them back (all: none yet)
+        self._changed: set[str] = set(WORLD_TABLES)
+        self._restored: object = None  # the rows it put back
 
     def close(self) -> None:
         """Close the connection (again is a no-op)."""
@@ -92,6 +96,7 @@ class Store:
                     self._conn.execute(f"ROLLBACK TO {savepoint}")
                     self._conn.execute(f"RELEASE {savepoint}")
                 self._version += 1  # reads cached inside the transaction are void
+                self._changed.update(WORLD_TABLES)  # what a rolled back restore put back
                 raise
             self._depth -= 1
             self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
@@ -103,9 +108,33 @@ class Store:
         ``INSERT``, when given), and after every script."""
         self._watchers.append((frozenset(tables), frozenset(v.upper() for v in verbs), listener))
 
+    def _cascades(self) -> dict[str, frozenset[str]]:
+        """Each table and every table that refers to it, directly or not: what a write to it
+        may change through ``ON DELETE``/``ON UPDATE`` actions (a deleted site takes its
+        devices and contacts along)."""
+        tables = [
+            row["name"]
+            for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        children: dict[str, set[str]] = {table: set() for table in tables}
+        for table in tables:
+            for key in self._conn.execute(f"PRAGMA foreign_key_list({table})"):
+                children.setdefault(key["table"], set()).add(table)
+        reaches = {}
+        for table in children:
+            seen, todo = {table}, [table]
+            while todo:
+                for child in children.get(todo.pop(), ()):
+                    if child not in seen:
+                        seen.add(child)
+                        todo.append(child)
+            reaches[table] = frozenset(seen)
+        return reaches
+
     def _written(self, sql: str) -> None:
         match = _WRITE.match(sql)
         verb, table = (match[1].upper(), match[2].lower()) if match else ("*", "*")
+        self._changed.update(self._reaches.get(table, (table,)) if match else WORLD_TABLES)
         for tables, verbs, listener in self._watchers:
             if (table in tables or table == "*") and ("*" in verbs or verb in verbs):
                 listener()
@@ -116,8 +145,7 @@ class Store:
                 return self._conn.execute(sql, params)
             self._version += 1
             cursor = self._conn.execute(sql, params)
-            if self._watchers:
-                self._written(sql)
+            self._written(sql)
             return cursor
 
     def data_version(self) -> tuple[int, int]:
@@ -179,6 +207,7 @@ class Store:
         with self._lock:
             self._version += 1
             self._conn.executescript(script)
+            self._changed.update(WORLD_TABLES)
             for _tables, _verbs, listener in self._watchers:
                 listener()
 
@@ -202,6 +231,21 @@ class Store:
                     )
             for _tables, _verbs, listener in self._watchers:
                 listener()
+
+    def restore_world(self, rows: dict[str, list[Row]]) -> None:
+        """Put the world tables back to ``rows`` (a :meth:`dump` of them all): on an
+        in-memory store, which no other connection writes, only the tables written since it
+        last put back these very rows, so a reset costs what the test changed."""
+        with self.transaction():
+            again = not self._shared and self._restored is rows
+            tables = [t for t in WORLD_TABLES if t in self._changed] if again else WORLD_TABLES
+            for table in tables:
+                self.execute(f"DELETE FROM {table}")
+            names = ", ".join("?" * len(tables))
+            self.execute(f"DELETE FROM sqlite_sequence WHERE name IN ({names})", tables)
+            self.load({table: rows.get(table, []) for table in tables})
+            self._changed.difference_update(tables)
+            self._restored = rows
 
     def dump(self, tables: Sequence[str]) -> dict[str, list[Row]]:
         """Every row of the given tables, in key order: used to compare worlds."""

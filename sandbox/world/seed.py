@@ -269,9 +269,8 @@ def seed_world(world: World, seed: int, dealers: int = 3, sites_per_dealer: int 
     must stay cheap)."""
     store = world.store
     found = drawn(seed, dealers, sites_per_dealer, world.timestamp_style, world.draws_apart)
-    store.wipe_world()
     with store.transaction():
-        store.load(found.rows)
+        store.restore_world(found.rows)
         store.set_meta(ALARM_NUMBER, found.alarm_number or "0")
 
 
