@@ -11,15 +11,15 @@ address it carries.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
-import json
 import re
-import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+if TYPE_CHECKING:  # the aiohttp pieces live in sandbox.outbound (see __getattr__ below)
+    from sandbox.outbound import PolicyResolver as PolicyResolver
+    from sandbox.outbound import fetch_json as fetch_json
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA = {
@@ -107,48 +107,11 @@ _LITERAL_URL = re.compile(
     f"https?://(?:[0-9]{{1,3}}(?:\\.[0-9]{{1,3}}){{3}}|\\[[0-9A-Fa-f:.]+\\]){_PORT}{_PATH}"
 )
 
+if not TYPE_CHECKING:
 
-class PolicyResolver(AbstractResolver):
-    """aiohttp resolver that drops every address the policy refuses."""
-
-    def __init__(self, policy: DestinationPolicy) -> None:
-        self._policy = policy
-        self._inner = aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed, problems = [], []
-        for result in results:
-            problem = self._policy.address_problem(ipaddress.ip_address(result["host"]), port)
-            if problem is None:
-                allowed.append(result)
-            else:
-                problems.append(problem)
-        if not allowed:
-            raise DestinationRefused(f"{host} is refused: {'; '.join(problems)}")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-async def fetch_json(url: str, policy: DestinationPolicy, timeout: float = 5.0) -> Any:
-    """GET a small JSON document from an allowed destination (redirects not followed)."""
-    problem = policy.url_problem(url)
-    if problem is not None:
-        raise DestinationRefused(f"{url} {problem}")
-    connector = aiohttp.TCPConnector(resolver=PolicyResolver(policy), use_dns_cache=False)
-    async with (
-        aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as session,
-        session.get(url, allow_redirects=False) as response,
-    ):
-        if response.status != 200:
-            raise ValueError(f"{url} answered {response.status}")
-        body = await response.content.read(MAX_RESPONSE + 1)
-        if len(body) > MAX_RESPONSE:
-            raise ValueError(f"{url} answered more than {MAX_RESPONSE} bytes")
-        return json.loads(body)
+    def __getattr__(name: str) -> Any:
+        """``PolicyResolver`` and ``fetch_json`` from :mod:`sandbox.outbound`, loaded (with
+        aiohttp) on first use; importing them from there directly says so plainly."""
+        if name in ("PolicyResolver", "fetch_json"):
+            return getattr(importlib.import_module("sandbox.outbound"), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

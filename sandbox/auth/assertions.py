@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from sandbox import jsontext
-from sandbox.net import DestinationPolicy, fetch_json
+from sandbox.net import DestinationPolicy
 from sandbox.world import World
 
 if TYPE_CHECKING:  # PyJWT and cryptography load with the first assertion or key, not at start
@@ -139,6 +139,8 @@ class AssertionVerifier:
 
     async def _jwks_key(self, url: str, kid: str | None) -> tuple[PublicKey, str] | None:
         import jwt
+
+        from sandbox.outbound import fetch_json
 
         cache = self._jwks.setdefault(url, _JwksCache())
         found = _pick(cache.keys, kid)
