@@ -211,12 +211,6 @@ class Store:
             for _tables, _verbs, listener in self._watchers:
                 listener()
 
-    def wipe_world(self) -> None:
-        with self.transaction():
-            for table in WORLD_TABLES:
-                self.execute(f"DELETE FROM {table}")
-            self.execute("DELETE FROM sqlite_sequence")
-
     def load(self, rows: dict[str, list[Row]]) -> None:
         """Insert what :meth:`dump` returned, parents before children."""
         with self.transaction():
