@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 
 from helpers import Api, Settings
@@ -12,12 +14,13 @@ from sandbox import create_app
 from sandbox.clock import VirtualClock
 from sandbox.store import WORLD_TABLES, Store
 from sandbox.world import World
+from sandbox.world.history import seed_history
 from sandbox.world.seed import (
     BRIDGE_CHANNELS,
     HISTORY_START,
     _Seeder,
     draw,
-    seed_history,
+    draw_apart,
     seed_world,
 )
 
@@ -153,3 +156,12 @@ def test_a_reseed_puts_back_what_a_cascade_took_and_an_update_changed() -> None:
     assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == first
     seed_world(world, 7)  # nothing written since: nothing to put back, the same world
     assert json.dumps(store.dump(WORLD_TABLES), sort_keys=True) == first
+
+
+def test_serve_draws_the_very_same_world_in_a_child_process() -> None:
+    here = draw(7, 3, 5, "iso")
+    argv = [sys.executable, "-m", "sandbox.world.seed", "7", "3", "5", "iso"]
+    child = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
+    assert child == {"rows": here.rows, "alarm_number": here.alarm_number}
+    apart = draw_apart(7, 3, 5, "iso")
+    assert apart.rows == here.rows and apart.alarm_number == here.alarm_number
