@@ -46,6 +46,10 @@ log = safe_logger("sandbox.webhooks")
 USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
 BATCH = 256
 STEP_GRACE = 1.0  # s a virtual-clock step waits beyond the delivery timeout
+# outcomes are journaled together (one commit) once this many wait, the oldest has waited
+# this long (s), or nothing is left to do: a commit per completion would cap the rate
+FLUSH_BATCH = 64
+FLUSH_AFTER = 0.02
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
@@ -72,12 +76,20 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: dict[str, int] = defaultdict(int)
         self._sends: set[asyncio.Task[None]] = set()
+        # rowid → subscription of each delivery in flight or not yet recorded
+        self._claimed: dict[int, str] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # subscriptions known to have no failure run: no read per delivered attempt; any
+        # write to the webhooks table forgets them
+        self._not_failing: set[str] = set()
+        world.store.watch(("webhooks",), self._not_failing.clear)
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
         self.faults = Faults()  # what receivers must survive, on demand
         self.faults.reset(settings)
-        self._outcomes: list[outbox.Outcome] = []  # written together at the next step
+        self._outcomes: list[outbox.Outcome] = []  # written together (FLUSH_BATCH)
+        self._first_outcome = 0.0  # loop time of the oldest outcome not yet written
         self._advancing = asyncio.Lock()  # one virtual-clock advance at a time
         self._running = False  # between start and stop: attempts may start
 
@@ -110,6 +122,7 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
         self._flush()
+        self._claimed.clear()
         outbox.recover(self.world)
 
     def wake(self) -> None:
@@ -172,6 +185,7 @@ class Dispatcher:
             while self._step():
                 pass
             if not any(self._in_flight.values()):
+                self._flush()  # the clock moves on from what is written
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -202,6 +216,8 @@ class Dispatcher:
                 timeout = 1.0 if any(self._in_flight.values()) else 0.05
             elif due is not None and not self.world.clock.virtual:
                 timeout = due - now
+            if self._outcomes:
+                timeout = min(timeout if timeout is not None else FLUSH_AFTER, FLUSH_AFTER)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
@@ -209,16 +225,25 @@ class Dispatcher:
     def _record(
         self, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
     ) -> None:
+        if not self._outcomes:
+            self._first_outcome = asyncio.get_running_loop().time()
         self._outcomes.append((delivery, attempt, state, next_at))
 
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
         if outcomes:
             outbox.record_attempts(self.world, outcomes)
+            # recorded: only now may a due retry of theirs be claimed again
+            for delivery, *_ in outcomes:
+                self._claimed.pop(delivery["rid"], None)
 
     def _step(self) -> bool:
         """Fan out due events and start due attempts; True when it started anything."""
-        self._flush()
+        if self._outcomes and (
+            len(self._outcomes) >= FLUSH_BATCH
+            or asyncio.get_running_loop().time() - self._first_outcome >= FLUSH_AFTER
+        ):
+            self._flush()
         if not self._running:
             return False
         outbox.emit_due(self.world, self.rng, self.faults)
@@ -227,13 +252,16 @@ class Dispatcher:
         bursting = self.faults.burst > 0  # first attempts of a burst skip the cap
         full = [] if bursting else [w for w, count in self._in_flight.items() if count >= cap]
         room = self._burst_room if bursting else self._room
-        for delivery in outbox.claim_due(self.world, room, BATCH, full):
+        for delivery in outbox.claim_due(self.world, room, BATCH, full, self._claimed):
+            self._claimed[delivery["rid"]] = delivery["webhook_id"]
             self._in_flight[delivery["webhook_id"]] += 1
             burst = delivery["attempts"] == 0 and self.faults.take_burst()
             task = asyncio.create_task(self._deliver(delivery, burst))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
             started = True
+        if not started and not any(self._in_flight.values()):
+            self._flush()  # idle: journal what waits now
         return started
 
     def _room(self, webhook_id: str) -> int:
@@ -250,10 +278,8 @@ class Dispatcher:
         except Exception as exc:
             log.exception("webhook delivery %s failed unexpectedly", delivery["delivery_id"])
             self.errors.append(exc)
-            self.world.store.execute(  # due again; the others in flight are untouched
-                "UPDATE deliveries SET state = 'pending' WHERE delivery_id = ?",
-                (delivery["delivery_id"],),
-            )
+            if not any(done is delivery for done, *_ in self._outcomes):
+                self._claimed.pop(delivery["rid"], None)  # due again; others are untouched
         finally:
             self._in_flight[delivery["webhook_id"]] -= 1
             self._wake.set()
@@ -310,7 +336,11 @@ class Dispatcher:
         assert self._session is not None
         seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
         # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
-        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, ceil_threshold=math.inf)
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=seconds, connect=seconds, ceil_threshold=math.inf
+            )
         body: Any = delivery["body"]
         if slow:  # the same bytes, trickling: a Content-Length, not chunked framing
             body = trickle(body, slow)
@@ -431,18 +461,24 @@ class Dispatcher:
         return attempt
 
     def _set_failing(self, webhook_id: str, since: float | None) -> float:
-        if since is None:
-            self.world.store.execute(
-                "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
-            )
+        """Start (``since``) or end (None) the subscription's failure run; when it started.
+        Written only when it changes: a write per attempt would be a commit per attempt."""
+        if since is None and webhook_id in self._not_failing:
             return 0.0
-        self.world.store.execute(
-            "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE webhook_id = ?",
-            (since, webhook_id),
-        )
         value = self.world.store.scalar(
             "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
         )
+        if since is None:
+            if value is not None:
+                self.world.store.execute(
+                    "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
+                )
+            self._not_failing.add(webhook_id)
+            return 0.0
+        if value is None:
+            self.world.store.execute(
+                "UPDATE webhooks SET failing_since = ? WHERE webhook_id = ?", (since, webhook_id)
+            )
         return float(value if value is not None else since)
 
     def _disable(self, webhook_id: str) -> None:
