@@ -77,6 +77,11 @@ START_TARGET_MS = 1_000.0
 RESET_TARGET_MS = 20.0
 RSS_TARGET_MB = 150.0  # 10^6 bytes
 EMIT_RATE = 50.0  # events per second for the latency figure
+RETRY_TARGET_S = 5.0  # wall seconds for the 24 h schedule of RETRY_EVENTS failing events
+RETRY_EVENTS = 1_000
+RETRY_ATTEMPTS = 8  # the contract's schedule: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 24 h
+RETRY_WINDOW = 86_400.0
+RETRY_LIMIT_S = 600  # bounds a stalled advance
 WARMUP_EVENTS = 20  # open the dispatcher's connections before the throughput is timed
 START_RUNS = 5
 RESET_RUNS = 50
@@ -130,6 +135,11 @@ def receiver_main(port: int) -> None:
     arrivals: dict[str, float] = {}
     state = {"count": 0, "last": 0.0}
 
+    async def fail(request: web.Request) -> web.Response:
+        await request.read()
+        state["failed"] = state.get("failed", 0) + 1
+        return web.Response(status=500)
+
     async def hook(request: web.Request) -> web.Response:
         await request.read()
         now = time.monotonic()  # CLOCK_MONOTONIC: comparable with the bench process's
@@ -153,6 +163,7 @@ def receiver_main(port: int) -> None:
     app.add_routes(
         [
             web.post("/hook", hook),
+            web.post("/fail", fail),
             web.get("/stats", stats),
             web.get("/arrivals", times),
             web.post("/reset", reset),
@@ -351,6 +362,88 @@ def webhook_figures(count: int, seconds: float) -> list[Figure]:
         figures = throughput(sandbox, proc.pid, receiver, count)
         print(f"  2. single events at {EMIT_RATE:.0f}/s for {seconds:.0f} s ...", flush=True)
         return figures + latency(sandbox, receiver, seconds)
+
+
+# ---- 6: the retry schedule on the virtual clock ----------------------------------------------
+
+
+def post_slow(port: int, path: str, body: Any, timeout: float) -> tuple[int, bytes]:
+    """A POST that may take long (a clock advance returns once every step is settled)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"}
+        conn.request("POST", path, body=json.dumps(body), headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def schedule_kept(rows: Sequence[dict[str, Any]], ids: Sequence[str]) -> tuple[bool, str]:
+    """Each event: attempts 1-7 failed on their schedule, then the last one, exactly 24 h
+    after the first, failed or given up (``disabled``: the subscription was disabled by 24 h
+    of failure), with nothing scheduled after it; and no attempt was ever sent early."""
+    by_event: dict[str, list[dict[str, Any]]] = {event: [] for event in ids}
+    for row in rows:
+        by_event.setdefault(row["event_id"], []).append(row)
+    bad = []
+    for event, journal in by_event.items():
+        journal.sort(key=lambda row: row["attempt"])
+        numbers = [row["attempt"] for row in journal]
+        outcomes = [row["outcome"] for row in journal]
+        ok = (
+            numbers == list(range(1, RETRY_ATTEMPTS + 1))
+            and outcomes[:-1] == ["failed"] * (RETRY_ATTEMPTS - 1)
+            and outcomes[-1] in ("failed", "disabled")
+            and journal[-1]["scheduled_at"] == journal[0]["scheduled_at"] + RETRY_WINDOW
+            and journal[-1]["next_at"] is None
+            and all(row["sent_at"] >= row["scheduled_at"] for row in journal)
+        )
+        if not ok:
+            bad.append(f"{event}: attempts {numbers}, outcomes {outcomes}")
+    return not bad, "; ".join(bad[:3])
+
+
+def retry_figures(count: int) -> list[Figure]:
+    """Figure 6: ``count`` events to a receiver that always answers 500, on a virtual clock
+    advanced through the whole 24 h schedule in one call; timed on the wall clock."""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-figures-")))
+        stack.enter_context(pinned({LOAD_CORE}))
+        receiver = start_receiver(stack, tmp)
+        callback = f"http://{HOST}:{receiver}/fail"
+        flags = ["--db", ":memory:", "--clock", "virtual", "--callback", callback]
+        sandbox, proc = start_sandbox(stack, tmp, flags, child_env())
+        print(f"  6. {count:,} events to a failing receiver, then 24 h on the clock ...")
+        ids = post_json(sandbox, "/_sandbox/events", {"random": count, "seed": 11})["event_ids"]
+        cpu0 = cpu_seconds(proc.pid)
+        started = time.monotonic()
+        status, raw = post_slow(
+            sandbox, "/_sandbox/clock/advance", {"seconds": RETRY_WINDOW + 60}, RETRY_LIMIT_S
+        )
+        wall = time.monotonic() - started
+        cpu = cpu_seconds(proc.pid) - cpu0
+        if status != 200:
+            raise BenchError(f"POST /_sandbox/clock/advance answered {status}: {raw[:300]!r}")
+        rows = attempts_since(sandbox, 0)
+        failed = receiver_stats(receiver).get("failed", 0)
+    kept, problem = schedule_kept(rows, ids)
+    return [
+        judged(
+            f"6. 24 h retry schedule, {count:,} failing events (virtual clock)",
+            f"{wall:,.2f} s",
+            f"< {RETRY_TARGET_S:g} s",
+            kept and wall < RETRY_TARGET_S,
+        ),
+        Figure("   sandbox CPU per attempt", f"{cpu / max(len(rows), 1) * 1e6:,.0f} µs"),
+        judged(
+            "   attempts recorded (sent to the receiver)",
+            f"{len(rows):,} ({failed:,})",
+            f"{RETRY_ATTEMPTS} per event, on schedule",
+            kept and len(rows) == RETRY_ATTEMPTS * count,
+        ),
+        *([Figure("   schedule broken", problem)] if problem else []),
+    ]
 
 
 # ---- 3 and 4: the in-process fixture ---------------------------------------------------------

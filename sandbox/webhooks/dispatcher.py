@@ -7,10 +7,14 @@ on the schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then exactly 24 h after 
 24 h of unbroken failure disables the subscription.
 
 On the system clock the worker sleeps until the next thing is due. A virtual clock is moved
-by :meth:`Dispatcher.advance_to`, a simulation clock's step loop: the clock goes to the next
-due time and stands there while the attempts due then are in flight (a receiver reading the
-sandbox clock sees them fresh), and moves on when each has an outcome. A step waits at most
-``webhook_timeout`` plus a second, which is longer than any attempt may last.
+by :meth:`Dispatcher.advance_to`, a simulation clock's step loop: the clock goes to each due
+time in turn and starts every attempt due then, stamped with that time. It moves on to the
+next due time while attempts are in flight only when none of them could still schedule
+something before it and it stays within ``RUN_AHEAD`` of their stamps (a receiver reading the
+sandbox clock mid-attempt sees it well inside the signature tolerance); otherwise it stands
+there until each has an outcome, waiting at most ``webhook_timeout`` plus a second, which is
+longer than any attempt may last. So a day of retries for many events costs the attempts, not
+one round trip per due time.
 
 Each subscription's connection budget is its own in-flight cap (``webhook_concurrency``):
 the connection pool has no shared limit, and subscriptions at their cap are left out of the
@@ -46,6 +50,7 @@ log = safe_logger("sandbox.webhooks")
 USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
 BATCH = 256
 STEP_GRACE = 1.0  # s a virtual-clock step waits beyond the delivery timeout
+RUN_AHEAD = 60.0  # s a virtual clock may move past the stamp of an attempt in flight
 # outcomes are journaled together (one commit) once this many wait, the oldest has waited
 # this long (s), or nothing is left to do: a commit per completion would cap the rate
 FLUSH_BATCH = 64
@@ -79,10 +84,12 @@ class Dispatcher:
         # rowid → subscription of each delivery in flight or not yet recorded
         self._claimed: dict[int, str] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        # subscriptions known to have no failure run: no read per delivered attempt; any
-        # write to the webhooks table forgets them
-        self._not_failing: set[str] = set()
-        world.store.watch(("webhooks",), self._not_failing.clear)
+        # rowid → the latest virtual time the clock may reach while that attempt is in flight
+        self._ahead: dict[int, float] = {}
+        # each subscription's failure run start as last read or written (None: none), so an
+        # attempt costs no read; any other write to the webhooks table forgets them
+        self._failing: dict[str, float | None] = {}
+        world.store.watch(("webhooks",), self._failing.clear)
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
@@ -160,20 +167,58 @@ class Dispatcher:
                     return
 
     async def advance_to(self, target: float) -> None:
-        """Step the virtual clock to ``target``: to each due time on the way in turn, standing
-        there until what fell due has an outcome, then to ``target``, settled the same way."""
+        """Step the virtual clock to ``target``: to each due time on the way in turn, starting
+        what fell due there, standing there until it has an outcome unless moving on is safe
+        (:meth:`_may_pass`), then to ``target``, settled."""
         clock = self.world.clock
         assert isinstance(clock, VirtualClock)
         async with self._advancing:
+            settled = False
             while self._running:
-                await self._settle()
-                due = outbox.next_due(self.world, after=clock.now())
+                await self._start_due()
+                due = self._next_due(clock.now())
+                passing = due is not None and due <= target and self._may_pass(due)
+                if not settled and not passing and any(self._in_flight.values()):
+                    await self._settle()  # their outcomes may schedule what comes next
+                    settled = True
+                    continue
                 if due is None or due > target:
                     break
                 clock.move_to(due)
+                settled = False
             clock.move_to(target)
             if self._running:
                 await self._settle()
+
+    def _next_due(self, now: float) -> float | None:
+        """The next due time after ``now``, counting outcomes not yet journaled."""
+        due = outbox.next_due(self.world, after=now)
+        waiting = [o[3] for o in self._outcomes if o[3] is not None and o[3] > now]
+        return min([*waiting, *([due] if due is not None else [])], default=None)
+
+    def _may_pass(self, due: float) -> bool:
+        """Whether the clock may move to ``due`` with the attempts in flight unsettled."""
+        return all(due <= limit for limit in self._ahead.values())
+
+    async def _start_due(self) -> None:
+        """Start every attempt due now (each stamped with this time before returning),
+        waiting for room only while a subscription at its cap holds a due one back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
+        while self._running:
+            while self._step():
+                await asyncio.sleep(0)  # the new attempts read the clock and sign now
+            cap = self.settings.webhook_concurrency
+            held = self.faults.burst <= 0 and any(n >= cap for n in self._in_flight.values())
+            if not held or not self._sends or not outbox.due_left(self.world, self._claimed):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("virtual clock moved on with webhook attempts still waiting")
+                return
+            await asyncio.wait(
+                set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _settle(self) -> None:
         """Start everything due now and wait until each attempt in flight has an outcome,
@@ -254,6 +299,10 @@ class Dispatcher:
         room = self._burst_room if bursting else self._room
         for delivery in outbox.claim_due(self.world, room, BATCH, full, self._claimed):
             self._claimed[delivery["rid"]] = delivery["webhook_id"]
+            self._ahead[delivery["rid"]] = min(
+                float(delivery["next_at"]) + RUN_AHEAD,
+                outbox.earliest_retry(delivery, int(delivery["attempts"]) + 1),
+            )
             self._in_flight[delivery["webhook_id"]] += 1
             burst = delivery["attempts"] == 0 and self.faults.take_burst()
             task = asyncio.create_task(self._deliver(delivery, burst))
@@ -281,6 +330,7 @@ class Dispatcher:
             if not any(done is delivery for done, *_ in self._outcomes):
                 self._claimed.pop(delivery["rid"], None)  # due again; others are untouched
         finally:
+            self._ahead.pop(delivery["rid"], None)
             self._in_flight[delivery["webhook_id"]] -= 1
             self._wake.set()
 
@@ -447,7 +497,8 @@ class Dispatcher:
             self._record(delivery, result, "disabled", None)
             return attempt
         honoured = retry_after if status in (429, 503) else None
-        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, self.world.now())
+        # Retry-After counts from the attempt (a virtual clock may have moved on since)
+        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, result["sent_at"])
         # failure runs are measured on the schedule, so catching up on a virtual clock that
         # jumped a day ahead still makes all eight attempts
         scheduled = float(delivery["next_at"])
@@ -463,23 +514,26 @@ class Dispatcher:
     def _set_failing(self, webhook_id: str, since: float | None) -> float:
         """Start (``since``) or end (None) the subscription's failure run; when it started.
         Written only when it changes: a write per attempt would be a commit per attempt."""
-        if since is None and webhook_id in self._not_failing:
-            return 0.0
-        value = self.world.store.scalar(
-            "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
-        )
+        if webhook_id in self._failing:
+            value = self._failing[webhook_id]
+        else:
+            value = self.world.store.scalar(
+                "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
+            )
         if since is None:
             if value is not None:
                 self.world.store.execute(
                     "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
                 )
-            self._not_failing.add(webhook_id)
+            self._failing[webhook_id] = None  # after the write: it clears the cache
             return 0.0
         if value is None:
             self.world.store.execute(
                 "UPDATE webhooks SET failing_since = ? WHERE webhook_id = ?", (since, webhook_id)
             )
-        return float(value if value is not None else since)
+            value = since
+        self._failing[webhook_id] = float(value)
+        return float(value)
 
     def _disable(self, webhook_id: str) -> None:
         self.world.store.execute(

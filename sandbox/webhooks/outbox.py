@@ -259,6 +259,28 @@ def next_due(world: World, after: float = float("-inf")) -> float | None:
     return min(known) if known else None
 
 
+def due_left(world: World, claimed: Mapping[int, str]) -> bool:
+    """Whether a delivery is due now that is not ``claimed`` (one held back by its
+    subscription's cap)."""
+    rows = world.store.all(
+        "SELECT d.rowid AS rid FROM deliveries d JOIN webhooks w USING (webhook_id) "
+        "WHERE d.state = 'pending' AND d.next_at <= ? LIMIT ?",
+        (world.now(), len(claimed) + 1),
+    )
+    return any(row["rid"] not in claimed for row in rows)
+
+
+def earliest_retry(delivery: Row, attempt: int) -> float:
+    """The earliest time attempt ``attempt`` (due at the delivery's ``next_at``) can
+    schedule the next one for, whatever its outcome (jitter and Retry-After only delay)."""
+    if attempt >= MAX_ATTEMPTS:
+        return float("inf")
+    final = float(delivery["first_at"]) + WINDOW
+    if attempt == MAX_ATTEMPTS - 1:
+        return final
+    return min(float(delivery["next_at"]) + RETRY_DELAYS[attempt - 1] * (1 - JITTER), final)
+
+
 def recover(world: World) -> None:
     """After a crash: attempts that were in flight are simply due again (``sending`` is
     what versions that wrote their claims left behind)."""
