@@ -1,9 +1,11 @@
 """``bench/figures.py``: the sandbox's headline figures, each measured against its target.
 
-1. Webhook deliveries/s with signing, the outbox and the journal on (≥ 1,000/s): the sandbox
+1. Webhook deliveries/s with signing, the outbox and the journal on (≥ 2,500/s): the sandbox
    (``serve`` on a file store, system clock) with ``--callback`` to a minimal aiohttp
-   receiver; N random events are emitted at once and timed until the receiver has N.
-2. Latency from the emitting API call to the first attempt (p99 ≤ 1 s): single
+   receiver; N random events are emitted at once and timed until the receiver has N. The
+   sandbox's CPU seconds per delivery are shown too: unlike the rate, they barely move when
+   other work shares the machine.
+2. Latency from the emitting API call to the first attempt (p99 ≤ 10 ms): single
    ``alarm.created`` events at ~50/s, timed from just before each emit request to the
    receiver's arrival time for that event id.
 3. Fixture start to first answered request (≤ 1.0 s): ``Sandbox().start()`` plus the first
@@ -11,6 +13,10 @@
 4. Per-test reset (≤ 20 ms): ``sandbox.reset()`` on the default world.
 5. RSS after 100,000 recorded 1 KiB requests (≤ 150 MB): wrk POSTs that fail validation,
    all kept in the journal, then the server's VmRSS.
+6. The 24 h retry schedule of 1,000 failing events on the virtual clock (< 5 s wall): a
+   receiver that answers 500 to everything, one clock advance through the whole window;
+   every event must get its eight attempts on the contract's schedule (the last one given
+   up as ``disabled`` once 24 h of failure disabled the subscription).
 
 Servers are pinned to core 0, the receiver and wrk to core 1; all load is loopback and
 bounded in count and time; every child process is stopped on exit, errors and Ctrl-C. The
@@ -71,8 +77,8 @@ LOAD_CORE = 1  # the receiver, wrk and this process while they run
 SITES_PATH = "/partner/v1/dealers/1001/sites"
 JWKS_PATH = "/.well-known/jwks.json"
 
-DELIVERIES_TARGET = 1_000.0  # per second
-LATENCY_TARGET_MS = 1_000.0  # p99
+DELIVERIES_TARGET = 2_500.0  # per second
+LATENCY_TARGET_MS = 10.0  # p99
 START_TARGET_MS = 1_000.0
 RESET_TARGET_MS = 20.0
 RSS_TARGET_MB = 150.0  # 10^6 bytes
@@ -276,7 +282,8 @@ def throughput(sandbox: int, pid: int, receiver: int, count: int) -> list[Figure
     complete = wait_for(lambda: receiver_stats(receiver)["count"] >= count, timeout, 0.02)
     stats = receiver_stats(receiver)
     finished = stats["last"] if complete else time.monotonic()
-    busy = (cpu_seconds(pid) - cpu0) / max(finished - started, 1e-9)
+    spent = cpu_seconds(pid) - cpu0
+    busy = spent / max(finished - started, 1e-9)
     received = min(int(stats["count"]), count)
     rate = received / (finished - started)
     wait_for(lambda: len(attempts_since(sandbox, since, "delivered")) >= received, 10, 0.2)
@@ -288,11 +295,12 @@ def throughput(sandbox: int, pid: int, receiver: int, count: int) -> list[Figure
         judged(
             f"1. webhook deliveries/s ({count:,} events)",
             value,
-            "≥ 1,000/s",
+            f"≥ {DELIVERIES_TARGET:,.0f}/s",
             complete and rate >= DELIVERIES_TARGET,
         ),
         Figure("   emit call for all events", ms(emitted - started)),
         Figure("   sandbox CPU while delivering", f"{busy * 100:.0f} % of core {SERVER_CORE}"),
+        Figure("   sandbox CPU per delivery", f"{spent / max(received, 1) * 1e6:,.0f} µs"),
         judged(
             "   delivered attempts recorded",
             f"{len(delivered):,} ({other} other)",
@@ -333,7 +341,8 @@ def latency(sandbox: int, receiver: int, seconds: float) -> list[Figure]:
     missing = len(sent) - len(lags)
     name = f"2. emit → first attempt ({len(sent)} events at {EMIT_RATE:.0f}/s)"
     if not lags:
-        return [judged(name, "no event arrived within 30 s", "p99 ≤ 1,000 ms", False)]
+        target = f"p99 ≤ {LATENCY_TARGET_MS:g} ms"
+        return [judged(name, "no event arrived within 30 s", target, False)]
     p99 = percentile(lags, 0.99)
     note = f" ({missing} never arrived)" if missing else ""
     return [
@@ -341,7 +350,7 @@ def latency(sandbox: int, receiver: int, seconds: float) -> list[Figure]:
         judged(
             f"   p99 ({len(sent)} events at {EMIT_RATE:.0f}/s)",
             ms(p99) + note,
-            "≤ 1,000 ms",
+            f"≤ {LATENCY_TARGET_MS:g} ms",
             not missing and p99 * 1000 <= LATENCY_TARGET_MS,
         ),
         Figure("   max", ms(max(lags))),
@@ -744,6 +753,11 @@ def conditions(count: int, seconds: float) -> list[str]:
         f"{JOURNAL_REQUESTS:,} answers; VmRSS from `/proc/<pid>/status`, MB = 10^6 bytes; "
         "temporary files: the sizes of the server's open but deleted files "
         "(`/proc/<pid>/fd`), which VmRSS does not count.",
+        f"- 6: `chekt-sandbox serve --db :memory: --clock virtual --callback "
+        f"http://{HOST}:<port>/fail` on core {SERVER_CORE}, the receiver (500 to every POST) "
+        f'on core {LOAD_CORE}; `{{"random": {RETRY_EVENTS}}}` emitted, then one '
+        f'`POST /_sandbox/clock/advance {{"seconds": {RETRY_WINDOW + 60:.0f}}}` timed on the '
+        "wall clock (it returns once every step is settled); CPU from `/proc/<pid>/stat`.",
     ]
 
 
@@ -809,6 +823,7 @@ def measure_all(count: int, seconds: float) -> list[Figure]:
         ("Figures 1-2: webhooks", lambda: webhook_figures(count, seconds)),
         ("Figures 3-4: the in-process fixture", fixture_figures),
         ("Figure 5: memory of a full journal", memory_figures),
+        ("Figure 6: the retry schedule on the virtual clock", lambda: retry_figures(RETRY_EVENTS)),
     ]
     figures: list[Figure] = []
     for title, stage in stages:
