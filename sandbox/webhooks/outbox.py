@@ -95,11 +95,13 @@ def fan_out(
     rng: random.Random | None = None,
     faults: Faults | None = None,
     candidates: Sequence[Row] | None = None,
+    into: list[Row] | None = None,
 ) -> int:
     """Turn a due event into deliveries; returns how many. The webhook ``faults``: a
     ``reorder_window`` holds each delivery back a random part of it, so receivers see events
     out of order; the body knobs (:mod:`sandbox.webhooks.chaos`) shape it or add another.
-    ``candidates``: :func:`enabled_subscriptions`, when the caller already read them."""
+    ``candidates``: :func:`enabled_subscriptions`, when the caller already read them;
+    ``into``: the new rows are added there, for the caller to write (:func:`write`)."""
     reorder_window = faults.reorder_window if faults is not None else 0.0
     if event["type"] not in catalog.EVENTS:
         return 0  # in the record, but CHeKT sends no webhook for it (alarm.escalated)
@@ -123,7 +125,7 @@ def fan_out(
         if faults is not None and faults.shapes_bodies:
             count += _with_chaos(world, faults, event["event_id"], sub, body, due)
             continue
-        new_delivery(world, event["event_id"], sub["webhook_id"], body, due)
+        new_delivery(world, event["event_id"], sub["webhook_id"], body, due, into=into)
         count += 1
     return count
 
@@ -152,24 +154,38 @@ def new_delivery(
     body: bytes,
     due: float,
     chaos: str | None = None,
+    into: list[Row] | None = None,
 ) -> str:
-    """A delivery due at ``due``; ``chaos`` says what webhook chaos made or shaped it."""
+    """A delivery due at ``due``; ``chaos`` says what webhook chaos made or shaped it.
+    Written now, or added to ``into`` for the caller to :func:`write` with others."""
     delivery_id = "dlv_" + secrets.token_hex(8)
-    world.store.insert(
-        "deliveries",
-        {
-            "delivery_id": delivery_id,
-            "event_id": event_id,
-            "webhook_id": webhook_id,
-            "body": body,
-            "state": "pending",
-            "first_at": due,
-            "next_at": due,
-            "created_at": world.now(),
-            "chaos": chaos,
-        },
-    )
+    row = {
+        "delivery_id": delivery_id,
+        "event_id": event_id,
+        "webhook_id": webhook_id,
+        "body": body,
+        "state": "pending",
+        "first_at": due,
+        "next_at": due,
+        "created_at": world.now(),
+        "chaos": chaos,
+    }
+    if into is not None:
+        into.append(row)
+    else:
+        world.store.insert("deliveries", row)
     return delivery_id
+
+
+def write(world: World, deliveries: Sequence[Row]) -> None:
+    """Insert new deliveries (rows of :func:`new_delivery`) in one statement."""
+    if deliveries:
+        columns = list(deliveries[0])
+        world.store.executemany(
+            f"INSERT INTO deliveries ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [tuple(row[c] for c in columns) for row in deliveries],
+        )
 
 
 def emit_due(world: World, rng: random.Random | None = None, faults: Faults | None = None) -> int:
@@ -189,12 +205,14 @@ def emit_due(world: World, rng: random.Random | None = None, faults: Faults | No
         )
         candidates = enabled_subscriptions(world)
         emitted = []
+        made: list[Row] = []
         for event in due:
             if not events.apply_due(world, event):
                 continue  # the record refused it when its time came: void
             emitted.append((event["event_id"],))
-            fan_out(world, event, rng, faults, candidates)
+            fan_out(world, event, rng, faults, candidates, made)
         world.store.executemany("UPDATE events SET emitted = 1 WHERE event_id = ?", emitted)
+        write(world, made)
     return len(due)
 
 
