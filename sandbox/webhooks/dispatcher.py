@@ -206,8 +206,12 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
         while self._running:
-            while self._step():
-                await asyncio.sleep(0)  # the new attempts read the clock and sign now
+            more = True
+            while more:
+                started = self._step()
+                more = started >= BATCH
+                if started:
+                    await asyncio.sleep(0)  # the new attempts read the clock and sign now
             cap = self.settings.webhook_concurrency
             held = self.faults.burst <= 0 and any(n >= cap for n in self._in_flight.values())
             if not held or not self._sends or not outbox.due_left(self.world, self._claimed):
@@ -227,7 +231,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
         while self._running:
-            while self._step():
+            while self._step() >= BATCH:
                 pass
             if not any(self._in_flight.values()):
                 self._flush()  # the clock moves on from what is written
@@ -243,7 +247,7 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             try:
-                busy = self._step()
+                busy = self._step() >= BATCH
             except Exception as exc:  # a bug: keep it for the test thread, keep serving
                 log.exception("webhook dispatcher step failed")
                 self.errors.append(exc)
@@ -282,17 +286,18 @@ class Dispatcher:
             for delivery, *_ in outcomes:
                 self._claimed.pop(delivery["rid"], None)
 
-    def _step(self) -> bool:
-        """Fan out due events and start due attempts; True when it started anything."""
+    def _step(self) -> int:
+        """Fan out due events and start due attempts; how many it started. Fewer than
+        ``BATCH``: all that could start now did, so stepping again at once finds nothing."""
         if self._outcomes and (
             len(self._outcomes) >= FLUSH_BATCH
             or asyncio.get_running_loop().time() - self._first_outcome >= FLUSH_AFTER
         ):
             self._flush()
         if not self._running:
-            return False
+            return 0
         outbox.emit_due(self.world, self.rng, self.faults)
-        started = False
+        started = 0
         cap = self.settings.webhook_concurrency
         bursting = self.faults.burst > 0  # first attempts of a burst skip the cap
         full = [] if bursting else [w for w, count in self._in_flight.items() if count >= cap]
@@ -308,7 +313,7 @@ class Dispatcher:
             task = asyncio.create_task(self._deliver(delivery, burst))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
-            started = True
+            started += 1
         if not started and not any(self._in_flight.values()):
             self._flush()  # idle: journal what waits now
         return started
@@ -497,8 +502,10 @@ class Dispatcher:
             self._record(delivery, result, "disabled", None)
             return attempt
         honoured = retry_after if status in (429, 503) else None
-        # Retry-After counts from the attempt (a virtual clock may have moved on since)
-        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, result["sent_at"])
+        # Retry-After counts from the answer; on a virtual clock that may have moved on while
+        # the attempt was in flight, the answer belongs to the attempt's own time
+        answered = result["sent_at"] if self.world.clock.virtual else self.world.now()
+        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, answered)
         # failure runs are measured on the schedule, so catching up on a virtual clock that
         # jumped a day ahead still makes all eight attempts
         scheduled = float(delivery["next_at"])
