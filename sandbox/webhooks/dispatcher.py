@@ -43,6 +43,7 @@ from sandbox.settings import Settings
 from sandbox.store import Row
 from sandbox.webhooks import outbox, profiles
 from sandbox.webhooks.chaos import Faults, trickle
+from sandbox.webhooks.failures import FailureRuns
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
@@ -86,10 +87,7 @@ class Dispatcher:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # rowid → the latest virtual time the clock may reach while that attempt is in flight
         self._ahead: dict[int, float] = {}
-        # each subscription's failure run start as last read or written (None: none), so an
-        # attempt costs no read; any other write to the webhooks table forgets them
-        self._failing: dict[str, float | None] = {}
-        world.store.watch(("webhooks",), self._failing.clear)
+        self.runs = FailureRuns(world)
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
@@ -206,6 +204,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
         while self._running:
+            self._flush()  # a retry due now may wait in an outcome not yet journaled
             more = True
             while more:
                 started = self._step()
@@ -493,11 +492,11 @@ class Dispatcher:
         retry_after = result.pop("retry_after", None)
         status = result["status_code"]
         if result["outcome"] == "delivered":
-            self._set_failing(delivery["webhook_id"], None)
+            self.runs.end(delivery["webhook_id"])
             self._record(delivery, result, "delivered", None)
             return attempt
         if status == 410:
-            self._disable(delivery["webhook_id"])
+            self.runs.disable(delivery["webhook_id"])
             result["outcome"] = "disabled"
             self._record(delivery, result, "disabled", None)
             return attempt
@@ -509,40 +508,11 @@ class Dispatcher:
         # failure runs are measured on the schedule, so catching up on a virtual clock that
         # jumped a day ahead still makes all eight attempts
         scheduled = float(delivery["next_at"])
-        failing_for = scheduled - self._set_failing(delivery["webhook_id"], scheduled)
+        failing_for = scheduled - self.runs.start(delivery["webhook_id"], scheduled)
         if next_at is None or failing_for >= outbox.WINDOW:
             self._record(delivery, result, "failed", None)
             if failing_for >= outbox.WINDOW:
-                self._disable(delivery["webhook_id"])
+                self.runs.disable(delivery["webhook_id"])
             return attempt
         self._record(delivery, result, "pending", next_at)
         return attempt
-
-    def _set_failing(self, webhook_id: str, since: float | None) -> float:
-        """Start (``since``) or end (None) the subscription's failure run; when it started.
-        Written only when it changes: a write per attempt would be a commit per attempt."""
-        if webhook_id in self._failing:
-            value = self._failing[webhook_id]
-        else:
-            value = self.world.store.scalar(
-                "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
-            )
-        if since is None:
-            if value is not None:
-                self.world.store.execute(
-                    "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
-                )
-            self._failing[webhook_id] = None  # after the write: it clears the cache
-            return 0.0
-        if value is None:
-            self.world.store.execute(
-                "UPDATE webhooks SET failing_since = ? WHERE webhook_id = ?", (since, webhook_id)
-            )
-            value = since
-        self._failing[webhook_id] = float(value)
-        return float(value)
-
-    def _disable(self, webhook_id: str) -> None:
-        self.world.store.execute(
-            "UPDATE webhooks SET status = 'disabled' WHERE webhook_id = ?", (webhook_id,)
-        )
