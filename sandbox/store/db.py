@@ -148,6 +148,15 @@ class Store:
             self._written(sql)
             return cursor
 
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        """One write statement for many parameter rows (a batch costs one statement's
+        overhead, and watchers are told once)."""
+        with self._lock:
+            self._version += 1
+            self._conn.executemany(sql, rows)
+            if self._watchers:
+                self._written(sql)
+
     def data_version(self) -> tuple[int, int]:
         if not self._shared:
             return self._version, 0

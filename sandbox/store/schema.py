@@ -302,6 +302,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     chaos TEXT                     -- the webhook chaos that made or shaped it, if any
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at);
+CREATE INDEX IF NOT EXISTS deliveries_due_by_webhook ON deliveries (state, webhook_id, next_at);
 CREATE TABLE IF NOT EXISTS attempts (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id TEXT NOT NULL,

@@ -7,10 +7,14 @@ on the schedule (0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then exactly 24 h after 
 24 h of unbroken failure disables the subscription.
 
 On the system clock the worker sleeps until the next thing is due. A virtual clock is moved
-by :meth:`Dispatcher.advance_to`, a simulation clock's step loop: the clock goes to the next
-due time and stands there while the attempts due then are in flight (a receiver reading the
-sandbox clock sees them fresh), and moves on when each has an outcome. A step waits at most
-``webhook_timeout`` plus a second, which is longer than any attempt may last.
+by :meth:`Dispatcher.advance_to`, a simulation clock's step loop: the clock goes to each due
+time in turn and starts every attempt due then, stamped with that time. It moves on to the
+next due time while attempts are in flight only when none of them could still schedule
+something before it and it stays within ``RUN_AHEAD`` of their stamps (a receiver reading the
+sandbox clock mid-attempt sees it well inside the signature tolerance); otherwise it stands
+there until each has an outcome, waiting at most ``webhook_timeout`` plus a second, which is
+longer than any attempt may last. So a day of retries for many events costs the attempts, not
+one round trip per due time.
 
 Each subscription's connection budget is its own in-flight cap (``webhook_concurrency``):
 the connection pool has no shared limit, and subscriptions at their cap are left out of the
@@ -39,6 +43,7 @@ from sandbox.settings import Settings
 from sandbox.store import Row
 from sandbox.webhooks import outbox, profiles
 from sandbox.webhooks.chaos import Faults, trickle
+from sandbox.webhooks.failures import FailureRuns
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
@@ -46,6 +51,11 @@ log = safe_logger("sandbox.webhooks")
 USER_AGENT = "CHeKT-Webhooks/1.0 (chekt-sandbox)"
 BATCH = 256
 STEP_GRACE = 1.0  # s a virtual-clock step waits beyond the delivery timeout
+RUN_AHEAD = 60.0  # s a virtual clock may move past the stamp of an attempt in flight
+# outcomes are journaled together (one commit) once this many wait, the oldest has waited
+# this long (s), or nothing is left to do: a commit per completion would cap the rate
+FLUSH_BATCH = 64
+FLUSH_AFTER = 0.02
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
@@ -72,12 +82,19 @@ class Dispatcher:
         self._session: aiohttp.ClientSession | None = None
         self._in_flight: dict[str, int] = defaultdict(int)
         self._sends: set[asyncio.Task[None]] = set()
+        # rowid → subscription of each delivery in flight or not yet recorded
+        self._claimed: dict[int, str] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # rowid → the latest virtual time the clock may reach while that attempt is in flight
+        self._ahead: dict[int, float] = {}
+        self.runs = FailureRuns(world)
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
         self.faults = Faults()  # what receivers must survive, on demand
         self.faults.reset(settings)
-        self._outcomes: list[outbox.Outcome] = []  # written together at the next step
+        self._outcomes: list[outbox.Outcome] = []  # written together (FLUSH_BATCH)
+        self._first_outcome = 0.0  # loop time of the oldest outcome not yet written
         self._advancing = asyncio.Lock()  # one virtual-clock advance at a time
         self._running = False  # between start and stop: attempts may start
 
@@ -110,6 +127,7 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
         self._flush()
+        self._claimed.clear()
         outbox.recover(self.world)
 
     def wake(self) -> None:
@@ -147,20 +165,63 @@ class Dispatcher:
                     return
 
     async def advance_to(self, target: float) -> None:
-        """Step the virtual clock to ``target``: to each due time on the way in turn, standing
-        there until what fell due has an outcome, then to ``target``, settled the same way."""
+        """Step the virtual clock to ``target``: to each due time on the way in turn, starting
+        what fell due there, standing there until it has an outcome unless moving on is safe
+        (:meth:`_may_pass`), then to ``target``, settled."""
         clock = self.world.clock
         assert isinstance(clock, VirtualClock)
         async with self._advancing:
+            settled = False
             while self._running:
-                await self._settle()
-                due = outbox.next_due(self.world, after=clock.now())
+                await self._start_due()
+                due = self._next_due(clock.now())
+                passing = due is not None and due <= target and self._may_pass(due)
+                if not settled and not passing and any(self._in_flight.values()):
+                    await self._settle()  # their outcomes may schedule what comes next
+                    settled = True
+                    continue
                 if due is None or due > target:
                     break
                 clock.move_to(due)
+                settled = False
             clock.move_to(target)
             if self._running:
                 await self._settle()
+
+    def _next_due(self, now: float) -> float | None:
+        """The next due time after ``now``, counting outcomes not yet journaled."""
+        due = outbox.next_due(self.world, after=now)
+        waiting = [o[3] for o in self._outcomes if o[3] is not None and o[3] > now]
+        return min([*waiting, *([due] if due is not None else [])], default=None)
+
+    def _may_pass(self, due: float) -> bool:
+        """Whether the clock may move to ``due`` with the attempts in flight unsettled."""
+        return all(due <= limit for limit in self._ahead.values())
+
+    async def _start_due(self) -> None:
+        """Start every attempt due now (each stamped with this time before returning),
+        waiting for room only while a subscription at its cap holds a due one back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
+        while self._running:
+            self._flush()  # a retry due now may wait in an outcome not yet journaled
+            more = True
+            while more:
+                started = self._step()
+                more = started >= BATCH
+                if started:
+                    await asyncio.sleep(0)  # the new attempts read the clock and sign now
+            cap = self.settings.webhook_concurrency
+            held = self.faults.burst <= 0 and any(n >= cap for n in self._in_flight.values())
+            if not held or not self._sends or not outbox.due_left(self.world, self._claimed):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("virtual clock moved on with webhook attempts still waiting")
+                return
+            await asyncio.wait(
+                set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
 
     async def _settle(self) -> None:
         """Start everything due now and wait until each attempt in flight has an outcome,
@@ -169,9 +230,10 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
         while self._running:
-            while self._step():
+            while self._step() >= BATCH:
                 pass
             if not any(self._in_flight.values()):
+                self._flush()  # the clock moves on from what is written
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -184,7 +246,7 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             try:
-                busy = self._step()
+                busy = self._step() >= BATCH
             except Exception as exc:  # a bug: keep it for the test thread, keep serving
                 log.exception("webhook dispatcher step failed")
                 self.errors.append(exc)
@@ -202,6 +264,8 @@ class Dispatcher:
                 timeout = 1.0 if any(self._in_flight.values()) else 0.05
             elif due is not None and not self.world.clock.virtual:
                 timeout = due - now
+            if self._outcomes:
+                timeout = min(timeout if timeout is not None else FLUSH_AFTER, FLUSH_AFTER)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
@@ -209,31 +273,48 @@ class Dispatcher:
     def _record(
         self, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
     ) -> None:
+        if not self._outcomes:
+            self._first_outcome = asyncio.get_running_loop().time()
         self._outcomes.append((delivery, attempt, state, next_at))
 
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
         if outcomes:
             outbox.record_attempts(self.world, outcomes)
+            # recorded: only now may a due retry of theirs be claimed again
+            for delivery, *_ in outcomes:
+                self._claimed.pop(delivery["rid"], None)
 
-    def _step(self) -> bool:
-        """Fan out due events and start due attempts; True when it started anything."""
-        self._flush()
+    def _step(self) -> int:
+        """Fan out due events and start due attempts; how many it started. Fewer than
+        ``BATCH``: all that could start now did, so stepping again at once finds nothing."""
+        if self._outcomes and (
+            len(self._outcomes) >= FLUSH_BATCH
+            or asyncio.get_running_loop().time() - self._first_outcome >= FLUSH_AFTER
+        ):
+            self._flush()
         if not self._running:
-            return False
+            return 0
         outbox.emit_due(self.world, self.rng, self.faults)
-        started = False
+        started = 0
         cap = self.settings.webhook_concurrency
         bursting = self.faults.burst > 0  # first attempts of a burst skip the cap
         full = [] if bursting else [w for w, count in self._in_flight.items() if count >= cap]
         room = self._burst_room if bursting else self._room
-        for delivery in outbox.claim_due(self.world, room, BATCH, full):
+        for delivery in outbox.claim_due(self.world, room, BATCH, full, self._claimed):
+            self._claimed[delivery["rid"]] = delivery["webhook_id"]
+            self._ahead[delivery["rid"]] = min(
+                float(delivery["next_at"]) + RUN_AHEAD,
+                outbox.earliest_retry(delivery, int(delivery["attempts"]) + 1),
+            )
             self._in_flight[delivery["webhook_id"]] += 1
             burst = delivery["attempts"] == 0 and self.faults.take_burst()
             task = asyncio.create_task(self._deliver(delivery, burst))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
-            started = True
+            started += 1
+        if not started and not any(self._in_flight.values()):
+            self._flush()  # idle: journal what waits now
         return started
 
     def _room(self, webhook_id: str) -> int:
@@ -250,11 +331,10 @@ class Dispatcher:
         except Exception as exc:
             log.exception("webhook delivery %s failed unexpectedly", delivery["delivery_id"])
             self.errors.append(exc)
-            self.world.store.execute(  # due again; the others in flight are untouched
-                "UPDATE deliveries SET state = 'pending' WHERE delivery_id = ?",
-                (delivery["delivery_id"],),
-            )
+            if not any(done is delivery for done, *_ in self._outcomes):
+                self._claimed.pop(delivery["rid"], None)  # due again; others are untouched
         finally:
+            self._ahead.pop(delivery["rid"], None)
             self._in_flight[delivery["webhook_id"]] -= 1
             self._wake.set()
 
@@ -310,7 +390,11 @@ class Dispatcher:
         assert self._session is not None
         seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
         # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
-        timeout = aiohttp.ClientTimeout(total=seconds, connect=seconds, ceil_threshold=math.inf)
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=seconds, connect=seconds, ceil_threshold=math.inf
+            )
         body: Any = delivery["body"]
         if slow:  # the same bytes, trickling: a Content-Length, not chunked framing
             body = trickle(body, slow)
@@ -408,44 +492,27 @@ class Dispatcher:
         retry_after = result.pop("retry_after", None)
         status = result["status_code"]
         if result["outcome"] == "delivered":
-            self._set_failing(delivery["webhook_id"], None)
+            self.runs.end(delivery["webhook_id"])
             self._record(delivery, result, "delivered", None)
             return attempt
         if status == 410:
-            self._disable(delivery["webhook_id"])
+            self.runs.disable(delivery["webhook_id"])
             result["outcome"] = "disabled"
             self._record(delivery, result, "disabled", None)
             return attempt
         honoured = retry_after if status in (429, 503) else None
-        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, self.world.now())
+        # Retry-After counts from the answer; on a virtual clock that may have moved on while
+        # the attempt was in flight, the answer belongs to the attempt's own time
+        answered = result["sent_at"] if self.world.clock.virtual else self.world.now()
+        next_at = outbox.next_attempt_at(delivery, attempt, self.rng, honoured, answered)
         # failure runs are measured on the schedule, so catching up on a virtual clock that
         # jumped a day ahead still makes all eight attempts
         scheduled = float(delivery["next_at"])
-        failing_for = scheduled - self._set_failing(delivery["webhook_id"], scheduled)
+        failing_for = scheduled - self.runs.start(delivery["webhook_id"], scheduled)
         if next_at is None or failing_for >= outbox.WINDOW:
             self._record(delivery, result, "failed", None)
             if failing_for >= outbox.WINDOW:
-                self._disable(delivery["webhook_id"])
+                self.runs.disable(delivery["webhook_id"])
             return attempt
         self._record(delivery, result, "pending", next_at)
         return attempt
-
-    def _set_failing(self, webhook_id: str, since: float | None) -> float:
-        if since is None:
-            self.world.store.execute(
-                "UPDATE webhooks SET failing_since = NULL WHERE webhook_id = ?", (webhook_id,)
-            )
-            return 0.0
-        self.world.store.execute(
-            "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE webhook_id = ?",
-            (since, webhook_id),
-        )
-        value = self.world.store.scalar(
-            "SELECT failing_since FROM webhooks WHERE webhook_id = ?", (webhook_id,)
-        )
-        return float(value if value is not None else since)
-
-    def _disable(self, webhook_id: str) -> None:
-        self.world.store.execute(
-            "UPDATE webhooks SET status = 'disabled' WHERE webhook_id = ?", (webhook_id,)
-        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -41,20 +42,29 @@ def _named(sub: Row, event: Row, data: dict[str, Any]) -> str | None:
     return name if subscriptions.matches(listed, sub["profile"], event["type"], name) else None
 
 
-def _subscriptions(world: World, event: Row, data: dict[str, Any]) -> list[tuple[Row, str]]:
+def enabled_subscriptions(world: World) -> list[Row]:
+    """Every enabled subscription, with what its credential may read: a subscription hears
+    what the credential that wrote it may read (an API key's own scopes, not its client's);
+    rows from before that was recorded fall back to the client's. Read once per batch of
+    due events, not once per event."""
+    return world.store.all(
+        "SELECT w.*, c.kind, c.dealer_id AS own_dealer, COALESCE(w.scopes, c.scopes) AS reach "
+        "FROM webhooks w LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' "
+        "ORDER BY w.created_at"
+    )
+
+
+def _subscriptions(
+    world: World, event: Row, data: dict[str, Any], candidates: Sequence[Row] | None = None
+) -> list[tuple[Row, str]]:
     """Each subscription that hears the event, with the name its profile gives it."""
     if event["target_webhook_id"] is not None:
         rows = world.store.all(
             "SELECT * FROM webhooks WHERE webhook_id = ?", (event["target_webhook_id"],)
         )
         return [(row, name) for row in rows if (name := _named(row, event, data))]
-    # a subscription hears what the credential that wrote it may read (an API key's own
-    # scopes, not its client's); rows from before that was recorded fall back to the client's
-    candidates = world.store.all(
-        "SELECT w.*, c.kind, c.dealer_id AS own_dealer, COALESCE(w.scopes, c.scopes) AS reach "
-        "FROM webhooks w LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' "
-        "ORDER BY w.created_at"
-    )
+    if candidates is None:
+        candidates = enabled_subscriptions(world)
     chosen: list[tuple[Row, str]] = []
     for sub in candidates:
         name = _named(sub, event, data)
@@ -80,18 +90,25 @@ def _subscriptions(world: World, event: Row, data: dict[str, Any]) -> list[tuple
 
 
 def fan_out(
-    world: World, event: Row, rng: random.Random | None = None, faults: Faults | None = None
+    world: World,
+    event: Row,
+    rng: random.Random | None = None,
+    faults: Faults | None = None,
+    candidates: Sequence[Row] | None = None,
+    into: list[Row] | None = None,
 ) -> int:
     """Turn a due event into deliveries; returns how many. The webhook ``faults``: a
     ``reorder_window`` holds each delivery back a random part of it, so receivers see events
-    out of order; the body knobs (:mod:`sandbox.webhooks.chaos`) shape it or add another."""
+    out of order; the body knobs (:mod:`sandbox.webhooks.chaos`) shape it or add another.
+    ``candidates``: :func:`enabled_subscriptions`, when the caller already read them;
+    ``into``: the new rows are added there, for the caller to write (:func:`write`)."""
     reorder_window = faults.reorder_window if faults is not None else 0.0
     if event["type"] not in catalog.EVENTS:
         return 0  # in the record, but CHeKT sends no webhook for it (alarm.escalated)
     data = json.loads(event["data"])
     happening = Happening(world, event, data)
     count = 0
-    for sub, name in _subscriptions(world, event, data):
+    for sub, name in _subscriptions(world, event, data, candidates):
         if sub["client_id"] is not None and "dealer_id" in data:
             external = world.store.scalar(
                 "SELECT external_dealer_id FROM connections WHERE client_id = ? AND dealer_id = ?",
@@ -108,7 +125,7 @@ def fan_out(
         if faults is not None and faults.shapes_bodies:
             count += _with_chaos(world, faults, event["event_id"], sub, body, due)
             continue
-        new_delivery(world, event["event_id"], sub["webhook_id"], body, due)
+        new_delivery(world, event["event_id"], sub["webhook_id"], body, due, into=into)
         count += 1
     return count
 
@@ -137,24 +154,38 @@ def new_delivery(
     body: bytes,
     due: float,
     chaos: str | None = None,
+    into: list[Row] | None = None,
 ) -> str:
-    """A delivery due at ``due``; ``chaos`` says what webhook chaos made or shaped it."""
+    """A delivery due at ``due``; ``chaos`` says what webhook chaos made or shaped it.
+    Written now, or added to ``into`` for the caller to :func:`write` with others."""
     delivery_id = "dlv_" + secrets.token_hex(8)
-    world.store.insert(
-        "deliveries",
-        {
-            "delivery_id": delivery_id,
-            "event_id": event_id,
-            "webhook_id": webhook_id,
-            "body": body,
-            "state": "pending",
-            "first_at": due,
-            "next_at": due,
-            "created_at": world.now(),
-            "chaos": chaos,
-        },
-    )
+    row = {
+        "delivery_id": delivery_id,
+        "event_id": event_id,
+        "webhook_id": webhook_id,
+        "body": body,
+        "state": "pending",
+        "first_at": due,
+        "next_at": due,
+        "created_at": world.now(),
+        "chaos": chaos,
+    }
+    if into is not None:
+        into.append(row)
+    else:
+        world.store.insert("deliveries", row)
     return delivery_id
+
+
+def write(world: World, deliveries: Sequence[Row]) -> None:
+    """Insert new deliveries (rows of :func:`new_delivery`) in one statement."""
+    if deliveries:
+        columns = list(deliveries[0])
+        world.store.executemany(
+            f"INSERT INTO deliveries ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})",
+            [tuple(row[c] for c in columns) for row in deliveries],
+        )
 
 
 def emit_due(world: World, rng: random.Random | None = None, faults: Faults | None = None) -> int:
@@ -172,45 +203,62 @@ def emit_due(world: World, rng: random.Random | None = None, faults: Faults | No
             "SELECT * FROM events WHERE emitted = 0 AND created_at <= ? ORDER BY created_at, rowid",
             (now,),
         )
+        candidates = enabled_subscriptions(world)
+        emitted = []
+        made: list[Row] = []
         for event in due:
             if not events.apply_due(world, event):
                 continue  # the record refused it when its time came: void
-            world.store.execute(
-                "UPDATE events SET emitted = 1 WHERE event_id = ?", (event["event_id"],)
-            )
-            fan_out(world, event, rng, faults)
+            emitted.append((event["event_id"],))
+            fan_out(world, event, rng, faults, candidates, made)
+        world.store.executemany("UPDATE events SET emitted = 1 WHERE event_id = ?", emitted)
+        write(world, made)
     return len(due)
 
 
 def claim_due(
-    world: World, room: Callable[[str], int], limit: int, full: Sequence[str] = ()
+    world: World,
+    room: Callable[[str], int],
+    limit: int,
+    full: Sequence[str] = (),
+    claimed: Mapping[int, str] | None = None,
 ) -> list[Row]:
-    """Due deliveries, oldest first, at most ``room(webhook_id)`` per subscription, marked
-    ``sending`` (in one statement) so nothing claims them twice. Subscriptions in ``full``
-    are skipped in the query, so a backlog of theirs cannot fill the batch and starve others."""
-    skip = ",".join("?" * len(full))
-    with world.store.transaction():
+    """Due deliveries, oldest first, at most ``room(webhook_id)`` per subscription, leaving
+    out the ``claimed`` (rowid → subscription, in flight). Subscriptions in ``full`` are not
+    read, so a backlog of theirs cannot fill the batch and starve others.
+
+    Each subscription's oldest due rows come from its own index range, just as many as it
+    has room for; the oldest ``limit`` of those are the batch, and bodies are read only for
+    them. The claim is the caller's memory, not a write: a restart makes every unfinished
+    attempt due again anyway, and a write per claim would cost a commit."""
+    claimed = claimed or {}
+    now, busy, skip = world.now(), Counter(claimed.values()), set(full)
+    picked: list[tuple[float, int]] = []
+    for sub in world.store.all("SELECT webhook_id FROM webhooks"):
+        webhook = sub["webhook_id"]
+        space = 0 if webhook in skip else min(room(webhook), limit)
+        if space <= 0:
+            continue
         rows = world.store.all(
-            "SELECT d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
-            "FROM deliveries d JOIN webhooks w USING (webhook_id) "
-            f"WHERE d.state = 'pending' AND d.next_at <= ? AND d.webhook_id NOT IN ({skip}) "
-            "ORDER BY d.next_at, d.rowid LIMIT ?",
-            (world.now(), *full, limit),
+            "SELECT rowid AS rid, next_at FROM deliveries WHERE state = 'pending' "
+            "AND webhook_id = ? AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
+            (webhook, now, space + busy[webhook]),
         )
-        taken: dict[str, int] = {}
-        chosen = []
-        for row in rows:
-            webhook = row["webhook_id"]
-            if taken.get(webhook, 0) < room(webhook):
-                taken[webhook] = taken.get(webhook, 0) + 1
-                chosen.append(row)
-        if chosen:
-            marks = ",".join("?" * len(chosen))
-            world.store.execute(
-                f"UPDATE deliveries SET state = 'sending' WHERE delivery_id IN ({marks})",
-                [row["delivery_id"] for row in chosen],
-            )
-    return chosen
+        free = [(row["next_at"], row["rid"]) for row in rows if row["rid"] not in claimed]
+        picked += free[:space]
+    picked.sort()
+    chosen = [rid for _, rid in picked[:limit]]
+    if not chosen:
+        return []
+    marks = ",".join("?" * len(chosen))
+    rows = world.store.all(
+        "SELECT d.rowid AS rid, d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
+        f"FROM deliveries d JOIN webhooks w USING (webhook_id) WHERE d.rowid IN ({marks})",
+        chosen,
+    )
+    order = {rid: k for k, rid in enumerate(chosen)}
+    rows.sort(key=lambda row: order[row["rid"]])
+    return rows
 
 
 def next_due(world: World, after: float = float("-inf")) -> float | None:
@@ -229,8 +277,31 @@ def next_due(world: World, after: float = float("-inf")) -> float | None:
     return min(known) if known else None
 
 
+def due_left(world: World, claimed: Mapping[int, str]) -> bool:
+    """Whether a delivery is due now that is not ``claimed`` (one held back by its
+    subscription's cap)."""
+    rows = world.store.all(
+        "SELECT d.rowid AS rid FROM deliveries d JOIN webhooks w USING (webhook_id) "
+        "WHERE d.state = 'pending' AND d.next_at <= ? LIMIT ?",
+        (world.now(), len(claimed) + 1),
+    )
+    return any(row["rid"] not in claimed for row in rows)
+
+
+def earliest_retry(delivery: Row, attempt: int) -> float:
+    """The earliest time attempt ``attempt`` (due at the delivery's ``next_at``) can
+    schedule the next one for, whatever its outcome (jitter and Retry-After only delay)."""
+    if attempt >= MAX_ATTEMPTS:
+        return float("inf")
+    final = float(delivery["first_at"]) + WINDOW
+    if attempt == MAX_ATTEMPTS - 1:
+        return final
+    return min(float(delivery["next_at"]) + RETRY_DELAYS[attempt - 1] * (1 - JITTER), final)
+
+
 def recover(world: World) -> None:
-    """After a crash: attempts that were in flight are simply due again."""
+    """After a crash: attempts that were in flight are simply due again (``sending`` is
+    what versions that wrote their claims left behind)."""
     world.store.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
 
 
@@ -255,25 +326,50 @@ def next_attempt_at(
 Outcome = tuple[Row, dict[str, Any], str, float | None]  # delivery, attempt, state, next_at
 
 
+ATTEMPT_COLUMNS = (
+    "delivery_id",
+    "event_id",
+    "webhook_id",
+    "attempt",
+    "scheduled_at",
+    "sent_at",
+    "outcome",
+    "status_code",
+    "request",
+    "response",
+    "latency_ms",
+    "error",
+    "next_at",
+    "chaos",
+)
+_INSERT_ATTEMPT = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
+)
+
+
 def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
-    """Journal attempts and move their deliveries on, all in one transaction (one commit
-    for a whole batch of concurrent attempts is what lets delivery keep up)."""
+    """Journal attempts and move their deliveries on, all in one transaction and two
+    statements (one commit for a whole batch of concurrent attempts is what lets delivery
+    keep up)."""
+    journal = []
+    moves = []
+    for delivery, attempt, state, next_at in outcomes:
+        row = {
+            **attempt,
+            "delivery_id": delivery["delivery_id"],
+            "event_id": delivery["event_id"],
+            "webhook_id": delivery["webhook_id"],
+            "next_at": next_at,
+        }
+        journal.append(tuple(row.get(column) for column in ATTEMPT_COLUMNS))
+        moves.append((state, attempt["attempt"], next_at, delivery["delivery_id"]))
     with world.store.transaction():
-        for delivery, attempt, state, next_at in outcomes:
-            world.store.insert(
-                "attempts",
-                {
-                    "delivery_id": delivery["delivery_id"],
-                    "event_id": delivery["event_id"],
-                    "webhook_id": delivery["webhook_id"],
-                    "next_at": next_at,
-                    **attempt,
-                },
-            )
-            world.store.execute(
-                "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
-                (state, attempt["attempt"], next_at, delivery["delivery_id"]),
-            )
+        world.store.executemany(_INSERT_ATTEMPT, journal)
+        world.store.executemany(
+            "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
+            moves,
+        )
 
 
 def summaries(world: World, event_ids: Sequence[str]) -> list[dict[str, Any]]:

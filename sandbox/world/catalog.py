@@ -423,14 +423,18 @@ def pick_site(world: World, rng: random.Random, site_id: Any, event_type: str) -
             raise ValidationFailed("site_id", f"site {site_id} does not exist")
         return row
     # a random site must be able to carry the event: one with a device where it needs one
-    rows = world.store.all(
-        "SELECT * FROM site_view"
+    # (drawn among the ids, then read alone: a random event must not read every site)
+    ids = world.store.all(
+        "SELECT site_id FROM sites"
         + ("" if kind.device == "none" else " WHERE site_id IN (SELECT site_id FROM devices)")
         + " ORDER BY site_id"
     )
-    if not rows:
+    if not ids:
         raise ValidationFailed("site_id", "the world has no site to emit this event for")
-    return rng.choice(rows)
+    chosen = rng.choice(ids)["site_id"]
+    row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (chosen,))
+    assert row is not None  # its id was just read
+    return row
 
 
 def _pick_device(

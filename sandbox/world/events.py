@@ -46,9 +46,12 @@ def new_event_id() -> str:
 def _next_seq(world: World) -> int:
     """One more than any seq this store ever handed out, so a receiver that dedupes on the
     numeric id never mistakes a new world's event for an old one."""
-    highest = max(
-        int(world.store.scalar("SELECT MAX(seq) FROM events") or 0),
-        int(world.store.get_meta(_SEQ_META) or 0),
+    highest = int(
+        world.store.scalar(
+            "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0), "
+            "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0))",
+            (_SEQ_META,),
+        )
     )
     world.store.set_meta(_SEQ_META, str(highest + 1))
     return highest + 1

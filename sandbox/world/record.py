@@ -125,23 +125,31 @@ def plan_random(
             "ORDER BY number DESC LIMIT 50"
         )
     }
+    in_state: dict[str, set[str]] = {state: set() for state in alarms.STATES}
+    for alarm_id, (state, _) in planned.items():
+        in_state[state].add(alarm_id)
     plan: list[tuple[str, dict[str, Any]]] = []
     for _ in range(count):
         event_type = rng.choice(list(types))
         overrides: dict[str, Any] = {}
         if event_type in ON_ALARM:
-            ready = sorted(a for a, (state, _) in planned.items() if alarms.can(state, event_type))
+            ready = sorted(a for s in alarms.allowed_from(event_type) for a in in_state[s])
             if ready:
                 alarm_id = rng.choice(ready)
-                overrides = {"alarm_id": alarm_id, "site_id": planned[alarm_id][1]}
+                state, site_id = planned[alarm_id]
+                overrides = {"alarm_id": alarm_id, "site_id": site_id}
                 if event_type in alarms.MOVES:
-                    planned[alarm_id] = (alarms.MOVES[event_type][0], planned[alarm_id][1])
+                    moved = alarms.MOVES[event_type][0]
+                    planned[alarm_id] = (moved, site_id)
+                    in_state[state].discard(alarm_id)
+                    in_state[moved].add(alarm_id)
             else:
                 event_type = "alarm.created"
         if event_type == "alarm.created":
             site = catalog.pick_site(world, rng, None, event_type)["site_id"]
             overrides = {"alarm_id": new_alarm_id(world), "site_id": site}
             planned[overrides["alarm_id"]] = ("created", site)
+            in_state["created"].add(overrides["alarm_id"])
         plan.append((event_type, overrides))
     return plan
 
