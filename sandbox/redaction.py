@@ -51,6 +51,22 @@ _HINTS = (
 )
 
 
+# what makes a block of headers worth reading header by header: a credential's shape, percent
+# encoding, or a name that may be a secret one (what secret_header looks for, and a redirect's
+# Location): a superset, found with substring tests in the lowered block
+_HEADER_HINTS = (
+    *(start.lower() for start in _SHAPE_STARTS_BYTES),
+    *(b"%", b"authorization", b"cookie", b"location", *_HEADER_WORDS),
+)
+
+
+def plain_headers(packed: bytes) -> bool:
+    """True when no header in ``packed`` (``name:value`` lines) can hold a credential, so
+    :meth:`Scrub.headers` would leave every one as it is: most responses' headers."""
+    lower = packed.lower()
+    return not any(hint in lower for hint in _HEADER_HINTS)
+
+
 def _may_hold_shape(raw: bytes) -> bool:
     return any(start in raw for start in _SHAPE_STARTS_BYTES)
 
@@ -387,6 +403,52 @@ def _text_changes(text: str) -> bool:
         if deep != text and _shaped(deep):
             return True
     return _shaped(text)
+
+
+class HeadersMemo:
+    """Blocks of request headers lately scrubbed, the most recent ``entries`` of them: what
+    each became, the test credentials it put in the vault, and the verdicts of
+    ``revealable`` it rested on. A client sends the same headers with every request, so a
+    block is read once; a later entry takes the result when ``revealable`` gives the same
+    verdicts again (for the credential the guard accepted, one comparison). The scrub is a
+    function of the block and those verdicts, so the result is the one it would make."""
+
+    def __init__(self, entries: int = 64) -> None:
+        self.entries = entries
+        self._blocks: dict[bytes, tuple[bytes, tuple[str, ...], tuple[tuple[str, bool], ...]]]
+        self._blocks = {}
+
+    def hide(self, clean: Scrub, block: bytes, hide: Callable[[Scrub, bytes], bytes]) -> bytes:
+        """``hide(clean, block)``, or what it made of ``block`` before. The first thing an
+        entry scrubs (``clean``'s vault empty), since the markers are numbered."""
+        if clean.vault:
+            return hide(clean, block)
+        revealable = clean.revealable
+        found = self._blocks.get(block)
+        if found is not None:
+            out, vault, asked = found
+            if all(revealable(value) is verdict for value, verdict in asked):
+                clean.vault.extend(vault)
+                return out
+        verdicts: list[tuple[str, bool]] = []
+
+        def asking(value: str) -> bool:
+            verdict = bool(revealable(value))
+            verdicts.append((value, verdict))
+            return verdict
+
+        clean.revealable = asking
+        try:
+            out = hide(clean, block)
+        finally:
+            clean.revealable = revealable
+        if len(self._blocks) >= self.entries:
+            self._blocks.clear()
+        self._blocks[block] = (out, tuple(clean.vault), tuple(verdicts))
+        return out
+
+    def clear(self) -> None:
+        self._blocks.clear()
 
 
 class KnownClean:

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.api.replay import PENDING, Key
 from sandbox.auth.guard import Guard
 from sandbox.clock import time_header
 from sandbox.errors import ApiError
@@ -40,7 +41,19 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = f"{self._prefix}{next(self._counter):010x}"
-        trace_id = next((v for k, v in scope["headers"] if k == TRACE_HEADER), None)
+        # one pass over the headers: what this layer and a replay need (first of each name)
+        trace_id = authorization = host = None
+        size = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"authorization":
+                authorization = authorization or value
+            elif name == b"host":
+                host = value if host is None else host
+            elif name == TRACE_HEADER:
+                trace_id = trace_id or value
+            elif name == b"content-length" or name == b"transfer-encoding":
+                size = -(1 << 62)  # a body: never replayed
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         if self.surface is not None:
@@ -62,6 +75,7 @@ class RequestContext:
         )
         request_body: list[bytes] = []
         response_body: list[bytes] = []
+        kept = 0  # bytes of the response body recorded
 
         async def receive_recorded() -> Message:
             message = await receive()
@@ -70,24 +84,41 @@ class RequestContext:
             return message
 
         async def send_with_ids(message: Message) -> None:
-            nonlocal started
+            nonlocal started, kept
             if message["type"] == "http.response.start":
                 started = True
                 clock = time_header(services.world.now())  # at the answer: advance moves it
                 message["headers"] = [*message.get("headers", []), *extra, clock]
                 entry.status = message["status"]
                 entry.response_headers = pack(message["headers"])
-            elif message["type"] == "http.response.body" and (
-                sum(map(len, response_body)) < BODY_LIMIT
-            ):
-                response_body.append(message.get("body", b""))
+                offered = state.pop(PENDING, None)
+                if offered is not None and message["status"] == 200 and "fault" not in state:
+                    replays.keep(key, offered, state.get("principal"))
+            elif message["type"] == "http.response.body" and kept < BODY_LIMIT:
+                chunk = message.get("body", b"")
+                response_body.append(chunk)
+                kept += len(chunk)
             await send(message)
 
+        replays = services.replays
+        key: Key = (scope["path"], scope.get("query_string", b""), authorization or b"", host)
         try:
             if trace_id is not None:
                 _trace(state, trace_id)
                 extra.append((TRACE_HEADER, trace_id))
-            await self.app(scope, receive_recorded if recording else receive, send_with_ids)
+            replay = (
+                replays.find(services, scope, key, size)
+                if replays and authorization is not None and scope["method"] == "GET"
+                else None
+            )
+            if replay is not None:
+                state["principal"], status, headers, body = replay
+                await send_with_ids(
+                    {"type": "http.response.start", "status": status, "headers": headers}
+                )
+                await send_with_ids({"type": "http.response.body", "body": body})
+            else:
+                await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
             log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
             scope["app"].state.server_errors.append(exc)
@@ -99,11 +130,11 @@ class RequestContext:
                 )
         finally:
             if recording:
-                authorization = _finish(
+                authorization_text = _finish(
                     entry, state, request_body, response_body, clock_started, services.guard
                 )
                 entry.seq = services.recorder.next_seq()
-                services.recorder.add(entry, _revealable(services.guard, authorization, state))
+                services.recorder.add(entry, _revealable(services.guard, authorization_text, state))
 
 
 def _trace(state: dict[str, Any], raw: bytes) -> None:
