@@ -11,6 +11,7 @@ files (:mod:`sandbox.redaction`); only test credentials are kept, for ``reveal=t
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 import json
 import os
@@ -126,7 +127,7 @@ class _Kept:
         self.method = share(entry.method)
         self.path = share(entry.path)
         self.query = share(entry.query)
-        self.client_id = share(entry.client_id)
+        self.client_id = entry.client_id  # a principal's, shared already
         self.tier = entry.tier
         self.dealer_id = entry.dealer_id
         self.trace_id = entry.trace_id
@@ -198,12 +199,12 @@ def scrub(
     """Hide every credential in ``entry`` before it is stored (see :mod:`sandbox.redaction`);
     ``known``: bodies already found clean; ``memo``: request headers already scrubbed."""
     clean = Scrub(revealable, known=known)
-    if entry.headers and not plain_headers(entry.headers):
+    if entry.headers:
         if memo is None:
             entry.headers = _hidden_headers(clean, entry.headers)
         else:
             entry.headers = memo.hide(clean, entry.headers, _hidden_headers)
-    if entry.response_headers and not plain_headers(entry.response_headers):
+    if entry.response_headers:
         entry.response_headers = _hidden_headers(clean, entry.response_headers)
     entry.path = clean.text(entry.path)
     entry.query = clean.query(entry.query)
@@ -216,10 +217,18 @@ def scrub(
     if entry.client_id is not None:  # claimed, unverified: may hold what UTF-8 cannot
         entry.client_id = jsontext.scrub(entry.client_id)
     if clean.vault:
-        entry.vault = json.dumps(clean.vault).encode()
+        entry.vault = _vault(tuple(clean.vault))
+
+
+@functools.lru_cache(maxsize=64)
+def _vault(values: tuple[str, ...]) -> bytes:
+    """The vault as stored: a client's credential repeats with every request it sends."""
+    return json.dumps(list(values)).encode()
 
 
 def _hidden_headers(clean: Scrub, packed: bytes) -> bytes:
+    if plain_headers(packed):
+        return packed
     return pack(clean.headers(packed, unpack(packed)))
 
 
@@ -430,14 +439,16 @@ class Recorder:
             )
             kept = _Kept(entry, numbers, self._share)
             self._entries.append(kept)
-            self._bytes += kept.size
-            while self._entries and (
-                len(self._entries) > self.max_entries or self._bytes > self.max_bytes
-            ):
-                self._bytes -= self._entries.popleft().size
-                self.evicted += 1
-            if self._entries and index:
-                self._spill.release_before(self._entries[0].spilled[0])
+            self._bytes += len(record) - _LENGTHS.size + len(kept.path) + len(kept.query)
+            self._bytes += _ALLOWANCE
+            if len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                while self._entries and (
+                    len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+                ):
+                    self._bytes -= self._entries.popleft().size
+                    self.evicted += 1
+                if self._entries:
+                    self._spill.release_before(self._entries[0].spilled[0])
 
     def clear(self) -> None:
         with self._lock:

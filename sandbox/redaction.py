@@ -51,20 +51,26 @@ _HINTS = (
 )
 
 
-# what makes a block of headers worth reading header by header: a credential's shape, percent
-# encoding, or a name that may be a secret one (what secret_header looks for, and a redirect's
-# Location): a superset, found with substring tests in the lowered block
-_HEADER_HINTS = (
-    *(start.lower() for start in _SHAPE_STARTS_BYTES),
-    *(b"%", b"authorization", b"cookie", b"location", *_HEADER_WORDS),
-)
+_KEPT_BEFORE = (b"chekt", b"whsec", b"sandbox", b"rt")  # what precedes "_" in a shape's start
 
 
 def plain_headers(packed: bytes) -> bool:
-    """True when no header in ``packed`` (``name:value`` lines) can hold a credential, so
-    :meth:`Scrub.headers` would leave every one as it is: most responses' headers."""
-    lower = packed.lower()
-    return not any(hint in lower for hint in _HEADER_HINTS)
+    """True when :meth:`Scrub.headers` would leave every header of ``packed`` (``name:value``
+    lines) as it is: no value it would look into (a shape's start, ``%``), no secret name,
+    no redirect. Most responses' headers: worth a quick answer."""
+    if b"%" in packed or b"eyJ" in packed:
+        return False
+    at = packed.find(b"_")  # every other shape starts with one of _KEPT_BEFORE and "_"
+    while at >= 0:
+        if packed.endswith(_KEPT_BEFORE, 0, at):
+            return False
+        at = packed.find(b"_", at + 1)
+    return _plain_header_names(tuple([line.partition(b":")[0] for line in packed.split(b"\n")]))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_header_names(names: tuple[bytes, ...]) -> bool:
+    return not any(secret_header(name) or name.lower() == b"location" for name in names)
 
 
 def _may_hold_shape(raw: bytes) -> bool:

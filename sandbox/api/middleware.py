@@ -20,7 +20,7 @@ from sandbox.auth.guard import Guard
 from sandbox.clock import time_header
 from sandbox.errors import ApiError
 from sandbox.logs import safe_logger
-from sandbox.recorder import BODY_LIMIT, Entry, pack, unpack
+from sandbox.recorder import BODY_LIMIT, Entry, pack
 
 log = safe_logger("sandbox")
 TRACE_HEADER = b"x-partner-trace-id"
@@ -131,7 +131,13 @@ class RequestContext:
         finally:
             if recording:
                 authorization_text = _finish(
-                    entry, state, request_body, response_body, clock_started, services.guard
+                    entry,
+                    state,
+                    request_body,
+                    response_body,
+                    clock_started,
+                    services.guard,
+                    authorization,
                 )
                 entry.seq = services.recorder.next_seq()
                 services.recorder.add(entry, _revealable(services.guard, authorization_text, state))
@@ -147,11 +153,6 @@ def _trace(state: dict[str, Any], raw: bytes) -> None:
         state["note"] = "x-partner-trace-id is not a UUID"
 
 
-def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
-    raw = next((v for k, v in headers if k == b"authorization"), None)
-    return None if raw is None else raw.decode("latin-1")
-
-
 def _finish(
     entry: Entry,
     state: dict[str, Any],
@@ -159,8 +160,9 @@ def _finish(
     response_body: list[bytes],
     started: float,
     guard: Guard,
+    raw_authorization: bytes | None,
 ) -> str | None:
-    """Fill in what the exchange told; returns the Authorization header it carried."""
+    """Fill in what the exchange told; returns the (first) Authorization header it carried."""
     entry.body = b"".join(request_body)[:BODY_LIMIT]
     entry.response_body = b"".join(response_body)[:BODY_LIMIT]
     entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -168,7 +170,7 @@ def _finish(
     entry.note = state.get("note")
     entry.fault = state.get("fault")
     entry.surface = state.get("surface")
-    authorization = _authorization(unpack(entry.headers))
+    authorization = None if raw_authorization is None else raw_authorization.decode("latin-1")
     principal = state.get("principal")
     if principal is not None:
         entry.client_id = principal.client_id

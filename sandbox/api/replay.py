@@ -88,8 +88,11 @@ class Replays:
         """Keep the answer a handler offered, once it went out as it was."""
         if len(self._answers) >= _LIMIT:
             self._answers.clear()
+        head, tail = answer.head, answer.tail
+        if answer.render is None:  # a body that never changes: its headers neither
+            head, tail = [*head, (b"content-length", b"%d" % len(answer.body)), *tail], []
         self._answers[key] = Answer(
-            answer.version, principal, answer.head, answer.tail, answer.body, answer.render
+            answer.version, principal, head, tail, answer.body, answer.render
         )
 
     def clear(self) -> None:
@@ -121,8 +124,11 @@ class Replays:
             return None  # refused now: the normal way says why
         if principal is not answer.principal and principal != answer.principal:
             return None
-        body = answer.body if answer.render is None else answer.render(world.now())
-        headers = [*answer.head, (b"content-length", str(len(body)).encode()), *answer.tail]
+        if answer.render is None:
+            body, headers = answer.body, answer.head.copy()  # head: all of them (see keep)
+        else:
+            body = answer.render(world.now())
+            headers = [*answer.head, (b"content-length", b"%d" % len(body)), *answer.tail]
         limiter = services.limiter
         if limiter.active:
             try:
