@@ -83,14 +83,20 @@ class RequestContext:
                 request_body.append(message.get("body", b""))
             return message
 
+        def starting(status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+            """The answer's headers with the ids and the clock; recorded."""
+            nonlocal started
+            started = True
+            clock = time_header(services.world.now())  # at the answer: advance moves it
+            headers = [*headers, *extra, clock]
+            entry.status = status
+            entry.response_headers = pack(headers)
+            return headers
+
         async def send_with_ids(message: Message) -> None:
-            nonlocal started, kept
+            nonlocal kept
             if message["type"] == "http.response.start":
-                started = True
-                clock = time_header(services.world.now())  # at the answer: advance moves it
-                message["headers"] = [*message.get("headers", []), *extra, clock]
-                entry.status = message["status"]
-                entry.response_headers = pack(message["headers"])
+                message["headers"] = starting(message["status"], message.get("headers", []))
                 offered = state.pop(PENDING, None)
                 if offered is not None and message["status"] == 200 and "fault" not in state:
                     replays.keep(key, offered, state.get("principal"))
@@ -106,17 +112,21 @@ class RequestContext:
             if trace_id is not None:
                 _trace(state, trace_id)
                 extra.append((TRACE_HEADER, trace_id))
+            # the main listener's polled lists (a bridge's listener serves other routes)
             replay = (
-                replays.find(services, scope, key, size)
-                if replays and authorization is not None and scope["method"] == "GET"
+                replays.find(services, key, size)
+                if replays
+                and authorization is not None
+                and scope["method"] == "GET"
+                and self.surface is None
                 else None
             )
             if replay is not None:
                 state["principal"], status, headers, body = replay
-                await send_with_ids(
-                    {"type": "http.response.start", "status": status, "headers": headers}
-                )
-                await send_with_ids({"type": "http.response.body", "body": body})
+                response_body.append(body)
+                headers = starting(status, headers)
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
             else:
                 await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:

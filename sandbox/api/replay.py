@@ -8,9 +8,11 @@ store's data and the sandbox clock (``render``): the Partner, Apps and dealer li
 request context (:mod:`sandbox.api.middleware`) keeps the answer once it went out as a 200
 that no fault struck, and answers the same request with it (:meth:`Replays.find`) while:
 
-- the store's data version is the one the answer was made at (any write forgets it);
-- the guard still accepts the credential as the same principal (a revoked key, a token
-  expired on the sandbox clock, a rotated secret: the request goes the normal way, to its 401);
+- the store's data version is the one the answer was made at (any write forgets it: a
+  revoked key, a rotated secret, a revoked token are writes too);
+- the principal the guard gave for the credential has not expired since, on the clock the
+  guard checks it against (:meth:`sandbox.auth.guard.Guard.holds`); an expired one goes the
+  normal way, to its 401;
 - the request is plain: a GET without a body, headers within ``max_headers``, a ``Host``
   the browser guard allows, no inbound fault rule in force;
 - the client's rate-limit bucket has a token (the replay takes it and sends the headers the
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,10 +81,9 @@ class Replays:
         self._answers: dict[Key, Answer] = {}
         self._host_allowed = host_allowed  # the browser guard's verdict on a Host
         self._max_headers = settings.max_headers
-        self._pinned_issuer = settings.issuer
 
-    def __bool__(self) -> bool:
-        return bool(self._answers)
+    def __len__(self) -> int:
+        return len(self._answers)
 
     def keep(self, key: Key, answer: Answer, principal: Principal) -> None:
         """Keep the answer a handler offered, once it went out as it was."""
@@ -99,9 +100,9 @@ class Replays:
         self._answers.clear()
 
     def find(
-        self, services: Services, scope: dict[str, Any], key: Key, size: int
+        self, services: Services, key: Key, size: int
     ) -> tuple[Principal, int, Headers, bytes] | None:
-        """The principal, status, headers and body to answer ``scope`` with (rate-limit
+        """The principal, status, headers and body to answer a GET for ``key`` with (rate-limit
         headers included, its token taken), or None: the request goes the normal way.
         ``size``: the bytes of its headers, or -1 when it carries a body."""
         answer = self._answers.get(key)
@@ -116,14 +117,9 @@ class Replays:
         if world.store.data_version() != answer.version:
             del self._answers[key]
             return None
-        try:
-            principal = services.guard.authenticate(
-                key[2].decode("latin-1"), lambda: self._issuer(scope, host)
-            )
-        except ApiError:
-            return None  # refused now: the normal way says why
-        if principal is not answer.principal and principal != answer.principal:
-            return None
+        principal = answer.principal  # the same credential and issuer, at the same version
+        if not services.guard.holds(principal):
+            return None  # expired since: the normal way says so
         if answer.render is None:
             body, headers = answer.body, answer.head.copy()  # head: all of them (see keep)
         else:
@@ -138,18 +134,6 @@ class Replays:
             if limits is not None:
                 headers += rate_headers(limits)
         return principal, 200, headers, body
-
-    def _issuer(self, scope: dict[str, Any], host: bytes | None) -> str:
-        """:func:`sandbox.api.common.issuer_of`, from the scope."""
-        pinned = self._pinned_issuer
-        if pinned:
-            return pinned if pinned.endswith("/") else pinned + "/"
-        if host:
-            where = host.decode("latin-1")
-        else:
-            server_host, server_port = scope.get("server") or ("localhost", 80)
-            where = f"{server_host}:{server_port}"
-        return f"{scope.get('scheme', 'http')}://{where}/"
 
 
 def rate_headers(limits: dict[str, str]) -> Headers:

@@ -86,6 +86,15 @@ class Guard:
         self._verified[cache_key] = principal
         return principal
 
+    def holds(self, principal: Principal) -> bool:
+        """Whether ``principal``, which the guard gave at the store's current data version,
+        would still be given: nothing it rests on was written since, so only its expiry on
+        the clock the guard checks it against can have ended it."""
+        if principal.expires_at is None:
+            return True
+        now = self.world.now() if principal.tier == "api_key" else self.world.signing_now()
+        return principal.expires_at > now
+
     def authenticate(self, authorization: str | None, issuer: Callable[[], str]) -> Principal:
         """``issuer`` is asked only for JWTs (building it costs more than an API key check)."""
         if not authorization:
