@@ -68,7 +68,8 @@ def test_a_write_is_seen_at_once(api: Api) -> None:
     headers = api.bearer(api.key)
     before = api.client.get(SITES, headers=headers)
     api.client.get(SITES, headers=headers)
-    made = api.client.post(SITES, json={"name": "Polled", "external_site_id": "polled-1", "timezone": "UTC"}, headers=headers)
+    site = {"name": "Polled", "external_site_id": "polled-1", "timezone": "UTC"}
+    made = api.client.post(SITES, json=site, headers=headers)
     assert made.status_code == 201, made.text
     after = api.client.get(SITES, headers=headers)
     assert int(after.headers["x-total-count"]) == int(before.headers["x-total-count"]) + 1
