@@ -233,11 +233,15 @@ def _hidden_headers(clean: Scrub, packed: bytes) -> bytes:
 
 
 def _packed_type(packed: bytes) -> str:
-    """The Content-Type of packed headers ("" without one)."""
-    for line in packed.split(b"\n"):
-        if line[:13].lower() == b"content-type:":
-            return line[13:].decode("latin-1")
-    return ""
+    """The Content-Type of packed headers, the first if several ("" without one)."""
+    lower = packed.lower()
+    at = lower.find(b"content-type:")
+    while at > 0 and lower[at - 1] != 10:  # inside a line, not a name: look further
+        at = lower.find(b"content-type:", at + 1)
+    if at < 0:
+        return ""
+    end = packed.find(b"\n", at)
+    return packed[at + 13 : end if end >= 0 else len(packed)].decode("latin-1")
 
 
 def _sent(text: str) -> Any:
