@@ -1,7 +1,9 @@
 """Pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs about 3x in throughput):
 gives every request an id, echoes the partner's trace id, records the exchange in the
 journal (credentials hidden before it is stored), and turns any uncaught exception into a 500
-envelope so a client never sees a bare traceback or a dropped connection."""
+envelope so a client never sees a bare traceback or a dropped connection. It also answers a
+polled list again from the answer its handler gave, while that answer holds
+(:mod:`sandbox.api.replay`): the one layer every request passes reads its headers once."""
 
 from __future__ import annotations
 
