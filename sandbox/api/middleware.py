@@ -100,7 +100,12 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 message["headers"] = starting(message["status"], message.get("headers", []))
                 offered = state.pop(PENDING, None)
-                if offered is not None and message["status"] == 200 and "fault" not in state:
+                if (
+                    offered is not None
+                    and message["status"] == 200
+                    and keepable
+                    and "fault" not in state
+                ):
                     replays.keep(key, offered, state.get("principal"))
             elif message["type"] == "http.response.body" and kept < BODY_LIMIT:
                 chunk = message.get("body", b"")
@@ -110,6 +115,7 @@ class RequestContext:
 
         replays = services.replays
         key: Key = (scope["path"], scope.get("query_string", b""), authorization or b"", host)
+        keepable = scope["method"] == "GET" and self.surface is None
         try:
             if trace_id is not None:
                 _trace(state, trace_id)
