@@ -22,8 +22,8 @@ from sandbox.cli_control import control as _control
 from sandbox.cli_insights import COMMANDS as INSIGHT_COMMANDS
 from sandbox.cli_record import COMMANDS as RECORD_COMMANDS
 from sandbox.errors import SandboxError
+from sandbox.journal_filters import SURFACES
 from sandbox.logs import printable
-from sandbox.recorder import SURFACES
 from sandbox.server import run
 from sandbox.settings import Settings, SettingsError
 from sandbox.vocabulary import CLOCKS, PROFILES, RATE_LIMITS, RESOLUTIONS

@@ -36,12 +36,12 @@ def deadline_protocol(
     class DeadlineProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
         _awaiting_headers = False  # a request has begun and its headers are incomplete
-        _resuming = False  # starting a pipelined request that waited for the one before
         _head_bytes = 0  # of the head being received, in the reads since the one it began in
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.timeout_keep_alive = idle_timeout  # type: ignore[assignment]  # int in uvicorn
+            self._hang_up_here = self._hang_up  # bound once, put in every request's scope
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -60,9 +60,16 @@ def deadline_protocol(
         def data_received(self, data: bytes) -> None:
             continuing = self._awaiting_headers  # else the head began inside this read
             super().data_received(data)
-            if continuing and self._awaiting_headers:
+            if not self._awaiting_headers:
+                return  # the common case: a whole head in one read, and no timer to set
+            if continuing:
                 self._head_bytes += len(data)  # every byte of this read belongs to the head
                 self._bound_head()
+            # a head left incomplete: its clock runs from this read, where its first byte
+            # came (a pipelined one's starts when the response before it ends)
+            idle = self._header_timer is None and not self._in_flight()
+            if idle and not self.transport.is_closing():
+                self._arm_header_timer()
 
         def _bound_head(self) -> None:
             if self._head_bytes <= max_headers or self.transport.is_closing():
@@ -79,31 +86,23 @@ def deadline_protocol(
             self._head_bytes = 0
             super().on_message_begin()
             self.scope[FIRST_BYTE] = time.monotonic()  # type: ignore[literal-required]
-            self.scope[HANG_UP] = self._hang_up  # type: ignore[literal-required]
+            self.scope[HANG_UP] = self._hang_up_here  # type: ignore[literal-required]
             self._awaiting_headers = True
-            if not self._in_flight():  # else the clock starts when the response before ends
-                self._arm_header_timer()
 
         def on_headers_complete(self) -> None:
             self._awaiting_headers = False
-            self._cancel_header_timer()
+            if self._header_timer is not None:
+                self._cancel_header_timer()
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
-            self._resuming = True
-            try:
-                super().on_response_complete()
-            finally:
-                self._resuming = False
-            if self._awaiting_headers and self._header_timer is None:
-                self._arm_header_timer()  # a pipelined request was held back while we answered
+            if self.pipeline:  # the next one starts now: its deadline counts from now
+                self.pipeline[-1][0].scope[FIRST_BYTE] = time.monotonic()  # type: ignore[literal-required]
+            super().on_response_complete()
             if self._awaiting_headers:
+                if self._header_timer is None:
+                    self._arm_header_timer()  # a pipelined head was held back while we answered
                 self._bound_head()
-
-        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-            if self._resuming:  # its deadline counts from now, not from while it was queued
-                cycle.scope[FIRST_BYTE] = time.monotonic()
-            super()._start_asgi_task(cycle, app)
 
         def _hang_up(self) -> None:
             """Close the connection without (finishing) an answer: an injected fault. The

@@ -6,36 +6,43 @@ can't exhaust memory. Kept in process memory because appending must cost microse
 the hot path; durable webhook attempts live in the store's outbox instead.
 Credentials are hidden when an entry is recorded, before it reaches memory or the spill
 files (:mod:`sandbox.redaction`); only test credentials are kept, for ``reveal=true``.
+Memory holds only a compact record per entry (:class:`_Kept`, about 300 bytes); headers and
+bodies go to the spill files. Readers pick entries with :mod:`sandbox.journal_filters`.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import importlib
+import functools
 import json
 import os
-import re
+import struct
 import tempfile
 import threading
-import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from sandbox import jsontext
-from sandbox.errors import ValidationFailed
-from sandbox.redaction import KnownClean, Scrub, never, unmark, unmark_all
-from sandbox.vocabulary import INBOUND_SOURCES
+from sandbox.journal_filters import matcher
+from sandbox.redaction import (
+    HeadersMemo,
+    KnownClean,
+    Scrub,
+    never,
+    plain_headers,
+    unmark,
+    unmark_all,
+)
 
 BODY_LIMIT = 64 * 1024
 
 
 def pack(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Headers as one bytes object: a journal of 10,000 entries then holds 10,000 objects for
-    the garbage collector to walk instead of hundreds of thousands of tuples."""
+    """Headers as one bytes object (``name:value`` lines): one object to scrub, spill and
+    compare instead of a list of tuples."""
     return b"\n".join([name + b":" + value for name, value in pairs])
 
 
@@ -49,6 +56,8 @@ def unpack(packed: bytes) -> list[tuple[bytes, bytes]]:
 
 @dataclass(slots=True)
 class Entry:
+    """One request and its answer, as recorded (and as :meth:`Recorder.query` reads it back)."""
+
     seq: int
     time: float
     method: str
@@ -69,42 +78,167 @@ class Entry:
     fault: str | None = None  # the inbound fault rule that struck it, and how
     surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
-    spilled: tuple[int, ...] | None = None  # file, offset, then the lengths of _PARTS
 
     @property
     def size(self) -> int:
         """What the byte bound counts: headers and bodies both ways, path and query, plus a
         flat allowance for the small fields."""
-        bulk = sum(self.spilled[2:]) if self.spilled is not None else sum(map(len, _parts(self)))
-        return bulk + len(self.path) + len(self.query) + 256
+        return sum(map(len, _parts(self))) + len(self.path) + len(self.query) + _ALLOWANCE
 
 
 _PARTS = ("headers", "body", "response_headers", "response_body", "vault")
+_ALLOWANCE = 256
+_LENGTHS = struct.Struct("<5I")  # a spilled record starts with its parts' lengths
+# seq, time, duration_ms, status, where the record is spilled (file << 40 | offset), its length
+_NUMBERS = struct.Struct("<qddiQI")
+_OFFSET_BITS = 40
+_SHARED = 4096  # names (methods, paths, clients) shared between entries; forgotten when full
 
 
 def _parts(entry: Entry) -> list[bytes]:
-    return [getattr(entry, name) for name in _PARTS]
+    return [entry.headers, entry.body, entry.response_headers, entry.response_body, entry.vault]
+
+
+class _Kept:
+    """What memory holds of a recorded entry: its small fields, the numbers packed in one
+    bytes object and the names shared with other entries, and where the rest was spilled;
+    about 250 bytes, so a journal of 100,000 costs tens of megabytes, not hundreds."""
+
+    __slots__ = (
+        "_numbers",
+        "client_id",
+        "dealer_id",
+        "fault",
+        "method",
+        "note",
+        "path",
+        "query",
+        "request_id",
+        "surface",
+        "tier",
+        "trace_id",
+    )
+
+    def __init__(self, entry: Entry, numbers: bytes, share: Callable[[Any], Any]) -> None:
+        self._numbers = numbers
+        self.method = share(entry.method)
+        self.path = share(entry.path)
+        self.query = share(entry.query)
+        self.client_id = entry.client_id  # a principal's, shared already
+        self.tier = entry.tier
+        self.dealer_id = entry.dealer_id
+        self.trace_id = entry.trace_id
+        self.request_id = entry.request_id
+        self.note = entry.note
+        self.fault = entry.fault
+        self.surface = entry.surface
+
+    @property
+    def seq(self) -> int:
+        seq: int = _NUMBERS.unpack(self._numbers)[0]
+        return seq
+
+    @property
+    def time(self) -> float:
+        at: float = _NUMBERS.unpack(self._numbers)[1]
+        return at
+
+    @property
+    def status(self) -> int:
+        status: int = _NUMBERS.unpack(self._numbers)[3]
+        return status
+
+    @property
+    def spilled(self) -> tuple[int, int, int]:
+        """The spill file, the offset in it and the length of this entry's record."""
+        where, length = _NUMBERS.unpack(self._numbers)[4:]
+        return where >> _OFFSET_BITS, where & ((1 << _OFFSET_BITS) - 1), length
+
+    @property
+    def size(self) -> int:
+        """As :attr:`Entry.size` counts it."""
+        bulk: int = _NUMBERS.unpack(self._numbers)[5] - _LENGTHS.size
+        return bulk + len(self.path) + len(self.query) + _ALLOWANCE
+
+    def entry(self, parts: Sequence[bytes] = (b"",) * len(_PARTS)) -> Entry:
+        seq, at, duration_ms, status, _, _ = _NUMBERS.unpack(self._numbers)
+        headers, body, response_headers, response_body, vault = parts
+        return Entry(
+            seq=seq,
+            time=at,
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            headers=headers,
+            body=body,
+            status=status,
+            response_headers=response_headers,
+            response_body=response_body,
+            duration_ms=duration_ms,
+            client_id=self.client_id,
+            tier=self.tier,
+            dealer_id=self.dealer_id,
+            trace_id=self.trace_id,
+            request_id=self.request_id,
+            note=self.note,
+            fault=self.fault,
+            surface=self.surface,
+            vault=vault,
+        )
 
 
 def scrub(
-    entry: Entry, revealable: Callable[[str], bool] = never, known: KnownClean | None = None
+    entry: Entry,
+    revealable: Callable[[str], bool] = never,
+    known: KnownClean | None = None,
+    memo: HeadersMemo | None = None,
 ) -> None:
     """Hide every credential in ``entry`` before it is stored (see :mod:`sandbox.redaction`);
-    ``known``: bodies already found clean."""
+    ``known``: bodies already found clean; ``memo``: request headers already scrubbed."""
     clean = Scrub(revealable, known=known)
-    request_headers = clean.headers(entry.headers, unpack(entry.headers))
-    response_headers = clean.headers(entry.response_headers, unpack(entry.response_headers))
+    if entry.headers:
+        if memo is None:
+            entry.headers = _hidden_headers(clean, entry.headers)
+        else:
+            entry.headers = memo.hide(clean, entry.headers, _hidden_headers)
+    if entry.response_headers:
+        entry.response_headers = _hidden_headers(clean, entry.response_headers)
     entry.path = clean.text(entry.path)
     entry.query = clean.query(entry.query)
-    entry.body = clean.body(entry.body, _content_type(request_headers))
-    entry.response_body = clean.body(entry.response_body, _content_type(response_headers))
-    entry.headers, entry.response_headers = pack(request_headers), pack(response_headers)
+    if entry.body:
+        entry.body = clean.body(entry.body, _packed_type(entry.headers))
+    if entry.response_body:
+        entry.response_body = clean.body(entry.response_body, _packed_type(entry.response_headers))
     if entry.trace_id is not None:
         entry.trace_id = clean.text(entry.trace_id)
     if entry.client_id is not None:  # claimed, unverified: may hold what UTF-8 cannot
         entry.client_id = jsontext.scrub(entry.client_id)
     if clean.vault:
-        entry.vault = json.dumps(clean.vault).encode()
+        entry.vault = _vault(tuple(clean.vault))
+
+
+@functools.lru_cache(maxsize=64)
+def _vault(values: tuple[str, ...]) -> bytes:
+    """The vault as stored: a client's credential repeats with every request it sends."""
+    return json.dumps(list(values)).encode()
+
+
+def _hidden_headers(clean: Scrub, packed: bytes) -> bytes:
+    if plain_headers(packed):
+        return packed
+    return pack(clean.headers(packed, unpack(packed)))
+
+
+def _packed_type(packed: bytes) -> str:
+    """The Content-Type of packed headers, the first if several ("" without one)."""
+    lower = packed.lower()
+    at = lower.find(b"content-type:")
+    while at > 0 and lower[at - 1] != 10:  # inside a line, not a name: look further
+        at = lower.find(b"content-type:", at + 1)
+    if at < 0:
+        return ""
+    end = packed.find(b"\n", at)
+    return packed[at + 13 : end if end >= 0 else len(packed)].decode("latin-1")
 
 
 def _sent(text: str) -> Any:
@@ -253,32 +387,36 @@ class Recorder:
     def __init__(self, max_entries: int = 10_000, max_bytes: int = 50 * 1024 * 1024) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._entries: deque[Entry] = deque()
+        self._entries: deque[_Kept] = deque()
         self._bytes = 0
         self._seq = 0
         self.evicted = 0
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._spill = _Spill(segment=max(1 << 20, max_bytes // 4))
         self._clean = KnownClean()
+        self._memo = HeadersMemo()
+        self._shared: dict[Any, Any] = {}
 
-    def _store(self, entry: Entry) -> None:
-        parts = _parts(entry)
-        index, offset = self._spill.write(b"".join(parts))
-        entry.spilled = (index, offset, *(len(p) for p in parts))
-        for name in _PARTS:
-            setattr(entry, name, b"")
+    def _share(self, value: Any) -> Any:
+        """``value``, or an equal one already held (None as it is)."""
+        if value is None:
+            return None
+        shared = self._shared.get(value)
+        if shared is None:
+            if len(self._shared) >= _SHARED:
+                self._shared.clear()
+            shared = self._shared[value] = value
+        return shared
 
-    def _load(self, entry: Entry) -> Entry:
-        if entry.spilled is None:
-            return entry
-        index, offset, *lengths = entry.spilled
-        data = self._spill.read(index, offset, sum(lengths))
-        cuts = [sum(lengths[:i]) for i in range(len(_PARTS) + 1)]
-        loaded = replace(entry, spilled=None)
-        for i, name in enumerate(_PARTS):
-            setattr(loaded, name, data[cuts[i] : cuts[i + 1]])
-        return loaded
+    def _load(self, kept: _Kept) -> Entry:
+        index, offset, length = kept.spilled
+        data = self._spill.read(index, offset, length)
+        lengths = _LENGTHS.unpack_from(data)
+        parts, at = [], _LENGTHS.size
+        for size in lengths:
+            parts.append(data[at : at + size])
+            at += size
+        return kept.entry(parts)
 
     def next_seq(self) -> int:
         with self._lock:
@@ -287,19 +425,31 @@ class Recorder:
 
     def add(self, entry: Entry, revealable: Callable[[str], bool] = never) -> None:
         """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`)."""
-        scrub(entry, revealable, self._clean)
+        scrub(entry, revealable, self._clean, self._memo)
+        parts = _parts(entry)
+        record = b"".join([_LENGTHS.pack(*map(len, parts)), *parts])
         with self._lock:
-            self._store(entry)
-            self._entries.append(entry)
-            self._bytes += entry.size
-            while self._entries and (
-                len(self._entries) > self.max_entries or self._bytes > self.max_bytes
-            ):
-                self._bytes -= self._entries.popleft().size
-                self.evicted += 1
-            if self._entries and self._entries[0].spilled is not None:
-                self._spill.release_before(self._entries[0].spilled[0])
-            self._changed.notify_all()
+            index, offset = self._spill.write(record)
+            numbers = _NUMBERS.pack(
+                entry.seq,
+                entry.time,
+                entry.duration_ms,
+                entry.status,
+                index << _OFFSET_BITS | offset,
+                len(record),
+            )
+            kept = _Kept(entry, numbers, self._share)
+            self._entries.append(kept)
+            self._bytes += len(record) - _LENGTHS.size + len(kept.path) + len(kept.query)
+            self._bytes += _ALLOWANCE
+            if len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                while self._entries and (
+                    len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+                ):
+                    self._bytes -= self._entries.popleft().size
+                    self.evicted += 1
+                if self._entries:
+                    self._spill.release_before(self._entries[0].spilled[0])
 
     def clear(self) -> None:
         with self._lock:
@@ -307,7 +457,9 @@ class Recorder:
             self._bytes = 0
             self.evicted = 0
             self._spill.close()
+            self._shared.clear()
         self._clean.clear()
+        self._memo.clear()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -340,13 +492,13 @@ class Recorder:
         with self._lock:
             entries = list(self._entries)
         page: list[Entry] = []
-        for entry in reversed(entries):
-            if before is not None and entry.seq >= before:
+        for kept in reversed(entries):
+            if before is not None and kept.seq >= before:
                 continue
-            if test(entry):
+            if test(kept):
                 if len(page) == limit:
                     return page, True
-                page.append(entry)
+                page.append(kept.entry())
         return page, False
 
     def find(self, seq: int) -> Entry | None:
@@ -359,120 +511,3 @@ class Recorder:
             if entry is None or entry.seq != seq:
                 entry = next((e for e in self._entries if e.seq == seq), None)
             return None if entry is None else self._load(entry)
-
-
-FILTERS = (
-    "method",
-    "path",
-    "path_regex",
-    "client_id",
-    "status",
-    "since_seq",
-    "since",
-    "until",
-    "trace_id",
-    "tier",
-    "surface",
-    "limit",
-    "reveal",
-)
-SURFACES = INBOUND_SOURCES  # the journal's surface: how an event came into CHeKT
-
-
-PATTERN_LIMIT = 200  # characters of a path_regex
-SUBJECT_LIMIT = 512  # characters of a path a path_regex is matched against
-REGEX_BUDGET = 0.5  # seconds all path_regex matches of one query may take
-_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
-_parser: Any = importlib.import_module("re._parser")  # the stdlib's own regex parser
-
-
-def path_regex(pattern: str) -> re.Pattern[str]:
-    """A ``path_regex`` compiled, or a 422 for one that could backtrack for minutes: longer
-    than PATTERN_LIMIT, a quantifier inside a quantified group (``(a+)+``), a quantified
-    alternation (``(a|aa)*``), or more than two open-ended quantifiers (``.*.*.*x`` is
-    polynomial)."""
-    if len(pattern) > PATTERN_LIMIT:
-        raise ValidationFailed("path_regex", f"path_regex is limited to {PATTERN_LIMIT} characters")
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValidationFailed("path_regex", f"not a regular expression: {exc}") from None
-    try:
-        repeats = _repeats(_parser.parse(pattern), nested=False)
-    except ValueError as exc:
-        raise ValidationFailed("path_regex", str(exc)) from None
-    if repeats > 2:
-        raise ValidationFailed("path_regex", "use at most two open-ended quantifiers")
-    return compiled
-
-
-def _repeats(nodes: Any, *, nested: bool) -> int:
-    """How many quantifiers ``nodes`` holds; refuses nesting (see :func:`path_regex`)."""
-    count = 0
-    for op, value in nodes:
-        name = str(op)
-        if name in _REPEATS and value[1] > 1:
-            if nested:
-                raise ValueError("a quantifier inside a quantified group can take forever")
-            count += (value[1] > 10) + _repeats(value[2], nested=True)
-        elif name == "BRANCH":
-            if nested:
-                raise ValueError("a quantified alternation can take forever")
-            count += sum(_repeats(branch, nested=nested) for branch in value[1])
-        elif name == "SUBPATTERN":
-            count += _repeats(value[3], nested=nested)
-        elif name in ("ASSERT", "ASSERT_NOT"):
-            count += _repeats(value[1], nested=nested)
-    return count
-
-
-def _regex_test(pattern: str) -> Callable[[str], bool]:
-    """``search`` on at most SUBJECT_LIMIT characters, within REGEX_BUDGET for the query."""
-    regex = path_regex(pattern)
-    deadline = time.monotonic() + REGEX_BUDGET
-
-    def test(path: str) -> bool:
-        if time.monotonic() > deadline:
-            raise ValidationFailed(
-                "path_regex", f"path_regex took over {REGEX_BUDGET} s; anchor or simplify it"
-            )
-        return regex.search(path[:SUBJECT_LIMIT]) is not None
-
-    return test
-
-
-def matcher(filters: Mapping[str, str]) -> Any:
-    method = filters.get("method", "").upper() or None
-    path = filters.get("path")
-    regex = _regex_test(filters["path_regex"]) if filters.get("path_regex") else None
-    status = filters.get("status")
-    since_seq = int(filters.get("since_seq", "0"))
-    since = float(filters["since"]) if "since" in filters else None
-    until = float(filters["until"]) if "until" in filters else None
-
-    def test(entry: Entry) -> bool:
-        if entry.seq <= since_seq or (method and entry.method != method):
-            return False
-        if path and not fnmatch.fnmatchcase(entry.path, path):
-            return False
-        if regex and not regex(entry.path):
-            return False
-        if status and not _status_matches(entry.status, status):
-            return False
-        if since is not None and entry.time < since:
-            return False
-        if until is not None and entry.time > until:
-            return False
-        return all(
-            filters.get(name) in (None, getattr(entry, name))
-            for name in ("client_id", "trace_id", "tier", "surface")
-        )
-
-    return test
-
-
-def _status_matches(status: int, wanted: str) -> bool:
-    """``200``, or a class such as ``4xx``."""
-    if len(wanted) == 3 and wanted[1:].lower() == "xx":
-        return str(status)[0] == wanted[0]
-    return str(status) == wanted

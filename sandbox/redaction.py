@@ -51,6 +51,28 @@ _HINTS = (
 )
 
 
+_KEPT_BEFORE = (b"chekt", b"whsec", b"sandbox", b"rt")  # what precedes "_" in a shape's start
+
+
+def plain_headers(packed: bytes) -> bool:
+    """True when :meth:`Scrub.headers` would leave every header of ``packed`` (``name:value``
+    lines) as it is: no value it would look into (a shape's start, ``%``), no secret name,
+    no redirect. Most responses' headers: worth a quick answer."""
+    if b"%" in packed or b"eyJ" in packed:
+        return False
+    at = packed.find(b"_")  # every other shape starts with one of _KEPT_BEFORE and "_"
+    while at >= 0:
+        if packed.endswith(_KEPT_BEFORE, 0, at):
+            return False
+        at = packed.find(b"_", at + 1)
+    return _plain_header_names(tuple([line.partition(b":")[0] for line in packed.split(b"\n")]))
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_header_names(names: tuple[bytes, ...]) -> bool:
+    return not any(secret_header(name) or name.lower() == b"location" for name in names)
+
+
 def _may_hold_shape(raw: bytes) -> bool:
     return any(start in raw for start in _SHAPE_STARTS_BYTES)
 
@@ -387,6 +409,52 @@ def _text_changes(text: str) -> bool:
         if deep != text and _shaped(deep):
             return True
     return _shaped(text)
+
+
+class HeadersMemo:
+    """Blocks of request headers lately scrubbed, the most recent ``entries`` of them: what
+    each became, the test credentials it put in the vault, and the verdicts of
+    ``revealable`` it rested on. A client sends the same headers with every request, so a
+    block is read once; a later entry takes the result when ``revealable`` gives the same
+    verdicts again (for the credential the guard accepted, one comparison). The scrub is a
+    function of the block and those verdicts, so the result is the one it would make."""
+
+    def __init__(self, entries: int = 64) -> None:
+        self.entries = entries
+        self._blocks: dict[bytes, tuple[bytes, tuple[str, ...], tuple[tuple[str, bool], ...]]]
+        self._blocks = {}
+
+    def hide(self, clean: Scrub, block: bytes, hide: Callable[[Scrub, bytes], bytes]) -> bytes:
+        """``hide(clean, block)``, or what it made of ``block`` before. The first thing an
+        entry scrubs (``clean``'s vault empty), since the markers are numbered."""
+        if clean.vault:
+            return hide(clean, block)
+        revealable = clean.revealable
+        found = self._blocks.get(block)
+        if found is not None:
+            out, vault, asked = found
+            if all(revealable(value) is verdict for value, verdict in asked):
+                clean.vault.extend(vault)
+                return out
+        verdicts: list[tuple[str, bool]] = []
+
+        def asking(value: str) -> bool:
+            verdict = bool(revealable(value))
+            verdicts.append((value, verdict))
+            return verdict
+
+        clean.revealable = asking
+        try:
+            out = hide(clean, block)
+        finally:
+            clean.revealable = revealable
+        if len(self._blocks) >= self.entries:
+            self._blocks.clear()
+        self._blocks[block] = (out, tuple(clean.vault), tuple(verdicts))
+        return out
+
+    def clear(self) -> None:
+        self._blocks.clear()
 
 
 class KnownClean:

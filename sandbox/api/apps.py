@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from sandbox.api.common import actor_of, path_id, query_lists, read_json, reply, route, services
 from sandbox.api.guarded import endpoint
+from sandbox.api.replay import replayable
 from sandbox.auth.guard import Principal
 from sandbox.errors import NotFound, ValidationFailed
 from sandbox.store import Row
@@ -278,7 +279,8 @@ async def list_alarms(request: Request, principal: Principal) -> Response:
     s = services(request)
     dealer = dealer_of(principal)
     # polled: the page's JSON is kept until the next write, its links made per request
-    key = (dealer, tuple(sorted(filters.items())), limit, offset, s.world.store.data_version())
+    version = s.world.store.data_version()
+    key = (dealer, tuple(sorted(filters.items())), limit, offset, version)
     made = s.linked_lists.get(key)
     if made is None:
         made = alarms.page(s.world, dealer, filters, limit, offset)
@@ -286,11 +288,12 @@ async def list_alarms(request: Request, principal: Principal) -> Response:
             s.linked_lists.clear()
         s.linked_lists[key] = made
     body, total = made
-    return Response(
+    response = Response(
         body.render(s.world.now()),
         media_type="application/json",
         headers={"X-Total-Count": str(total)},
     )
+    return replayable(request, response, version, body.render)
 
 
 @apps("events:read")

@@ -79,13 +79,14 @@ class HostPolicy:
         return name is None or not self.allows(host_name(name))
 
 
-class BrowserGuard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.policy = HostPolicy(settings)
-        self._seen: dict[bytes, bool] = {}  # Host values already judged
+class HostVerdicts:
+    """``HostPolicy.allows`` for raw ``Host`` values, each judged once."""
 
-    def _host_allowed(self, raw: bytes) -> bool:
+    def __init__(self, settings: Settings) -> None:
+        self.policy = HostPolicy(settings)
+        self._seen: dict[bytes, bool] = {}
+
+    def __call__(self, raw: bytes) -> bool:
         verdict = self._seen.get(raw)
         if verdict is None:
             if len(self._seen) >= _CACHE_LIMIT:
@@ -93,13 +94,20 @@ class BrowserGuard:
             verdict = self._seen[raw] = self.policy.allows(host_name(raw.decode("latin-1")))
         return verdict
 
+
+class BrowserGuard:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.hosts = HostVerdicts(settings)
+        self.policy = self.hosts.policy
+
     def _problem(self, scope: Scope) -> PermissionDenied | None:
         host = None
         for key, value in scope["headers"]:
             if key == b"host":
                 host = value
                 break
-        if host is not None and not (self._seen.get(host) or self._host_allowed(host)):
+        if host is not None and not self.hosts(host):
             return HostNotAllowed(
                 f"the Host {host.decode('latin-1')!r} does not name this sandbox, so the "
                 f"request is refused (a guard against DNS rebinding); if you reach the "

@@ -12,7 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import jsontext
+from sandbox.api.browser import HostVerdicts
 from sandbox.api.faults import inbound_faults
+from sandbox.api.replay import Replays
 from sandbox.auth.guard import Guard, Principal
 from sandbox.auth.oauth import TokenEndpoint
 from sandbox.auth.ratelimit import RateLimiter, ceiling_for
@@ -51,6 +53,10 @@ class Services:
     list_cache: dict[tuple[Any, ...], tuple[bytes, int]] = field(default_factory=dict)
     # lists whose links are made per request (/v1/alarms): their JSON, the links left open
     linked_lists: dict[tuple[Any, ...], tuple[Body, int]] = field(default_factory=dict)
+    replays: Replays = field(init=False)  # polled lists' answers, replayed while they hold
+
+    def __post_init__(self) -> None:
+        self.replays = Replays(self.settings, HostVerdicts(self.settings))
 
     @property
     def base_url(self) -> str:

@@ -16,7 +16,8 @@ from sandbox.auth import clients
 from sandbox.auth.clients import credentials
 from sandbox.auth.guard import TIERS
 from sandbox.errors import Conflict, PermissionDenied, Unauthorized, ValidationFailed
-from sandbox.recorder import FILTERS, SURFACES, export, path_regex
+from sandbox.journal_filters import FILTERS, SURFACES, path_regex
+from sandbox.recorder import export
 from sandbox.settings import Settings, SettingsError
 from sandbox.webhooks import outbox
 from sandbox.world import inbound, subscriptions

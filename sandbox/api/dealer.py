@@ -26,6 +26,7 @@ from sandbox.api.common import (
     services,
 )
 from sandbox.api.guarded import endpoint
+from sandbox.api.replay import replayable
 from sandbox.auth.guard import Principal
 from sandbox.errors import BadRequest, NotFound, ValidationFailed
 from sandbox.store import Row
@@ -86,12 +87,8 @@ async def list_sites(request: Request, principal: Principal) -> Response:
     ``limit`` as the live client sends it (≤ 1000), or the documented ``page``/``per_page``
     (≤ 100). The rendered array is kept until the next write: polling it is the hot path."""
     s = services(request)
-    key = (
-        "ext_sites",
-        dealer_of(principal),
-        request.scope["query_string"],
-        s.world.store.data_version(),
-    )
+    version = s.world.store.data_version()
+    key = ("ext_sites", dealer_of(principal), request.scope["query_string"], version)
     body = s.list_cache.get(key)
     if body is None:
         sites = _sites(s.world, dealer_of(principal), query_lists(request))
@@ -99,7 +96,7 @@ async def list_sites(request: Request, principal: Principal) -> Response:
         if len(s.list_cache) > 1024:
             s.list_cache.clear()
         s.list_cache[key] = body
-    return Response(body[0], media_type="application/json")
+    return replayable(request, Response(body[0], media_type="application/json"), version)
 
 
 def _sites(world: World, dealer_id: int, params: dict[str, list[str]]) -> list[dict[str, Any]]:

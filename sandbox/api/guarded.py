@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.api.common import Handler, actor_of, issuer_of, services
+from sandbox.api.replay import rate_headers
 from sandbox.auth.guard import Principal
 from sandbox.errors import ApiError, BadRequest, Unauthorized
 from sandbox.world import audit, idempotency
@@ -73,7 +74,7 @@ async def _limited(request: Request, principal: Principal, guarded: Impl) -> Res
         exc.headers.update(headers)
         raise
     # new names on the answer: appended as they are, without MutableHeaders' rescans
-    response.raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+    response.raw_headers.extend(rate_headers(headers))
     return response
 
 

@@ -1,7 +1,9 @@
 """Pure ASGI middleware (Starlette's ``BaseHTTPMiddleware`` costs about 3x in throughput):
 gives every request an id, echoes the partner's trace id, records the exchange in the
 journal (credentials hidden before it is stored), and turns any uncaught exception into a 500
-envelope so a client never sees a bare traceback or a dropped connection."""
+envelope so a client never sees a bare traceback or a dropped connection. It also answers a
+polled list again from the answer its handler gave, while that answer holds
+(:mod:`sandbox.api.replay`): the one layer every request passes reads its headers once."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.api.replay import PENDING, Key
 from sandbox.auth.guard import Guard
 from sandbox.clock import time_header
 from sandbox.errors import ApiError
 from sandbox.logs import safe_logger
-from sandbox.recorder import BODY_LIMIT, Entry, pack, unpack
+from sandbox.recorder import BODY_LIMIT, Entry, pack
 
 log = safe_logger("sandbox")
 TRACE_HEADER = b"x-partner-trace-id"
@@ -40,7 +43,19 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = f"{self._prefix}{next(self._counter):010x}"
-        trace_id = next((v for k, v in scope["headers"] if k == TRACE_HEADER), None)
+        # one pass over the headers: what this layer and a replay need (first of each name)
+        trace_id = authorization = host = None
+        size = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"authorization":
+                authorization = authorization or value
+            elif name == b"host":
+                host = value if host is None else host
+            elif name == TRACE_HEADER:
+                trace_id = trace_id or value
+            elif name == b"content-length" or name == b"transfer-encoding":
+                size = -(1 << 62)  # a body: never replayed
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         if self.surface is not None:
@@ -62,6 +77,7 @@ class RequestContext:
         )
         request_body: list[bytes] = []
         response_body: list[bytes] = []
+        kept = 0  # bytes of the response body recorded
 
         async def receive_recorded() -> Message:
             message = await receive()
@@ -69,25 +85,58 @@ class RequestContext:
                 request_body.append(message.get("body", b""))
             return message
 
-        async def send_with_ids(message: Message) -> None:
+        def starting(status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+            """The answer's headers with the ids and the clock; recorded."""
             nonlocal started
+            started = True
+            clock = time_header(services.world.now())  # at the answer: advance moves it
+            headers = [*headers, *extra, clock]
+            entry.status = status
+            entry.response_headers = pack(headers)
+            return headers
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal kept
             if message["type"] == "http.response.start":
-                started = True
-                clock = time_header(services.world.now())  # at the answer: advance moves it
-                message["headers"] = [*message.get("headers", []), *extra, clock]
-                entry.status = message["status"]
-                entry.response_headers = pack(message["headers"])
-            elif message["type"] == "http.response.body" and (
-                sum(map(len, response_body)) < BODY_LIMIT
-            ):
-                response_body.append(message.get("body", b""))
+                message["headers"] = starting(message["status"], message.get("headers", []))
+                offered = state.pop(PENDING, None)
+                if (
+                    offered is not None
+                    and message["status"] == 200
+                    and keepable
+                    and "fault" not in state
+                ):
+                    replays.keep(key, offered, state.get("principal"))
+            elif message["type"] == "http.response.body" and kept < BODY_LIMIT:
+                chunk = message.get("body", b"")
+                response_body.append(chunk)
+                kept += len(chunk)
             await send(message)
 
+        replays = services.replays
+        key: Key = (scope["path"], scope.get("query_string", b""), authorization or b"", host)
+        keepable = scope["method"] == "GET" and self.surface is None
         try:
             if trace_id is not None:
                 _trace(state, trace_id)
                 extra.append((TRACE_HEADER, trace_id))
-            await self.app(scope, receive_recorded if recording else receive, send_with_ids)
+            # the main listener's polled lists (a bridge's listener serves other routes)
+            replay = (
+                replays.find(services, key, size)
+                if replays
+                and authorization is not None
+                and scope["method"] == "GET"
+                and self.surface is None
+                else None
+            )
+            if replay is not None:
+                state["principal"], status, headers, body = replay
+                response_body.append(body)
+                headers = starting(status, headers)
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            else:
+                await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
             log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
             scope["app"].state.server_errors.append(exc)
@@ -99,11 +148,17 @@ class RequestContext:
                 )
         finally:
             if recording:
-                authorization = _finish(
-                    entry, state, request_body, response_body, clock_started, services.guard
+                authorization_text = _finish(
+                    entry,
+                    state,
+                    request_body,
+                    response_body,
+                    clock_started,
+                    services.guard,
+                    authorization,
                 )
                 entry.seq = services.recorder.next_seq()
-                services.recorder.add(entry, _revealable(services.guard, authorization, state))
+                services.recorder.add(entry, _revealable(services.guard, authorization_text, state))
 
 
 def _trace(state: dict[str, Any], raw: bytes) -> None:
@@ -116,11 +171,6 @@ def _trace(state: dict[str, Any], raw: bytes) -> None:
         state["note"] = "x-partner-trace-id is not a UUID"
 
 
-def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
-    raw = next((v for k, v in headers if k == b"authorization"), None)
-    return None if raw is None else raw.decode("latin-1")
-
-
 def _finish(
     entry: Entry,
     state: dict[str, Any],
@@ -128,8 +178,9 @@ def _finish(
     response_body: list[bytes],
     started: float,
     guard: Guard,
+    raw_authorization: bytes | None,
 ) -> str | None:
-    """Fill in what the exchange told; returns the Authorization header it carried."""
+    """Fill in what the exchange told; returns the (first) Authorization header it carried."""
     entry.body = b"".join(request_body)[:BODY_LIMIT]
     entry.response_body = b"".join(response_body)[:BODY_LIMIT]
     entry.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -137,7 +188,7 @@ def _finish(
     entry.note = state.get("note")
     entry.fault = state.get("fault")
     entry.surface = state.get("surface")
-    authorization = _authorization(unpack(entry.headers))
+    authorization = None if raw_authorization is None else raw_authorization.decode("latin-1")
     principal = state.get("principal")
     if principal is not None:
         entry.client_id = principal.client_id

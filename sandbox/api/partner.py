@@ -28,6 +28,7 @@ from sandbox.api.common import (
     services,
 )
 from sandbox.api.guarded import endpoint
+from sandbox.api.replay import replayable
 from sandbox.auth.guard import Principal
 from sandbox.errors import Conflict, PermissionDenied, ValidationFailed
 from sandbox.world import (
@@ -130,12 +131,8 @@ def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
         """Rendered lists are kept until the next write: polling a list is the hot path."""
         parent_id = parent(request, principal)
         s = services(request)
-        key = (
-            resource.name,
-            parent_id,
-            request.scope["query_string"],
-            s.world.store.data_version(),
-        )
+        version = s.world.store.data_version()
+        key = (resource.name, parent_id, request.scope["query_string"], version)
         rendered = s.list_cache.get(key)
         if rendered is None:
             query = parse_list_query(query_lists(request), resource.columns, table=resource.table)
@@ -145,7 +142,10 @@ def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
                 s.list_cache.clear()
             s.list_cache[key] = rendered
         body, total = rendered
-        return Response(body, media_type="application/json", headers={"X-Total-Count": str(total)})
+        response = Response(
+            body, media_type="application/json", headers={"X-Total-Count": str(total)}
+        )
+        return replayable(request, response, version)
 
     return list_all
 

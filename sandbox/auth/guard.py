@@ -70,21 +70,30 @@ class Guard:
         self.world = world
         self.keys = keys
         self.settings = settings
-        self._verified: dict[str, Principal] = {}
+        self._verified: dict[str | tuple[str, str], Principal] = {}
         # any write to what a verdict rests on forgets every cached verdict
         world.store.watch(CREDENTIAL_TABLES, self._verified.clear)
 
-    def _cached(self, cache_key: str, now: float) -> Principal | None:
+    def _cached(self, cache_key: str | tuple[str, str], now: float) -> Principal | None:
         cached = self._verified.get(cache_key)
         if cached is not None and (cached.expires_at is None or cached.expires_at > now):
             return cached
         return None
 
-    def _remember(self, cache_key: str, principal: Principal) -> Principal:
+    def _remember(self, cache_key: str | tuple[str, str], principal: Principal) -> Principal:
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
         self._verified[cache_key] = principal
         return principal
+
+    def holds(self, principal: Principal) -> bool:
+        """Whether ``principal``, which the guard gave at the store's current data version,
+        would still be given: nothing it rests on was written since, so only its expiry on
+        the clock the guard checks it against can have ended it."""
+        if principal.expires_at is None:
+            return True
+        now = self.world.now() if principal.tier == "api_key" else self.world.signing_now()
+        return principal.expires_at > now
 
     def authenticate(self, authorization: str | None, issuer: Callable[[], str]) -> Principal:
         """``issuer`` is asked only for JWTs (building it costs more than an API key check)."""
@@ -131,7 +140,7 @@ class Guard:
 
     def _jwt(self, token: str, issuer: str) -> Principal:
         now = self.world.signing_now()
-        cache_key = f"{issuer} {token}"
+        cache_key = (issuer, token)
         cached = self._cached(cache_key, now)
         if cached is not None:
             return cached

@@ -85,6 +85,18 @@ class RateLimiter:
     def take(self, client_id: str) -> dict[str, str] | None:
         """Take a token for ``client_id``: the headers its answer carries (None: not
         limited), or RateLimited when its bucket is empty."""
+        taken = self._take(client_id)
+        return None if taken is None else _headers(*taken)
+
+    def take_raw(self, client_id: str) -> list[tuple[bytes, bytes]] | None:
+        """:meth:`take`, its headers as an answer carries them (names in lower case)."""
+        taken = self._take(client_id)
+        if taken is None:
+            return None
+        limit, remaining, reset = _values(*taken)
+        return [(_RAW[0], b"%d" % limit), (_RAW[1], b"%d" % remaining), (_RAW[2], b"%d" % reset)]
+
+    def _take(self, client_id: str) -> tuple[Ceiling, _Bucket, float] | None:
         ceiling = self.clients[client_id][1] if client_id in self.clients else self.ceiling
         if ceiling is None:
             return None
@@ -92,9 +104,11 @@ class RateLimiter:
         bucket = self._buckets.get(client_id)
         if bucket is None:
             bucket = self._buckets[client_id] = _Bucket(float(ceiling.burst), now)
-        else:
-            gained = max(0.0, now - bucket.at) * ceiling.rate
+        elif now > bucket.at:
+            gained = (now - bucket.at) * ceiling.rate
             bucket.tokens = min(float(ceiling.burst), bucket.tokens + gained)
+            bucket.at = now
+        else:  # the clock stood still (or was set back): nothing gained
             bucket.at = now
         if bucket.tokens < 1:
             wait = max(1, math.ceil((1 - bucket.tokens) / ceiling.rate))
@@ -106,7 +120,7 @@ class RateLimiter:
                 headers=headers,
             )
         bucket.tokens -= 1
-        return _headers(ceiling, bucket, now)
+        return ceiling, bucket, now
 
     def view(self) -> dict[str, Any]:
         return {
@@ -126,12 +140,18 @@ def _ceiling_view(label: str, ceiling: Ceiling | None) -> dict[str, Any]:
     }
 
 
-def _headers(ceiling: Ceiling, bucket: _Bucket, now: float) -> dict[str, str]:
+_NAMES = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+_RAW = tuple(name.lower().encode() for name in _NAMES)
+
+
+def _values(ceiling: Ceiling, bucket: _Bucket, now: float) -> tuple[int, int, int]:
     full_at = now + (ceiling.burst - bucket.tokens) / ceiling.rate
+    return ceiling.per_minute, math.floor(bucket.tokens), math.ceil(full_at)
+
+
+def _headers(ceiling: Ceiling, bucket: _Bucket, now: float) -> dict[str, str]:
     return {
-        "X-RateLimit-Limit": str(ceiling.per_minute),
-        "X-RateLimit-Remaining": str(math.floor(bucket.tokens)),
-        "X-RateLimit-Reset": str(math.ceil(full_at)),
+        name: str(value) for name, value in zip(_NAMES, _values(ceiling, bucket, now), strict=True)
     }
 
 

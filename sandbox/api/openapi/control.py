@@ -21,7 +21,7 @@ from sandbox.api.openapi.schema import (
 )
 from sandbox.auth.guard import TIERS
 from sandbox.clock import MAX_TIME, TIME_HEADER
-from sandbox.recorder import FILTERS, SURFACES
+from sandbox.journal_filters import FILTERS, SURFACES
 from sandbox.vocabulary import RESOLUTIONS
 from sandbox.world import subscriptions
 
