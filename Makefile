@@ -50,24 +50,27 @@ OWN = tests/test_openapi.py
 PARALLEL = -m "not latency and not serial"
 ALONE = -m "latency or serial"
 
-# then the other Pythons' slices: their untimed parts side by side (one process each; a slice
-# is too small to repay xdist's workers), their timed parts alone, one after the other
+# Beside xdist's workers, in processes of their own, also the untimed parts of the other
+# Pythons' slices (one process each; a slice is too small to repay xdist's workers): they
+# fill the cores while the long poles wait. Their reports follow the workers'. Then the
+# timed tests alone, under each Python in turn
 test: lint
-	@echo "make test: $(OWN) in a process of its own (its report follows the others')"
+	@echo "make test: $(OWN) and the other Pythons' slices run beside the workers (reports below)"
 	@$(BIN)/pytest -q $(OWN) > $(VENV)/own.log 2>&1 & own=$$!; \
+	{ [ -z "$(OTHER_VERSIONS)" ] || $(MAKE) --no-print-directory -j $(words $(OTHER_VERSIONS)) \
+		$(OTHER_VERSIONS:%=slice-%); } > $(VENV)/slices.log 2>&1 & slices=$$!; \
 	$(BIN)/pytest $(XDIST) $(PARALLEL) --ignore $(OWN); rest=$$?; \
-	wait $$own; status=$$?; echo "make test: $(OWN)"; cat $(VENV)/own.log; \
-	[ $$rest -eq 0 ] && [ $$status -eq 0 ]
+	wait $$own; own_status=$$?; echo "make test: $(OWN)"; cat $(VENV)/own.log; \
+	wait $$slices; slices_status=$$?; cat $(VENV)/slices.log; \
+	[ $$rest -eq 0 ] && [ $$own_status -eq 0 ] && [ $$slices_status -eq 0 ]
 	$(BIN)/pytest $(ALONE) --ignore $(OWN)
-	@[ -z "$(OTHER_VERSIONS)" ] \
-		|| $(MAKE) --no-print-directory -j $(words $(OTHER_VERSIONS)) $(OTHER_VERSIONS:%=slice-%)
 	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory alone-$$version || exit 1; done
 
 # python3.X on PATH, else one pyenv installed (its shims run only the selected versions)
 find_python = { python$(1) -c '' 2>/dev/null && echo python$(1); } \
 	|| ls -d "$$(pyenv root 2>/dev/null)"/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1
 
-# .venv-3.X, made (or brought up to date) if python3.X is found; prints its directory
+# makes .venv-3.X (or brings it up to date) if python3.X is found; if not, ends the recipe
 venv = python=$$($(call find_python,$(1))); \
 	if [ -z "$$python" ]; then echo "make test: no Python $(1) on this machine, skipped" >&2; exit 0; fi; \
 	if [ ! .venv-$(1)/.installed-stamp -nt pyproject.toml ]; then \
