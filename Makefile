@@ -12,7 +12,8 @@ SLICE := tests/test_plugin.py tests/test_imports.py tests/test_resources.py \
 	tests/test_partner_api.py tests/test_webhooks.py tests/test_auth.py \
 	--deselect tests/test_plugin.py::test_xdist_workers_each_get_their_own_server
 
-.PHONY: install run test lint bench fuzz dist clean $(VERSIONS:%=test-%)
+.PHONY: install run test lint bench fuzz dist clean $(VERSIONS:%=test-%) $(VERSIONS:%=slice-%) \
+	$(VERSIONS:%=alone-%)
 
 install: $(STAMP)
 
@@ -30,34 +31,71 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check sandbox tests bench examples
 	$(BIN)/mypy
 
+# Python's default whatever the shell says: each module compiled once and kept in __pycache__
+# (pytest's assertion-rewritten ones too), not compiled again in every xdist worker, every
+# `serve` and every inner pytest the suite starts
+unexport PYTHONDONTWRITEBYTECODE
+
 # the suite in two phases: xdist's workers run every test that does not time itself, then the
 # tests marked `latency` (wall-clock bounds) or `serial` (a port the machine shares) run
-# alone. Two workers a core (at most 8): many tests wait on servers, subprocesses and
-# real-time timeouts, leaving their core idle
-JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(8, 2 * (os.cpu_count() or 1)))')
+# alone. Two processes a core (at most 8): many tests wait on servers, subprocesses and
+# real-time timeouts, leaving their core idle. One of them runs test_openapi.py on its own:
+# collecting it builds schemathesis' hundreds of tests, seconds of work every xdist worker
+# would repeat (it has no timed tests). --dist load (the default) hands the tests out in
+# conftest.py's order, the long poles first; loadgroup and loadscope would merge
+# schemathesis' tests, which share node ids
+JOBS ?= $(shell $(PYTHON) -c 'import os; print(max(1, min(8, 2 * (os.cpu_count() or 1)) - 1))')
 XDIST = -n $(JOBS)
+OWN = tests/test_openapi.py
+PARALLEL = -m "not latency and not serial"
+ALONE = -m "latency or serial"
 
+# Beside xdist's workers, in processes of their own, also the untimed parts of the other
+# Pythons' slices (one process each; a slice is too small to repay xdist's workers): they
+# fill the cores while the long poles wait. Their reports follow the workers'. Then the
+# timed tests alone, under each Python in turn
 test: lint
-	$(BIN)/pytest $(XDIST) -m "not latency and not serial"
-	$(BIN)/pytest -m "latency or serial"
-	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory test-$$version || exit 1; done
+	@echo "make test: $(OWN) and the other Pythons' slices run beside the workers (reports below)"
+	@$(BIN)/pytest -q $(OWN) > $(VENV)/own.log 2>&1 & own=$$!; \
+	{ [ -z "$(OTHER_VERSIONS)" ] || $(MAKE) --no-print-directory -j $(words $(OTHER_VERSIONS)) \
+		$(OTHER_VERSIONS:%=slice-%); } > $(VENV)/slices.log 2>&1 & slices=$$!; \
+	$(BIN)/pytest $(XDIST) $(PARALLEL) --ignore $(OWN); rest=$$?; \
+	wait $$own; own_status=$$?; echo "make test: $(OWN)"; cat $(VENV)/own.log; \
+	wait $$slices; slices_status=$$?; cat $(VENV)/slices.log; \
+	[ $$rest -eq 0 ] && [ $$own_status -eq 0 ] && [ $$slices_status -eq 0 ]
+	$(BIN)/pytest $(ALONE) --ignore $(OWN)
+	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory alone-$$version || exit 1; done
 
 # python3.X on PATH, else one pyenv installed (its shims run only the selected versions)
 find_python = { python$(1) -c '' 2>/dev/null && echo python$(1); } \
 	|| ls -d "$$(pyenv root 2>/dev/null)"/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1
 
-$(VERSIONS:%=test-%): test-%:
-	@python=$$($(call find_python,$*)); \
-	if [ -z "$$python" ]; then echo "make test: no Python $* on this machine, skipped"; exit 0; fi; \
-	if [ ! .venv-$*/.installed-stamp -nt pyproject.toml ]; then \
-		echo "make test: creating .venv-$* with $$python"; \
-		$$python -m venv .venv-$* && .venv-$*/bin/python -m pip install --quiet --upgrade pip \
-		&& .venv-$*/bin/python -m pip install --quiet -e '.[dev]' \
-		&& touch .venv-$*/.installed-stamp || exit 1; \
-	fi; \
+# makes .venv-3.X (or brings it up to date) if python3.X is found; if not, ends the recipe
+venv = python=$$($(call find_python,$(1))); \
+	if [ -z "$$python" ]; then echo "make test: no Python $(1) on this machine, skipped" >&2; exit 0; fi; \
+	if [ ! .venv-$(1)/.installed-stamp -nt pyproject.toml ]; then \
+		echo "make test: creating .venv-$(1) with $$python" >&2; \
+		$$python -m venv .venv-$(1) && .venv-$(1)/bin/python -m pip install --quiet --upgrade pip \
+		&& .venv-$(1)/bin/python -m pip install --quiet -e '.[dev]' \
+		&& touch .venv-$(1)/.installed-stamp || exit 1; \
+	fi
+SLICE_PYTEST = .venv-$*/bin/pytest -p no:cacheprovider -q
+
+# a slice's untimed part, its output held until it ends (the slices run side by side)
+$(VERSIONS:%=slice-%): slice-%:
+	@$(call venv,$*); \
+	$(SLICE_PYTEST) $(PARALLEL) $(SLICE) > .venv-$*/slice.log 2>&1; status=$$?; \
 	echo "make test: the plugin and a slice of the suite under Python $*"; \
-	.venv-$*/bin/pytest -p no:cacheprovider -q $(XDIST) -m "not latency and not serial" $(SLICE) \
-		&& .venv-$*/bin/pytest -p no:cacheprovider -q -m "latency or serial" $(SLICE)
+	cat .venv-$*/slice.log; exit $$status
+
+# a slice's timed part
+$(VERSIONS:%=alone-%): alone-%:
+	@$(call venv,$*); \
+	echo "make test: the slice's timed tests under Python $*"; \
+	$(SLICE_PYTEST) $(ALONE) $(SLICE)
+
+# one Python's slice on its own: `make test-3.12`
+$(VERSIONS:%=test-%): test-%: slice-% alone-%
 
 fuzz: $(STAMP)
 	CHEKT_SANDBOX_FUZZ_EXAMPLES=300 $(BIN)/pytest tests/test_openapi.py tests/test_stateful.py \

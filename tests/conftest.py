@@ -31,11 +31,40 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# The suite's long poles, longest first: tests that spend seconds waiting on real time,
+# servers and subprocesses. Started first, they overlap the many short tests; started last,
+# one worker would still be running one of them after the others had run out of work.
+LONG_POLES = (
+    "tests/test_scenarios.py::test_alarm_storm_catches_a_slow_service",
+    "tests/test_plugin.py::test_xdist_workers_each_get_their_own_server",
+    "tests/test_crash_safety.py::",
+    "tests/test_stateful.py::",
+    "tests/test_recorder.py::test_concurrent_clients_get_an_exact_ordered_journal",
+    "tests/test_durability.py::",
+    "tests/test_record_model.py::test_the_record_follows_its_model",
+    "tests/test_cli_verbs.py::test_serve_fresh_starts_from_an_empty_store",
+    "tests/test_coverage.py::test_the_example_suite_is_reported_as_the_journal_shows",
+    "tests/test_openapi.py::test_stateful_",
+    "tests/test_scenarios.py::test_shipped_scenario_passes_and_catches_its_bug",
+    "tests/test_bad_input.py::test_a_surrogate_in_any_string",
+    "tests/test_webhook_formats.py::test_legacy_guide_receivers_have_five_seconds",
+    "tests/test_scenarios.py::test_junit_report_names_every_step",
+    "tests/test_scenarios.py::test_replay_cli_passes",
+    "tests/test_cli_bridge.py::",
+    "tests/test_clock.py::test_a_receiver_in_another_process",
+)
+
+
+def _start_order(item: pytest.Item) -> tuple[bool, int]:
+    pole = next((n for n, p in enumerate(LONG_POLES) if item.nodeid.startswith(p)), None)
+    return item.get_closest_marker("latency") is None, len(LONG_POLES) if pole is None else pole
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Latency checks first: minutes into the suite this 2-core machine is slower (a real
     alarm storm's p99 went from about 1 s to 6-12 s there), and what they measure is the
-    sandbox, not how long the suite has been running."""
-    items.sort(key=lambda item: item.get_closest_marker("latency") is None)  # stable
+    sandbox, not how long the suite has been running. Then the long poles (above)."""
+    items.sort(key=_start_order)  # stable: the rest keep their order
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ document), the test credentials, the ``Api`` helper and a threaded server for re
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -123,6 +124,14 @@ class Api:
 def live_server(app: ASGIApp) -> ThreadedServer:
     """Serve ``app`` on a free loopback port in a thread: ``with live_server(app) as url``."""
     return ThreadedServer(app)
+
+
+@functools.cache
+def rsa_key(name: str = "partner") -> rsa.RSAPrivateKey:
+    """A 2048-bit RSA key, made on first use and then shared by every module of this process
+    that asks for the same ``name`` (each takes a tenth of a second to make, and every xdist
+    worker imports every module); distinct names, distinct keys."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from helpers import ISSUER, Api, Settings, live_server, public_pem, signed_assertion
+from cryptography.hazmat.primitives.asymmetric import ec
+from helpers import ISSUER, Api, Settings, live_server, public_pem, rsa_key, signed_assertion
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,9 +27,9 @@ from sandbox.settings import ClientSpec
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PARTNER_CLAIM = "https://api.chektdev.com/claims/partner"
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_KEY = rsa_key()
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
-OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+OTHER_KEY = rsa_key("other")
 
 
 @pytest.fixture

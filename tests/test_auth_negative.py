@@ -21,7 +21,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from helpers import REDIRECT, Api, Settings, live_server
+from helpers import REDIRECT, Api, Settings, live_server, rsa_key
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -41,7 +41,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 KID = "partner-key-1"
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_KEY = rsa_key()
 SECRET = "secret-partner-secret-0123456789"
 WEB_SECRET = "web-partner-secret-0123456789"
 ODD_SECRET = "an odd+secret with/ spaces&=signs"  # needs form-encoding inside HTTP Basic

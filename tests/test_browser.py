@@ -6,11 +6,12 @@ from code (no ``Origin``), same-origin pages and loopback names keep working."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from helpers import Api, Settings, live_server
+from helpers import TEST_SETTINGS, Api, Settings, live_server
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -46,22 +47,32 @@ def _refused(response: httpx.Response, code: str) -> dict[str, Any]:
     return error
 
 
+@pytest.fixture(scope="module")
+def refusing() -> Iterator[TestClient]:
+    """One app for every refusal below: a refused request reaches no route, so it changes
+    nothing the next check could see (a fresh app per path cost more than its checks)."""
+    app = create_app(TEST_SETTINGS)
+    with TestClient(app) as test_client:
+        yield test_client
+    app.state.services.close()
+
+
 @pytest.mark.parametrize("path", _paths())
-def test_a_rebound_host_is_refused_on_every_route(client: TestClient, path: str) -> None:
+def test_a_rebound_host_is_refused_on_every_route(refusing: TestClient, path: str) -> None:
     for method in ("GET", "POST"):
-        response = client.request(method, path, headers={"Host": "evil.example"})
+        response = refusing.request(method, path, headers={"Host": "evil.example"})
         error = _refused(response, "host_not_allowed")
         assert "'evil.example'" in error["message"]
-    _refused(client.get(path, headers={"Host": "evil.example:8765"}), "host_not_allowed")
+    _refused(refusing.get(path, headers={"Host": "evil.example:8765"}), "host_not_allowed")
 
 
 @pytest.mark.parametrize("path", sorted(set(_paths(CONTROL_AND_AUTH)) - CORS_ENDPOINTS))
 def test_cross_site_writes_are_refused_on_control_and_auth_routes(
-    client: TestClient, path: str
+    refusing: TestClient, path: str
 ) -> None:
     for method in WRITES:
         for headers in CROSS_SITE:
-            _refused(client.request(method, path, headers=headers), "cross_site_request")
+            _refused(refusing.request(method, path, headers=headers), "cross_site_request")
 
 
 def test_loopback_names_the_host_and_same_origin_pages_are_served(client: TestClient) -> None:

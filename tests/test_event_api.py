@@ -12,14 +12,13 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Settings, public_pem
+from helpers import Settings, public_pem, rsa_key
 from PIL import Image
 from receiver import Receiver, wait_for
 
 from sandbox import Sandbox
 
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY = rsa_key()
 PRIVATE_PEM = KEY.private_bytes(
     serialization.Encoding.PEM,
     serialization.PrivateFormat.PKCS8,

@@ -9,8 +9,7 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Settings, live_server, signed_assertion
+from helpers import Settings, live_server, rsa_key, signed_assertion
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,7 +20,7 @@ from starlette.testclient import TestClient
 from sandbox import create_app
 from sandbox.settings import ClientSpec
 
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY = rsa_key()
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 

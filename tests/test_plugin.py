@@ -109,9 +109,13 @@ def test_port_b(chekt_sandbox):
     )
     ports = pytester.mkdir("ports")
     monkeypatch.setenv("PORTS_DIR", str(ports))
+    # xdist and this plugin only: the other installed plugins (schemathesis, hypothesis, ...)
+    # would be imported by the controller and by each worker, for nothing this test checks
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     coverage = pytester.path / "coverage.json"
     result = pytester.runpytest_subprocess(
-        *STRICT, "-n", "2", "--dist", "loadfile", f"--chekt-coverage-json={coverage}"
+        *("-p", "xdist.plugin", "-p", "sandbox.pytest_plugin", *STRICT),
+        *("-n", "2", "--dist", "loadfile", f"--chekt-coverage-json={coverage}"),
     )
     result.assert_outcomes(passed=5)
     # each worker's coverage is merged on the controller: the three site calls of the pair

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import live_server
+from helpers import live_server, rsa_key
 from partner_app.app import Switches, create_partner_app
 from partner_app.testing import register
 
@@ -38,7 +37,7 @@ from sandbox.scenario.spec import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY = rsa_key()
 SECRET = "whsec_example_partner_0123456789"
 CLIENT_SECRET = "example-partner-secret-0123456789"
 

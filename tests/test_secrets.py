@@ -15,8 +15,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from helpers import Settings, live_server, public_pem, signed_assertion
+from helpers import Settings, live_server, public_pem, rsa_key, signed_assertion
 from receiver import Answer, Receiver, wait_for
 from starlette.testclient import TestClient
 
@@ -29,7 +28,7 @@ from sandbox.settings import ApiKeySpec, ClientSpec
 CLIENT_SECRET = "SENTINEL-client-secret-4b1d9e"
 WEBHOOK_SECRET = "whsec_SENTINEL_webhook_secret_77c2"
 WRONG_SECRET = "SENTINEL-wrong-secret-0a9f"
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+KEY = rsa_key()
 API_KEY = new_api_key()
 WRONG_API_KEY = API_KEY[:-1] + ("y" if API_KEY.endswith("x") else "x")  # never the same key
 
