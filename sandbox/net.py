@@ -11,15 +11,9 @@ address it carries.
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-if TYPE_CHECKING:  # the aiohttp pieces live in sandbox.outbound (see __getattr__ below)
-    from sandbox.outbound import PolicyResolver as PolicyResolver
-    from sandbox.outbound import fetch_json as fetch_json
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA = {
@@ -106,12 +100,3 @@ NAMED_URL = re.compile(URL_PATTERN.strip("^$"))
 _LITERAL_URL = re.compile(
     f"https?://(?:[0-9]{{1,3}}(?:\\.[0-9]{{1,3}}){{3}}|\\[[0-9A-Fa-f:.]+\\]){_PORT}{_PATH}"
 )
-
-if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        """``PolicyResolver`` and ``fetch_json`` from :mod:`sandbox.outbound`, loaded (with
-        aiohttp) on first use; importing them from there directly says so plainly."""
-        if name in ("PolicyResolver", "fetch_json"):
-            return getattr(importlib.import_module("sandbox.outbound"), name)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -51,6 +51,7 @@ NOT_AT_START = (
     "PIL",
     "av",
     "websockets",
+    "aiohttp",  # the webhook client: with the first delivery
 )
 SERVE = """
 import os, signal, sys

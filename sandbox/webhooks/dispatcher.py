@@ -32,17 +32,18 @@ import math
 import random
 import time
 from collections import defaultdict
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from sandbox.clock import TIME_HEADER, VirtualClock, stamp
 from sandbox.logs import safe_logger
-from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused, PolicyResolver
+from sandbox.net import MAX_RESPONSE, DestinationPolicy, DestinationRefused
 from sandbox.settings import Settings
 from sandbox.store import Row
 from sandbox.webhooks import outbox, profiles
 from sandbox.webhooks.chaos import Faults, trickle
+
+if TYPE_CHECKING:  # aiohttp loads with the first delivery: a serve that sends none is lighter
+    import aiohttp
 from sandbox.webhooks.failures import FailureRuns
 from sandbox.webhooks.signing import sign
 from sandbox.world import World
@@ -102,10 +103,6 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._advancing = asyncio.Lock()
-        connector = aiohttp.TCPConnector(  # no shared limit: the per-subscription cap is it
-            resolver=PolicyResolver(self.policy), use_dns_cache=False, limit=0
-        )
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         outbox.recover(self.world)
         self._running = True
         self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
@@ -126,9 +123,22 @@ class Dispatcher:
             await asyncio.gather(*self._sends, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+            self._session = None  # a later start makes a new one with its first delivery
         self._flush()
         self._claimed.clear()
         outbox.recover(self.world)
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        """The client every delivery shares, made with the first one."""
+        import aiohttp
+
+        from sandbox.outbound import PolicyResolver
+
+        connector = aiohttp.TCPConnector(  # no shared limit: the per-subscription cap is it
+            resolver=PolicyResolver(self.policy), use_dns_cache=False, limit=0
+        )
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        return self._session
 
     def wake(self) -> None:
         """Look again now (new events, a moved clock); safe from any thread."""
@@ -387,7 +397,9 @@ class Dispatcher:
         problem = self.policy.url_problem(delivery["url"])
         if problem is not None:
             return {**result, "outcome": "blocked_destination", "error": problem}
-        assert self._session is not None
+        import aiohttp
+
+        session = self._session or self._open_session()
         seconds = profiles.timeout(delivery["profile"], self.settings.webhook_timeout)
         # exact: aiohttp would round a deadline of 5 s or more up to the next whole second
         timeout = self._timeouts.get(seconds)
@@ -400,7 +412,7 @@ class Dispatcher:
             body = trickle(body, slow)
             headers = {**headers, "Content-Length": str(len(delivery["body"]))}
         try:
-            async with self._session.post(
+            async with session.post(
                 delivery["url"],
                 data=body,
                 headers=headers,
