@@ -8,6 +8,7 @@ token without waiting.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -49,18 +50,23 @@ class SigningKey:
         }
 
 
-def _new_key(status: str) -> tuple[SigningKey, str]:
+def _new_pem() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(
+    return private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    kid = "sbx-" + hashlib.sha256(pem.encode()).hexdigest()[:16]
-    return SigningKey(kid, private, status), pem
+
+
+@functools.cache
+def _first_pem() -> str:
+    """A fresh store's first key, made once per process: every sandbox a test process
+    starts would otherwise spend 30-200 ms on the same kind of key. Rotations make new ones."""
+    return _new_pem()
 
 
 class KeyRing:
@@ -82,7 +88,7 @@ class KeyRing:
         store = self._store
         with store.transaction():  # the store's lock, the only one: two first uses make one key
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
-                self._add("current", self._created)
+                self._add("current", self._created, _first_pem())
         self._load()
 
     def _load(self) -> None:
@@ -167,12 +173,12 @@ class KeyRing:
         """When the last token a previous key signed expires (0: unknown, an older store)."""
         return float(self._store.get_meta(_UNTIL + kid) or 0)
 
-    def _add(self, status: str, now: float) -> None:
-        key, pem = _new_key(status)
+    def _add(self, status: str, now: float, pem: str | None = None) -> None:
+        pem = pem or _new_pem()
         self._store.insert(
             "signing_keys",
             {
-                "kid": key.kid,
+                "kid": "sbx-" + hashlib.sha256(pem.encode()).hexdigest()[:16],
                 "alg": ALGORITHM,
                 "private_pem": pem,
                 "status": status,
