@@ -278,13 +278,11 @@ async def list_alarms(request: Request, principal: Principal) -> Response:
     s = services(request)
     dealer = dealer_of(principal)
     # polled: the page's JSON is kept until the next write, its links made per request
-    key = (dealer, tuple(sorted(filters.items())), limit, offset, s.world.store.data_version())
-    made = s.linked_lists.get(key)
+    key = (dealer, tuple(sorted(filters.items())), limit, offset)
+    made = s.linked_lists.get(s.world.store.data_version(), key)
     if made is None:
         made = alarms.page(s.world, dealer, filters, limit, offset)
-        if len(s.linked_lists) > 256:
-            s.linked_lists.clear()
-        s.linked_lists[key] = made
+        s.linked_lists.put(key, made)
     body, total = made
     return Response(
         body.render(s.world.now()),
