@@ -84,6 +84,10 @@ SAMPLE_S = 10.0
 BASELINE_S = 300.0  # RSS growth is measured from here (or a sixth of a shorter run)
 RSS_GROWTH_MB = 10.0
 DRAIN_S = 30.0  # after the load stops: time for the last first attempts to be recorded
+# the server's sockets: its two listeners (API, bridges), the dispatcher's connections to the
+# receiver (at most the default webhook concurrency, 10) and the soak's own (emitter, API
+# load, a sample's read); a leaked connection would pass this within minutes
+SOCKETS = 2 + 10 + 3
 TOKEN_REFRESH_S = 600.0  # a fresh OAuth token this often (its lifetime is an hour)
 SEED = 18
 DEALER = "/partner/v1/dealers/1001"
@@ -363,6 +367,7 @@ class Sample:
     rss_mb: float
     fds: int
     spill_fds: int  # of fds: the journal's files
+    sockets: int  # of fds: listeners and connections
     journal_entries: int
     journal_mb: float
     store_mb: float
@@ -376,16 +381,17 @@ class Sample:
     emit_p99_ms: float  # of the emit calls since the sample before
 
 
-def open_fds(pid: int) -> tuple[int, int]:
-    """The server's open descriptors: all, and those of the journal's spill files (unlinked
-    temporary files, as many as its byte bound needs: they come and go as it fills)."""
-    spill = 0
+def open_fds(pid: int) -> tuple[int, int, int]:
+    """The server's open descriptors: all, the journal's spill files (unlinked temporary
+    files, as many as its byte bound needs: they come and go as it fills), and sockets."""
+    spill = sockets = 0
     names = os.listdir(f"/proc/{pid}/fd")
     for name in names:
         with contextlib.suppress(OSError):
-            if os.readlink(f"/proc/{pid}/fd/{name}").endswith(" (deleted)"):
-                spill += 1
-    return len(names), spill
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+            spill += target.endswith(" (deleted)")
+            sockets += target.startswith("socket:")
+    return len(names), spill, sockets
 
 
 def store_mb(db: Path) -> float:
@@ -399,7 +405,7 @@ def sample(
 ) -> Sample:
     """The server's state now; ``calls``: how many emit calls the sample before had seen.
     Memory and descriptors first, before our own reads make the server answer."""
-    rss, (fds, spill) = rss_mb(pid), open_fds(pid)
+    rss, (fds, spill, sockets) = rss_mb(pid), open_fds(pid)
     record.pull()
     durations = load.emit_ms[calls:]
     journal = get_json(port, "/_sandbox/journal")
@@ -409,6 +415,7 @@ def sample(
         rss_mb=rss,
         fds=fds,
         spill_fds=spill,
+        sockets=sockets,
         journal_entries=int(journal["entries"]),
         journal_mb=int(journal["bytes"]) / 1e6,
         store_mb=store_mb(db),
@@ -430,7 +437,7 @@ def minute(at: float) -> str:
 def progress(s: Sample, minutes: float) -> str:
     return (
         f"  min {minute(s.at)}/{minutes:g}: RSS {s.rss_mb:.1f} MB, {s.fds} fds "
-        f"({s.spill_fds} journal files), journal "
+        f"({s.sockets} sockets, {s.spill_fds} journal files), journal "
         f"{s.journal_entries:,} ({s.journal_mb:.1f} MB), outbox {s.deliveries:,} "
         f"({s.pending:,} pending), emitted {s.emitted:,}, attempts {s.attempts_ok:,} ok / "
         f"{s.attempts_failed:,} failed (emit p99 {s.emit_p99_ms:.0f} ms), API "
@@ -516,7 +523,7 @@ def soak(minutes: float) -> Outcome:
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
-        states = drain(record, load.emitted)
+        states = drain(record, load.emitted, receiver)
         baseline = next(s for s in samples if s.at == baseline_s(minutes))
         failed_5xx = get_json(port, "/_sandbox/requests?status=5xx")
         receiver_counts = get_json(receiver, "/stats")
@@ -534,13 +541,16 @@ def soak(minutes: float) -> Outcome:
         )
 
 
-def drain(record: Record, emitted: Sequence[str]) -> dict[str, int]:
-    """Once the load stops, wait (up to DRAIN_S) until every event has had an attempt."""
+def drain(record: Record, emitted: Sequence[str], receiver: int) -> dict[str, int]:
+    """Once the load stops, wait (up to DRAIN_S) until every event has had an attempt and
+    every 200 the receiver gave is in the record (attempts are recorded in batches)."""
     deadline = time.monotonic() + DRAIN_S
     while True:
         record.pull()
         states = record.states(emitted)
-        if not states.get("untried") or time.monotonic() > deadline:
+        answered = get_json(receiver, "/stats")["events"]
+        settled = not states.get("untried") and answered == states.get("delivered", 0)
+        if settled or time.monotonic() > deadline:
             return states
         time.sleep(1.0)
 
@@ -548,11 +558,16 @@ def drain(record: Record, emitted: Sequence[str]) -> dict[str, int]:
 # ---- verdicts and the report ------------------------------------------------------------------
 
 
+def files(s: Sample) -> int:
+    """Descriptors that should stay as they are: all but sockets and the journal's files."""
+    return s.fds - s.sockets - s.spill_fds
+
+
 def fd_peaks(outcome: Outcome) -> tuple[int, int]:
-    """The most descriptors open besides the journal's files, up to the baseline and after."""
+    """The most ``files`` open up to the baseline, and after it."""
     base = outcome.baseline.at
-    before = max(s.fds - s.spill_fds for s in outcome.samples if s.at <= base)
-    after = max((s.fds - s.spill_fds for s in outcome.samples if s.at > base), default=before)
+    before = max(files(s) for s in outcome.samples if s.at <= base)
+    after = max((files(s) for s in outcome.samples if s.at > base), default=before)
     return before, after
 
 
@@ -573,11 +588,17 @@ def figures_of(outcome: Outcome) -> list[Figure]:
             growth <= RSS_GROWTH_MB,
         ),
         judged(
-            "open descriptors, peak up to → after the baseline",
-            f"{fds_before} → {fds_after} (end {end.fds - end.spill_fds}; and the journal's "
-            f"files: at most {max(s.spill_fds for s in outcome.samples)})",
+            "descriptors but sockets, peak up to → after the baseline",
+            f"{fds_before} → {fds_after} (end {files(end)}; and the journal's files: at "
+            f"most {max(s.spill_fds for s in outcome.samples)})",
             "no growth",
             fds_after <= fds_before,
+        ),
+        judged(
+            "sockets, peak",
+            f"{max(s.sockets for s in outcome.samples)} (end {end.sockets})",
+            f"≤ {SOCKETS}",
+            max(s.sockets for s in outcome.samples) <= SOCKETS,
         ),
         judged(
             "events delivered or still scheduled",
@@ -632,7 +653,7 @@ def figures_of(outcome: Outcome) -> list[Figure]:
 
 
 SERIES = (
-    "| minute | RSS MB | fds (journal files) | journal entries | outbox rows / pending | "
+    "| minute | RSS MB | fds (sockets / journal files) | journal entries | outbox rows / pending | "
     "events emitted | attempts ok / failed | emit p99 ms | API requests | 5xx |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 )
@@ -646,7 +667,7 @@ def series(outcome: Outcome) -> list[str]:
         if not mark and s.at % 60 > 1e-6 and s is not outcome.samples[-1]:
             continue
         rows.append(
-            f"| {minute(s.at)}{mark} | {s.rss_mb:.1f} | {s.fds} ({s.spill_fds}) | "
+            f"| {minute(s.at)}{mark} | {s.rss_mb:.1f} | {s.fds} ({s.sockets} / {s.spill_fds}) | "
             f"{s.journal_entries:,} | "
             f"{s.deliveries:,} / {s.pending:,} | {s.emitted:,} | {s.attempts_ok:,} / "
             f"{s.attempts_failed:,} | {s.emit_p99_ms:.0f} | {s.api_requests:,} | {s.api_5xx} |"
@@ -674,13 +695,15 @@ def conditions(outcome: Outcome) -> list[str]:
         "attempt failed and the next is scheduled).",
         f"- RSS growth from minute {base} (the baseline: minute 5, or a sixth of a shorter "
         "run) to the end. Descriptors: the most open after the baseline against the most "
-        "open up to it (connections to the receiver come and go within the dispatcher's "
-        "concurrency), leaving out the journal's spill files (unlinked temporary files, "
-        "opened as it fills up to its byte bound and closed as entries are evicted; their "
-        "peak is shown). An event is delivered when its delivery has a delivered attempt, "
-        "scheduled when its latest attempt failed and the next is set (the 24 h retry "
-        "schedule runs on the system clock); anything else is lost. 5xx: the API load's "
-        "answers and the journal's `status=5xx` at the end.",
+        "open up to it, leaving out sockets (connections to the receiver come and go within "
+        f"the dispatcher's concurrency: their peak must stay ≤ {SOCKETS}, two listeners, 10 "
+        "connections to the receiver, 3 of the soak's) and the journal's spill files "
+        "(unlinked temporary files, opened as it fills up to its byte bound and closed as "
+        "entries are evicted; their peak is shown).",
+        "- An event is delivered when its delivery has a delivered attempt, scheduled when "
+        "its latest attempt failed and the next is set (the 24 h retry schedule runs on the "
+        "system clock); anything else is lost. 5xx: the API load's answers and the journal's "
+        "`status=5xx` at the end. Emit p99: of the emit calls in the 10 s before a sample.",
     ]
 
 
