@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import random
@@ -84,10 +85,7 @@ SAMPLE_S = 10.0
 BASELINE_S = 300.0  # RSS growth is measured from here (or a sixth of a shorter run)
 RSS_GROWTH_MB = 10.0
 DRAIN_S = 30.0  # after the load stops: time for the last first attempts to be recorded
-# the server's sockets: its two listeners (API, bridges), the dispatcher's connections to the
-# receiver (at most the default webhook concurrency, 10) and the soak's own (emitter, API
-# load, a sample's read); a leaked connection would pass this within minutes
-SOCKETS = 2 + 10 + 3
+CONCURRENCY = 10  # the default webhook concurrency: the most connections to the receiver
 TOKEN_REFRESH_S = 600.0  # a fresh OAuth token this often (its lifetime is an hour)
 SEED = 18
 DEALER = "/partner/v1/dealers/1001"
@@ -187,7 +185,6 @@ class Connection:
     """One kept-alive loopback connection, opened again after the server closes it."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
 
     def call(
@@ -284,7 +281,7 @@ def api_load(
     """The Partner API load: the ``api_calls`` in turn, API_RATE a second."""
     calls = api_calls(port, creds)
     conn = Connection(port)
-    turn = iter(range(1 << 62))
+    turn = itertools.count()
 
     def step() -> None:
         path, credential = calls[next(turn) % len(calls)]
@@ -367,7 +364,7 @@ class Sample:
     rss_mb: float
     fds: int
     spill_fds: int  # of fds: the journal's files
-    sockets: int  # of fds: listeners and connections
+    outbound: int  # of fds: connections to the receiver
     journal_entries: int
     journal_mb: float
     store_mb: float
@@ -381,17 +378,31 @@ class Sample:
     emit_p99_ms: float  # of the emit calls since the sample before
 
 
-def open_fds(pid: int) -> tuple[int, int, int]:
+def open_fds(pid: int, receiver: int) -> tuple[int, int, int]:
     """The server's open descriptors: all, the journal's spill files (unlinked temporary
-    files, as many as its byte bound needs: they come and go as it fills), and sockets."""
-    spill = sockets = 0
+    files, as many as its byte bound needs: they come and go as it fills), and its
+    connections to the receiver (port ``receiver``)."""
+    spill, sockets = 0, set()
     names = os.listdir(f"/proc/{pid}/fd")
     for name in names:
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/{pid}/fd/{name}")
             spill += target.endswith(" (deleted)")
-            sockets += target.startswith("socket:")
-    return len(names), spill, sockets
+            if target.startswith("socket:["):
+                sockets.add(target[len("socket:[") : -1])
+    return len(names), spill, len(sockets & connected_to(pid, receiver))
+
+
+def connected_to(pid: int, port: int) -> set[str]:
+    """Inodes of the process's TCP sockets whose remote end is ``port`` on loopback."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
 
 
 def store_mb(db: Path) -> float:
@@ -401,11 +412,11 @@ def store_mb(db: Path) -> float:
 
 
 def sample(
-    at: float, pid: int, port: int, db: Path, record: Record, load: Load, calls: int
+    at: float, pid: int, port: int, receiver: int, db: Path, record: Record, load: Load, calls: int
 ) -> Sample:
     """The server's state now; ``calls``: how many emit calls the sample before had seen.
     Memory and descriptors first, before our own reads make the server answer."""
-    rss, (fds, spill, sockets) = rss_mb(pid), open_fds(pid)
+    rss, (fds, spill, outbound) = rss_mb(pid), open_fds(pid, receiver)
     record.pull()
     durations = load.emit_ms[calls:]
     journal = get_json(port, "/_sandbox/journal")
@@ -415,7 +426,7 @@ def sample(
         rss_mb=rss,
         fds=fds,
         spill_fds=spill,
-        sockets=sockets,
+        outbound=outbound,
         journal_entries=int(journal["entries"]),
         journal_mb=int(journal["bytes"]) / 1e6,
         store_mb=store_mb(db),
@@ -437,7 +448,7 @@ def minute(at: float) -> str:
 def progress(s: Sample, minutes: float) -> str:
     return (
         f"  min {minute(s.at)}/{minutes:g}: RSS {s.rss_mb:.1f} MB, {s.fds} fds "
-        f"({s.sockets} sockets, {s.spill_fds} journal files), journal "
+        f"({s.outbound} to the receiver, {s.spill_fds} journal files), journal "
         f"{s.journal_entries:,} ({s.journal_mb:.1f} MB), outbox {s.deliveries:,} "
         f"({s.pending:,} pending), emitted {s.emitted:,}, attempts {s.attempts_ok:,} ok / "
         f"{s.attempts_failed:,} failed (emit p99 {s.emit_p99_ms:.0f} ms), API "
@@ -516,7 +527,7 @@ def soak(minutes: float) -> Outcome:
                 if proc.poll() is not None:
                     raise BenchError(f"the sandbox exited with status {proc.returncode}")
                 calls, seen = seen, len(load.emit_ms)
-                samples.append(sample(at, proc.pid, port, db, record, load, calls))
+                samples.append(sample(at, proc.pid, port, receiver, db, record, load, calls))
                 if at % 60 < 1e-6 or at == minutes * 60:
                     print(progress(samples[-1], minutes), flush=True)
         finally:
@@ -559,8 +570,9 @@ def drain(record: Record, emitted: Sequence[str], receiver: int) -> dict[str, in
 
 
 def files(s: Sample) -> int:
-    """Descriptors that should stay as they are: all but sockets and the journal's files."""
-    return s.fds - s.sockets - s.spill_fds
+    """Descriptors that should stay as they are: all but the connections to the receiver
+    and the journal's files."""
+    return s.fds - s.outbound - s.spill_fds
 
 
 def fd_peaks(outcome: Outcome) -> tuple[int, int]:
@@ -588,17 +600,17 @@ def figures_of(outcome: Outcome) -> list[Figure]:
             growth <= RSS_GROWTH_MB,
         ),
         judged(
-            "descriptors but sockets, peak up to → after the baseline",
+            "other descriptors, peak up to → after the baseline",
             f"{fds_before} → {fds_after} (end {files(end)}; and the journal's files: at "
             f"most {max(s.spill_fds for s in outcome.samples)})",
             "no growth",
             fds_after <= fds_before,
         ),
         judged(
-            "sockets, peak",
-            f"{max(s.sockets for s in outcome.samples)} (end {end.sockets})",
-            f"≤ {SOCKETS}",
-            max(s.sockets for s in outcome.samples) <= SOCKETS,
+            "connections to the receiver, peak",
+            f"{max(s.outbound for s in outcome.samples)} (end {end.outbound})",
+            f"≤ {CONCURRENCY} (webhook concurrency)",
+            max(s.outbound for s in outcome.samples) <= CONCURRENCY,
         ),
         judged(
             "events delivered or still scheduled",
@@ -653,7 +665,7 @@ def figures_of(outcome: Outcome) -> list[Figure]:
 
 
 SERIES = (
-    "| minute | RSS MB | fds (sockets / journal files) | journal entries | outbox rows / pending | "
+    "| minute | RSS MB | fds (to receiver / journal) | journal entries | outbox rows / pending | "
     "events emitted | attempts ok / failed | emit p99 ms | API requests | 5xx |",
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 )
@@ -667,7 +679,7 @@ def series(outcome: Outcome) -> list[str]:
         if not mark and s.at % 60 > 1e-6 and s is not outcome.samples[-1]:
             continue
         rows.append(
-            f"| {minute(s.at)}{mark} | {s.rss_mb:.1f} | {s.fds} ({s.sockets} / {s.spill_fds}) | "
+            f"| {minute(s.at)}{mark} | {s.rss_mb:.1f} | {s.fds} ({s.outbound} / {s.spill_fds}) | "
             f"{s.journal_entries:,} | "
             f"{s.deliveries:,} / {s.pending:,} | {s.emitted:,} | {s.attempts_ok:,} / "
             f"{s.attempts_failed:,} | {s.emit_p99_ms:.0f} | {s.api_requests:,} | {s.api_5xx} |"
@@ -695,9 +707,9 @@ def conditions(outcome: Outcome) -> list[str]:
         "attempt failed and the next is scheduled).",
         f"- RSS growth from minute {base} (the baseline: minute 5, or a sixth of a shorter "
         "run) to the end. Descriptors: the most open after the baseline against the most "
-        "open up to it, leaving out sockets (connections to the receiver come and go within "
-        f"the dispatcher's concurrency: their peak must stay ≤ {SOCKETS}, two listeners, 10 "
-        "connections to the receiver, 3 of the soak's) and the journal's spill files "
+        "open up to it, leaving out the connections to the receiver (they come and go: "
+        f"their peak must stay ≤ {CONCURRENCY}, the webhook concurrency; from "
+        "`/proc/<pid>/net/tcp`) and the journal's spill files "
         "(unlinked temporary files, opened as it fills up to its byte bound and closed as "
         "entries are evicted; their peak is shown).",
         "- An event is delivered when its delivery has a delivered attempt, scheduled when "
