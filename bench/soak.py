@@ -86,6 +86,10 @@ BASELINE_S = 300.0  # RSS growth is measured from here (or a sixth of a shorter 
 RSS_GROWTH_MB = 10.0
 DRAIN_S = 30.0  # after the load stops: time for the last first attempts to be recorded
 CONCURRENCY = 10  # the default webhook concurrency: the most connections to the receiver
+# the server's other sockets: its two listeners (API, bridges), the event loop's socket pair
+# (an idle server holds these 4) and the soak's connections (the emitter's, the API load's, a
+# sample's read, a token request)
+OTHER_SOCKETS = 4 + 4
 TOKEN_REFRESH_S = 600.0  # a fresh OAuth token this often (its lifetime is an hour)
 SEED = 18
 DEALER = "/partner/v1/dealers/1001"
@@ -365,8 +369,10 @@ class Sample:
     fds: int
     spill_fds: int  # of fds: the journal's files
     outbound: int  # of fds: connections to the receiver
+    sockets: int  # of fds: the other sockets (listeners, the soak's connections)
     journal_entries: int
     journal_mb: float
+    journal_evicted: int  # > 0 once the journal is at its bound
     store_mb: float
     deliveries: int
     pending: int
@@ -378,10 +384,10 @@ class Sample:
     emit_p99_ms: float  # of the emit calls since the sample before
 
 
-def open_fds(pid: int, receiver: int) -> tuple[int, int, int]:
+def open_fds(pid: int, receiver: int) -> tuple[int, int, int, int]:
     """The server's open descriptors: all, the journal's spill files (unlinked temporary
-    files, as many as its byte bound needs: they come and go as it fills), and its
-    connections to the receiver (port ``receiver``)."""
+    files, as many as its byte bound needs: they come and go as it fills), its connections
+    to the receiver (port ``receiver``), and its other sockets."""
     spill, sockets = 0, set()
     names = os.listdir(f"/proc/{pid}/fd")
     for name in names:
@@ -390,7 +396,8 @@ def open_fds(pid: int, receiver: int) -> tuple[int, int, int]:
             spill += target.endswith(" (deleted)")
             if target.startswith("socket:["):
                 sockets.add(target[len("socket:[") : -1])
-    return len(names), spill, len(sockets & connected_to(pid, receiver))
+    outbound = len(sockets & connected_to(pid, receiver))
+    return len(names), spill, outbound, len(sockets) - outbound
 
 
 def connected_to(pid: int, port: int) -> set[str]:
@@ -416,7 +423,7 @@ def sample(
 ) -> Sample:
     """The server's state now; ``calls``: how many emit calls the sample before had seen.
     Memory and descriptors first, before our own reads make the server answer."""
-    rss, (fds, spill, outbound) = rss_mb(pid), open_fds(pid, receiver)
+    rss, (fds, spill, outbound, sockets) = rss_mb(pid), open_fds(pid, receiver)
     record.pull()
     durations = load.emit_ms[calls:]
     journal = get_json(port, "/_sandbox/journal")
@@ -427,8 +434,10 @@ def sample(
         fds=fds,
         spill_fds=spill,
         outbound=outbound,
+        sockets=sockets,
         journal_entries=int(journal["entries"]),
         journal_mb=int(journal["bytes"]) / 1e6,
+        journal_evicted=int(journal["evicted"]),
         store_mb=store_mb(db),
         deliveries=len(record.latest),
         pending=record.pending(),
@@ -570,9 +579,8 @@ def drain(record: Record, emitted: Sequence[str], receiver: int) -> dict[str, in
 
 
 def files(s: Sample) -> int:
-    """Descriptors that should stay as they are: all but the connections to the receiver
-    and the journal's files."""
-    return s.fds - s.outbound - s.spill_fds
+    """Descriptors that should stay as they are: all but sockets and the journal's files."""
+    return s.fds - s.outbound - s.sockets - s.spill_fds
 
 
 def fd_peaks(outcome: Outcome) -> tuple[int, int]:
@@ -591,8 +599,13 @@ def figures_of(outcome: Outcome) -> list[Figure]:
     emitted = len(load.emitted)
     lost = emitted - states.get("delivered", 0) - states.get("scheduled", 0)
     seconds = end.at or 1.0
+    filling = "" if base.journal_evicted else " (still filling up to its bound)"
     return [
         Figure("RSS at the start of the load", f"{first.rss_mb:.1f} MB"),
+        Figure(
+            "journal at the baseline",
+            f"{base.journal_entries:,} entries, {base.journal_mb:.1f} MB{filling}",
+        ),
         judged(
             f"RSS growth, minute {minute(base.at)} → {minute(end.at)}",
             f"{growth:+.1f} MB ({base.rss_mb:.1f} → {end.rss_mb:.1f} MB)",
@@ -600,7 +613,7 @@ def figures_of(outcome: Outcome) -> list[Figure]:
             growth <= RSS_GROWTH_MB,
         ),
         judged(
-            "other descriptors, peak up to → after the baseline",
+            "descriptors but sockets, peak up to → after the baseline",
             f"{fds_before} → {fds_after} (end {files(end)}; and the journal's files: at "
             f"most {max(s.spill_fds for s in outcome.samples)})",
             "no growth",
@@ -611,6 +624,12 @@ def figures_of(outcome: Outcome) -> list[Figure]:
             f"{max(s.outbound for s in outcome.samples)} (end {end.outbound})",
             f"≤ {CONCURRENCY} (webhook concurrency)",
             max(s.outbound for s in outcome.samples) <= CONCURRENCY,
+        ),
+        judged(
+            "other sockets, peak",
+            f"{max(s.sockets for s in outcome.samples)} (end {end.sockets})",
+            f"≤ {OTHER_SOCKETS} (the server's 4, the soak's)",
+            max(s.sockets for s in outcome.samples) <= OTHER_SOCKETS,
         ),
         judged(
             "events delivered or still scheduled",
@@ -707,9 +726,10 @@ def conditions(outcome: Outcome) -> list[str]:
         "attempt failed and the next is scheduled).",
         f"- RSS growth from minute {base} (the baseline: minute 5, or a sixth of a shorter "
         "run) to the end. Descriptors: the most open after the baseline against the most "
-        "open up to it, leaving out the connections to the receiver (they come and go: "
-        f"their peak must stay ≤ {CONCURRENCY}, the webhook concurrency; from "
-        "`/proc/<pid>/net/tcp`) and the journal's spill files "
+        "open up to it, leaving out sockets (connections to the receiver come and go: "
+        f"their peak must stay ≤ {CONCURRENCY}, the webhook concurrency, from "
+        f"`/proc/<pid>/net/tcp`; the others ≤ {OTHER_SOCKETS}: two listeners, the event "
+        "loop's socket pair and the soak's 4 connections at most) and the journal's spill files "
         "(unlinked temporary files, opened as it fills up to its byte bound and closed as "
         "entries are evicted; their peak is shown).",
         "- An event is delivered when its delivery has a delivered attempt, scheduled when "
