@@ -280,13 +280,11 @@ async def list_alarms(request: Request, principal: Principal) -> Response:
     dealer = dealer_of(principal)
     # polled: the page's JSON is kept until the next write, its links made per request
     version = s.world.store.data_version()
-    key = (dealer, tuple(sorted(filters.items())), limit, offset, version)
-    made = s.linked_lists.get(key)
+    key = (dealer, tuple(sorted(filters.items())), limit, offset)
+    made = s.linked_lists.get(version, key)
     if made is None:
         made = alarms.page(s.world, dealer, filters, limit, offset)
-        if len(s.linked_lists) > 256:
-            s.linked_lists.clear()
-        s.linked_lists[key] = made
+        s.linked_lists.put(key, made)
     body, total = made
     response = Response(
         body.render(s.world.now()),

@@ -51,9 +51,11 @@ class Store:
         self._conn.row_factory = _dict_row
         self._lock = threading.RLock()
         self._depth = 0
-        # read cache: valid while nothing was written, here or (file stores) by another process
+        # read cache: valid while nothing was written, here or (file stores) by another process;
+        # it holds one data version's reads (a write makes them all stale: none is kept)
         self._version = 0
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._cached_version: tuple[int, int] | None = None
         self._shared = self.path != ":memory:"
         self._watchers: list[tuple[frozenset[str], frozenset[str], Listener]] = []
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -166,10 +168,15 @@ class Store:
     def cached_all(self, sql: str, params: Params = ()) -> list[Row]:
         """``all``, served from memory until the next write. Callers must not mutate rows."""
         with self._lock:
+            version = self.data_version()
+            if version != self._cached_version:
+                # reads of an older version never match again: under a steady stream of
+                # writes, keeping them until a count cap filled held hundreds of MB of rows
+                self._cache.clear()
+                self._cached_version = version
             key = (
                 sql,
                 tuple(params) if not isinstance(params, dict) else tuple(sorted(params.items())),
-                self.data_version(),
             )
             rows = self._cache.get(key)
             if rows is None:
