@@ -58,6 +58,7 @@ class Store:
         self._cached_version: tuple[int, int] | None = None
         self._shared = self.path != ":memory:"
         self._watchers: list[tuple[frozenset[str], frozenset[str], Listener]] = []
+        self._parsed: dict[str, tuple[str, str, frozenset[str]]] = {}  # sql → verb, table, reach
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -134,9 +135,16 @@ class Store:
         return reaches
 
     def _written(self, sql: str) -> None:
-        match = _WRITE.match(sql)
-        verb, table = (match[1].upper(), match[2].lower()) if match else ("*", "*")
-        self._changed.update(self._reaches.get(table, (table,)) if match else WORLD_TABLES)
+        parsed = self._parsed.get(sql)
+        if parsed is None:  # each statement's text is parsed once (a few dozen texts in all)
+            match = _WRITE.match(sql)
+            verb, table = (match[1].upper(), match[2].lower()) if match else ("*", "*")
+            reaches = self._reaches.get(table, (table,)) if match else WORLD_TABLES
+            if len(self._parsed) >= 1024:
+                self._parsed.clear()
+            parsed = self._parsed[sql] = (verb, table, frozenset(reaches))
+        verb, table, reaches = parsed
+        self._changed.update(reaches)
         for tables, verbs, listener in self._watchers:
             if (table in tables or table == "*") and ("*" in verbs or verb in verbs):
                 listener()

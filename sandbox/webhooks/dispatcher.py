@@ -55,8 +55,8 @@ STEP_GRACE = 1.0  # s a virtual-clock step waits beyond the delivery timeout
 RUN_AHEAD = 60.0  # s a virtual clock may move past the stamp of an attempt in flight
 # outcomes are journaled together (one commit) once this many wait, the oldest has waited
 # this long (s), or nothing is left to do: a commit per completion would cap the rate
-FLUSH_BATCH = 64
-FLUSH_AFTER = 0.02
+FLUSH_BATCH = 256
+FLUSH_AFTER = 0.1
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
@@ -86,6 +86,8 @@ class Dispatcher:
         # rowid → subscription of each delivery in flight or not yet recorded
         self._claimed: dict[int, str] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        # (url, policy) → what the policy says of the URL's form: parsed once, not per attempt
+        self._url_checks: dict[tuple[str, bool, tuple[int, ...]], str | None] = {}
         # rowid → the latest virtual time the clock may reach while that attempt is in flight
         self._ahead: dict[int, float] = {}
         self.runs = FailureRuns(world)
@@ -215,15 +217,20 @@ class Dispatcher:
         deadline = loop.time() + self.settings.webhook_timeout + STEP_GRACE
         while self._running:
             self._flush()  # a retry due now may wait in an outcome not yet journaled
-            more = True
+            more, began = True, 0
             while more:
                 started = self._step()
+                began += started
                 more = started >= BATCH
                 if started:
                     await asyncio.sleep(0)  # the new attempts read the clock and sign now
+            if not outbox.due_left(self.world, self._claimed):
+                return
             cap = self.settings.webhook_concurrency
             held = self.faults.burst <= 0 and any(n >= cap for n in self._in_flight.values())
-            if not held or not self._sends or not outbox.due_left(self.world, self._claimed):
+            if not held and began:
+                continue  # room opened while the new attempts started: claim the rest now
+            if not held or not self._sends:
                 return
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -394,7 +401,7 @@ class Dispatcher:
             "error": None,
             "chaos": ", ".join(marks) or None,
         }
-        problem = self.policy.url_problem(delivery["url"])
+        problem = self._url_problem(delivery["url"])
         if problem is not None:
             return {**result, "outcome": "blocked_destination", "error": problem}
         import aiohttp
@@ -449,6 +456,15 @@ class Dispatcher:
                 result.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
         result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return result
+
+    def _url_problem(self, url: str) -> str | None:
+        policy = self.policy
+        key = (url, policy.allow_private, policy.own_ports)
+        if key not in self._url_checks:
+            if len(self._url_checks) >= 1024:
+                self._url_checks.clear()
+            self._url_checks[key] = policy.url_problem(url)
+        return self._url_checks[key]
 
     async def _duplicate(self, delivery: Row, attempt: int) -> None:
         """Send the very same attempt again, as a flaky network might (fault injection)."""

@@ -264,17 +264,13 @@ def claim_due(
 def next_due(world: World, after: float = float("-inf")) -> float | None:
     """When something next needs doing (after ``after``): an event to fan out or an attempt
     to make."""
-    times = [
-        world.store.scalar(
-            "SELECT MIN(created_at) FROM events WHERE emitted = 0 AND created_at > ?", (after,)
-        ),
-        world.store.scalar(
-            "SELECT MIN(next_at) FROM deliveries WHERE state = 'pending' AND next_at > ?",
-            (after,),
-        ),
-    ]
-    known = [float(t) for t in times if t is not None]
-    return min(known) if known else None
+    due = world.store.scalar(  # one statement: the dispatcher asks after every wake
+        "SELECT MIN(t) FROM (SELECT MIN(created_at) AS t FROM events "
+        "WHERE emitted = 0 AND created_at > ?1 UNION ALL SELECT MIN(next_at) FROM deliveries "
+        "WHERE state = 'pending' AND next_at > ?1)",
+        (after,),
+    )
+    return None if due is None else float(due)
 
 
 def due_left(world: World, claimed: Mapping[int, str]) -> bool:

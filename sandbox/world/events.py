@@ -45,16 +45,17 @@ def new_event_id() -> str:
 
 def _next_seq(world: World) -> int:
     """One more than any seq this store ever handed out, so a receiver that dedupes on the
-    numeric id never mistakes a new world's event for an old one."""
-    highest = int(
-        world.store.scalar(
-            "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0), "
-            "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0))",
-            (_SEQ_META,),
-        )
+    numeric id never mistakes a new world's event for an old one (one statement: it is paid
+    by every happening)."""
+    cursor = world.store.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, 1 + MAX("
+        "IFNULL((SELECT MAX(seq) FROM events), 0), "
+        "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 0))) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value RETURNING value",
+        (_SEQ_META,),
     )
-    world.store.set_meta(_SEQ_META, str(highest + 1))
-    return highest + 1
+    (row,) = cursor.fetchall()  # to the end: no statement is left running
+    return int(row["value"])
 
 
 def target(event_type: str, data: dict[str, Any]) -> str:
