@@ -60,7 +60,7 @@ class Answer:
     plain: bytes = b""  # ``head`` packed for the journal when redaction leaves it as it is
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made on every replay, and a frozen one's fields cost
 class Replay:
     """What :meth:`Replays.find` answers a request with: the principal, the headers (rate-limit
     ones included) and body; ``plain``: the first ``count`` headers packed, when redaction
