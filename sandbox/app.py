@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
 
 from sandbox import ui
 from sandbox.api import (
@@ -57,6 +59,17 @@ from sandbox.world import World, inbound, subscriptions
 from sandbox.world.live import LiveFrames
 from sandbox.world.media import Media, configure
 from sandbox.world.seed import seed_world
+
+
+class _Sandbox(Starlette):
+    """Starlette without its outermost layer, ``ServerErrorMiddleware``: the first of ours,
+    :class:`RequestContext`, already turns any uncaught exception into the 500 envelope (the
+    other never saw one), and every request, a replayed one most of all, then passes one
+    wrapper of ``send`` fewer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack.app if isinstance(stack, ServerErrorMiddleware) else stack
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -149,7 +162,7 @@ def create_app(
     """The sandbox's app. ``draw_apart``: draw the seeded world in a child process (what a
     long-running ``serve`` does, so Faker's memory never enters it)."""
     settings = settings or Settings()
-    app = Starlette(
+    app = _Sandbox(
         # the Partner API first: it is the hot path, and routes are matched in order
         routes=[
             *partner.routes,
@@ -209,7 +222,7 @@ def bridge_app(main: Starlette) -> Starlette:
     ``main``'s services (store, clock, journal), so a bridge's alarm is the record's alarm.
     Its failures are reported with ``main``'s."""
     settings: Settings = main.state.services.settings
-    app = Starlette(
+    app = _Sandbox(
         routes=bridge.routes,
         middleware=[
             Middleware(RequestContext, surface=bridge.SURFACE),

@@ -78,6 +78,9 @@ class Entry:
     fault: str | None = None  # the inbound fault rule that struck it, and how
     surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
+    # response_headers' first bytes (whole lines) that plain_headers already passed: a
+    # replayed answer's own headers, checked once when it was kept; not stored
+    plain_head: int = 0
 
     @property
     def size(self) -> int:
@@ -202,7 +205,7 @@ def scrub(
         else:
             entry.headers = memo.hide(clean, entry.headers, _hidden_headers)
     if entry.response_headers:
-        entry.response_headers = _hidden_headers(clean, entry.response_headers)
+        entry.response_headers = _hidden_headers(clean, entry.response_headers, entry.plain_head)
     entry.path = clean.text(entry.path)
     entry.query = clean.query(entry.query)
     if entry.body:
@@ -211,8 +214,8 @@ def scrub(
         entry.response_body = clean.body(entry.response_body, _packed_type(entry.response_headers))
     if entry.trace_id is not None:
         entry.trace_id = clean.text(entry.trace_id)
-    if entry.client_id is not None:  # claimed, unverified: may hold what UTF-8 cannot
-        entry.client_id = jsontext.scrub(entry.client_id)
+    if entry.client_id is not None and not entry.client_id.isascii():
+        entry.client_id = jsontext.scrub(entry.client_id)  # claimed: may hold what UTF-8 cannot
     if clean.vault:
         entry.vault = _vault(tuple(clean.vault))
 
@@ -223,8 +226,10 @@ def _vault(values: tuple[str, ...]) -> bytes:
     return json.dumps(list(values)).encode()
 
 
-def _hidden_headers(clean: Scrub, packed: bytes) -> bytes:
-    if plain_headers(packed):
+def _hidden_headers(clean: Scrub, packed: bytes, plain: int = 0) -> bytes:
+    """``plain``: the bytes of ``packed`` known plain (whole lines; plainness is a property
+    of each line, so the rest alone is asked about)."""
+    if plain_headers(packed[plain + 1 :] if plain else packed):
         return packed
     return pack(clean.headers(packed, unpack(packed)))
 
@@ -374,8 +379,12 @@ class _Spill:
         return os.pread(fd, length, offset)
 
     def release_before(self, index: int) -> None:
-        for old in [i for i in self.files if i < index]:
-            os.close(self.files.pop(old)[0])
+        files = self.files  # oldest first: the indexes are made in increasing order
+        while files:
+            oldest = next(iter(files))
+            if oldest >= index:
+                return
+            os.close(files.pop(oldest)[0])
 
     def close(self) -> None:
         _close_all(self.files)

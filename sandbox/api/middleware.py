@@ -37,6 +37,8 @@ class RequestContext:
         # request ids: a random per-process prefix and a counter (urandom per request costs)
         self._prefix = "req_" + os.urandom(5).hex()
         self._counter = itertools.count(1)
+        self._app: Any = None
+        self._services: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +64,10 @@ class RequestContext:
             state["surface"] = self.surface
         extra = [(b"x-request-id", request_id.encode())]
         started = False
-        services = scope["app"].state.services
+        app = scope["app"]
+        if app is not self._app:  # the services, looked up once (Starlette's State is slow)
+            self._app, self._services = app, app.state.services
+        services = self._services
         recording = not scope["path"].startswith("/_sandbox")
         clock_started = time.perf_counter()
         entry = Entry(
@@ -85,14 +90,21 @@ class RequestContext:
                 request_body.append(message.get("body", b""))
             return message
 
-        def starting(status: int, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-            """The answer's headers with the ids and the clock; recorded."""
+        def starting(
+            status: int, headers: list[tuple[bytes, bytes]], plain: bytes = b"", count: int = 0
+        ) -> list[tuple[bytes, bytes]]:
+            """The answer's headers with the ids and the clock; recorded. ``plain``: its first
+            ``count`` headers packed, known plain (see :class:`sandbox.api.replay.Replay`)."""
             nonlocal started
             started = True
             clock = time_header(services.world.now())  # at the answer: advance moves it
             headers = [*headers, *extra, clock]
             entry.status = status
-            entry.response_headers = pack(headers)
+            if plain:
+                entry.response_headers = plain + b"\n" + pack(headers[count:])
+                entry.plain_head = len(plain)
+            else:
+                entry.response_headers = pack(headers)
             return headers
 
         async def send_with_ids(message: Message) -> None:
@@ -123,23 +135,20 @@ class RequestContext:
             # the main listener's polled lists (a bridge's listener serves other routes)
             replay = (
                 replays.find(services, key, size)
-                if replays
-                and authorization is not None
-                and scope["method"] == "GET"
-                and self.surface is None
+                if authorization is not None and scope["method"] == "GET" and self.surface is None
                 else None
             )
             if replay is not None:
-                state["principal"], status, headers, body = replay
+                state["principal"], body = replay.principal, replay.body
                 response_body.append(body)
-                headers = starting(status, headers)
-                await send({"type": "http.response.start", "status": status, "headers": headers})
+                headers = starting(200, replay.headers, replay.plain, replay.count)
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
             else:
                 await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
             log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
-            scope["app"].state.server_errors.append(exc)
+            app.state.server_errors.append(exc)
             if not started:
                 await send_error(
                     send_with_ids,

@@ -32,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sandbox.errors import ApiError
+from sandbox.recorder import pack
+from sandbox.redaction import plain_headers
 from sandbox.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,6 +57,20 @@ class Answer:
     tail: Headers
     body: bytes
     render: Callable[[float], bytes] | None = None
+    plain: bytes = b""  # ``head`` packed for the journal when redaction leaves it as it is
+
+
+@dataclass(slots=True)  # not frozen: made on every replay, and a frozen one's fields cost
+class Replay:
+    """What :meth:`Replays.find` answers a request with: the principal, the headers (rate-limit
+    ones included) and body; ``plain``: the first ``count`` headers packed, when redaction
+    leaves them as they are (the journal then checks only the rest)."""
+
+    principal: Principal
+    headers: Headers
+    body: bytes
+    plain: bytes
+    count: int
 
 
 def replayable(
@@ -92,18 +108,18 @@ class Replays:
         head, tail = answer.head, answer.tail
         if answer.render is None:  # a body that never changes: its headers neither
             head, tail = [*head, (b"content-length", b"%d" % len(answer.body)), *tail], []
+        packed = pack(head)
+        plain = packed if packed and plain_headers(packed) else b""
         self._answers[key] = Answer(
-            answer.version, principal, head, tail, answer.body, answer.render
+            answer.version, principal, head, tail, answer.body, answer.render, plain
         )
 
     def clear(self) -> None:
         self._answers.clear()
 
-    def find(
-        self, services: Services, key: Key, size: int
-    ) -> tuple[Principal, int, Headers, bytes] | None:
-        """The principal, status, headers and body to answer a GET for ``key`` with (rate-limit
-        headers included, its token taken), or None: the request goes the normal way.
+    def find(self, services: Services, key: Key, size: int) -> Replay | None:
+        """The 200 to answer a GET for ``key`` with (rate-limit headers included, its token
+        taken), or None: the request goes the normal way.
         ``size``: the bytes of its headers, or -1 when it carries a body."""
         answer = self._answers.get(key)
         if answer is None or answer.principal is None:
@@ -133,7 +149,7 @@ class Replays:
                 return None  # an empty bucket: the normal way answers 429 (taking no token)
             if limits is not None:
                 headers += limits
-        return principal, 200, headers, body
+        return Replay(principal, headers, body, answer.plain, len(answer.head))
 
 
 def rate_headers(limits: dict[str, str]) -> Headers:
