@@ -499,6 +499,13 @@ def server_errors(log: Path) -> list[str]:
     return [line for line in text.splitlines() if any(m in line for m in marks)]
 
 
+def server_log_tail(log: Path, lines: int = 40) -> str:
+    """The end of the server's output, from its first error on (or its last lines)."""
+    text = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    first = next((i for i, line in enumerate(text) if "Traceback" in line), len(text) - lines)
+    return "\n".join(text[max(first, 0) :][:lines])
+
+
 def soak(minutes: float) -> Outcome:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-soak-")))
@@ -539,6 +546,9 @@ def soak(minutes: float) -> Outcome:
                 samples.append(sample(at, proc.pid, port, receiver, db, record, load, calls))
                 if at % 60 < 1e-6 or at == minutes * 60:
                     print(progress(samples[-1], minutes), flush=True)
+        except BenchError as exc:  # the server's own account of it goes with its files
+            errors = server_log_tail(tmp / f"sandbox-{port}.log")
+            raise BenchError(f"{exc}\n{errors}" if errors else str(exc)) from None
         finally:
             stop.set()
             for thread in threads:
