@@ -266,9 +266,9 @@ def next_due(world: World, after: float = float("-inf")) -> float | None:
     to make."""
     due = world.store.scalar(  # one statement: the dispatcher asks after every wake
         "SELECT MIN(t) FROM (SELECT MIN(created_at) AS t FROM events "
-        "WHERE emitted = 0 AND created_at > ?1 UNION ALL SELECT MIN(next_at) FROM deliveries "
-        "WHERE state = 'pending' AND next_at > ?1)",
-        (after,),
+        "WHERE emitted = 0 AND created_at > :after UNION ALL SELECT MIN(next_at) FROM deliveries "
+        "WHERE state = 'pending' AND next_at > :after)",
+        {"after": after},
     )
     return None if due is None else float(due)
 

@@ -48,11 +48,11 @@ def _next_seq(world: World) -> int:
     numeric id never mistakes a new world's event for an old one (one statement: it is paid
     by every happening)."""
     cursor = world.store.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, 1 + MAX("
+        "INSERT INTO meta (key, value) VALUES (:key, 1 + MAX("
         "IFNULL((SELECT MAX(seq) FROM events), 0), "
-        "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1), 0))) "
+        "IFNULL((SELECT CAST(value AS INTEGER) FROM meta WHERE key = :key), 0))) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value RETURNING value",
-        (_SEQ_META,),
+        {"key": _SEQ_META},
     )
     (row,) = cursor.fetchall()  # to the end: no statement is left running
     return int(row["value"])
