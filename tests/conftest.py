@@ -5,6 +5,7 @@ the suite starts check their responses against the OpenAPI document: in-process 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,12 @@ pytest_plugins = ["pytester"]
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["CHEKT_SANDBOX_CHECK_RESPONSES"] = "true"
+    # a shell starts background jobs (`make test`'s side processes, `cmd &` in a script) with
+    # Ctrl-C ignored, and every child inherits that: the tests that stop a `serve` or a
+    # `--follow` with SIGINT would wait forever. A handler here makes children start with
+    # the default again
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "latency: measures wall-clock time; `make test` runs these alone, after the parallel "
