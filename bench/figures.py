@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from run import (  # bench/run.py: sys.path[0] is bench/ when run as a script
     BIN,
@@ -79,6 +79,8 @@ from run import (  # bench/run.py: sys.path[0] is bench/ when run as a script
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
+T = TypeVar("T")
+
 SERVER_CORE = 0  # the sandbox
 LOAD_CORE = 1  # the receiver, wrk and this process while they run
 SITES_PATH = "/partner/v1/dealers/1001/sites"
@@ -920,29 +922,43 @@ def measure_all(count: int, seconds: float) -> list[Figure]:
     return figures
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.receiver is not None:
-        receiver_main(args.receiver)
-        return 0
-    count, seconds = (1_000, 2.0) if args.quick else (5_000, 5.0)
+def checked(machine_check: Callable[[], None]) -> float | None:
+    """Check the machine, and warn when it is already busy; the background load."""
+    machine_check()
+    load = background_load()
+    if load is not None and load > 0.10:
+        print(f"warning: {load * 100:.0f} % of the CPU was busy before the run")
+    return load
+
+
+def guarded(what: str, work: Callable[[], T]) -> T | int:
+    """``work()``, or the exit status its failure calls for (every child is stopped by then):
+    2 when it failed, 130 when interrupted (SIGTERM too)."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        preflight()
-        load = background_load()
-        if load is not None and load > 0.10:
-            print(f"warning: {load * 100:.0f} % of the CPU was busy before the run")
-        figures = measure_all(count, seconds)
+        return work()
     except BenchError as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
+        print(f"\n{what} failed: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; all servers stopped", file=sys.stderr)
         return 130
     except Exception:
         traceback.print_exc()
-        print("\nbench failed: unexpected error (above); all servers stopped", file=sys.stderr)
+        print(f"\n{what} failed: unexpected error (above); all servers stopped", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.receiver is not None:
+        receiver_main(args.receiver)
+        return 0
+    count, seconds = (1_000, 2.0) if args.quick else (5_000, 5.0)
+    ran = guarded("bench", lambda: (checked(preflight), measure_all(count, seconds)))
+    if isinstance(ran, int):
+        return ran
+    load, figures = ran
     print()
     print(text_table(figures))
     path = write_figures(figures, count, seconds, args.quick, load)

@@ -32,12 +32,10 @@ import itertools
 import json
 import os
 import random
-import signal
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -49,6 +47,8 @@ from figures import (  # bench/figures.py: sys.path[0] is bench/ when run as a s
     SERVER_CORE,
     Figure,
     attempts_since,
+    checked,
+    guarded,
     judged,
     markdown_table,
     percentile,
@@ -62,10 +62,8 @@ from run import (
     HOST,
     ROOT,
     BenchError,
-    _terminate,
     access_token,
     apps_key,
-    background_load,
     child_env,
     free_port,
     get_json,
@@ -820,23 +818,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.receiver is not None:
         receiver_main(args.receiver)
         return 0
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        preflight()
-        load = background_load()
-        if load is not None and load > 0.10:
-            print(f"warning: {load * 100:.0f} % of the CPU was busy before the run")
-        outcome = soak(args.minutes)
-    except BenchError as exc:
-        print(f"\nsoak failed: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; all servers stopped", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("\nsoak failed: unexpected error (above); all servers stopped", file=sys.stderr)
-        return 2
+    ran = guarded("soak", lambda: (checked(preflight), soak(args.minutes)))
+    if isinstance(ran, int):
+        return ran
+    load, outcome = ran
     figures = figures_of(outcome)
     print()
     print(text_table(figures))
