@@ -75,7 +75,7 @@ class Services:
     recorder: Recorder
     limiter: RateLimiter  # CHeKT's rate limits (off unless asked)
     faults: InboundFaults  # inbound fault rules
-    list_cache: dict[tuple[Any, ...], tuple[bytes, int]] = field(default_factory=dict)
+    list_cache: VersionCache[tuple[bytes, int]] = field(default_factory=lambda: VersionCache(1024))
     # lists whose links are made per request (/v1/alarms): their JSON, the links left open
     linked_lists: VersionCache[tuple[Body, int]] = field(default_factory=lambda: VersionCache(256))
     replays: Replays = field(init=False)  # polled lists' answers, replayed while they hold

@@ -88,14 +88,12 @@ async def list_sites(request: Request, principal: Principal) -> Response:
     (≤ 100). The rendered array is kept until the next write: polling it is the hot path."""
     s = services(request)
     version = s.world.store.data_version()
-    key = ("ext_sites", dealer_of(principal), request.scope["query_string"], version)
-    body = s.list_cache.get(key)
+    key = ("ext_sites", dealer_of(principal), request.scope["query_string"])
+    body = s.list_cache.get(version, key)
     if body is None:
         sites = _sites(s.world, dealer_of(principal), query_lists(request))
         body = (bytes(reply(sites).body), len(sites))
-        if len(s.list_cache) > 1024:
-            s.list_cache.clear()
-        s.list_cache[key] = body
+        s.list_cache.put(key, body)
     return replayable(request, Response(body[0], media_type="application/json"), version)
 
 

@@ -132,15 +132,13 @@ def _lister(resource: Resource, noun: str, parent: Parent) -> Handler:
         parent_id = parent(request, principal)
         s = services(request)
         version = s.world.store.data_version()
-        key = (resource.name, parent_id, request.scope["query_string"], version)
-        rendered = s.list_cache.get(key)
+        key = (resource.name, parent_id, request.scope["query_string"])
+        rendered = s.list_cache.get(version, key)
         if rendered is None:
             query = parse_list_query(query_lists(request), resource.columns, table=resource.table)
             items, total = resources.list_items(s.world, resource, parent_id, query)
             rendered = (bytes(reply(items).body), total)
-            if len(s.list_cache) > 1024:
-                s.list_cache.clear()
-            s.list_cache[key] = rendered
+            s.list_cache.put(key, rendered)
         body, total = rendered
         response = Response(
             body, media_type="application/json", headers={"X-Total-Count": str(total)}
