@@ -178,3 +178,22 @@ def test_head_goes_the_normal_way(api: Api) -> None:
     head = api.client.head(SITES, headers=headers)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == got.headers["content-length"]
+
+
+def test_a_token_replayed_under_another_scheme_is_judged_as_the_normal_way_would(
+    api: Api,
+) -> None:
+    """The issuer a token is checked against follows the scheme (``X-Forwarded-Proto``
+    behind a proxy): a token issued over http is not one for https, replay or not."""
+    headers = api.bearer(api.token())
+    assert api.client.get(SITES, headers=headers).status_code == 200
+    assert len(_services(api).replays) == 1
+    https = f"https://testserver{SITES}"
+    replayed = api.client.get(https, headers=headers)
+    _services(api).replays.clear()
+    normal = api.client.get(https, headers=headers)
+    assert normal.status_code == 401 and "issued" in normal.json()["error"]["message"]
+    assert (replayed.status_code, replayed.json()["error"]) == (
+        normal.status_code,
+        {**normal.json()["error"], "request_id": replayed.json()["error"]["request_id"]},
+    )

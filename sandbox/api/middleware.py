@@ -126,7 +126,14 @@ class RequestContext:
             await send(message)
 
         replays = services.replays
-        key: Key = (scope["path"], scope.get("query_string", b""), authorization or b"", host)
+        key: Key = (
+            scope["path"],
+            scope.get("query_string", b""),
+            authorization or b"",
+            host,
+            scope.get("scheme", "http"),
+            None if host is not None else tuple(scope.get("server") or ()),
+        )
         keepable = scope["method"] == "GET" and self.surface is None
         try:
             if trace_id is not None:

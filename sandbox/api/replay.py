@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,7 +41,9 @@ if TYPE_CHECKING:
     from sandbox.auth.guard import Principal
 
 Headers = list[tuple[bytes, bytes]]
-Key = tuple[str, bytes, bytes, bytes | None]  # path, query, Authorization, Host
+# path, query, Authorization, Host, and what else names the issuer a token is checked
+# against: the scheme (X-Forwarded-Proto may set it) and, without a Host, the server address
+Key = tuple[str, bytes, bytes, bytes | None, str, Any]
 PENDING = "replayable"  # request state: the answer a handler offers, kept once sent
 _LIMIT = 256  # answers kept; all are forgotten when full (polling keeps a handful)
 
