@@ -78,3 +78,13 @@ def test_the_signing_key_is_made_on_first_use_and_only_once() -> None:
         assert len(kids) == 1
         assert store.scalar("SELECT COUNT(*) FROM signing_keys") == 1
     app.state.services.close()
+
+
+def test_every_fresh_sandbox_signs_with_a_key_of_its_own() -> None:
+    """Keys are made ahead on a thread to save a start its wait, never shared: a token from
+    one sandbox is no token for the next one, even on the same issuer."""
+    kids = []
+    for _ in range(3):
+        with TestClient(create_app(Settings())) as client:
+            kids.append(client.get("/.well-known/jwks.json").json()["keys"][0]["kid"])
+    assert len(set(kids)) == 3

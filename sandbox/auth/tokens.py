@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +65,30 @@ def _new_pem() -> str:
     ).decode()
 
 
+class _KeysAhead:
+    """RSA keys made one ahead on a thread: a fresh store's first key is its own, and a test
+    process that starts sandbox after sandbox does not wait the 30-200 ms one takes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sandbox-rsa-key")
+        self._ahead: Future[str] | None = None
+
+    def take(self) -> str:
+        with self._lock:
+            if os.getpid() != self._pid:  # a forked child: the pool's thread stayed behind
+                self._start()
+            ahead, self._ahead = self._ahead, self._pool.submit(_new_pem)
+        return ahead.result() if ahead is not None else _new_pem()
+
+
 @functools.cache
-def _first_pem() -> str:
-    """A fresh store's first key, made once per process: every sandbox a test process
-    starts would otherwise spend 30-200 ms on the same kind of key. Rotations make new ones."""
-    return _new_pem()
+def _keys_ahead() -> _KeysAhead:
+    return _KeysAhead()
 
 
 class KeyRing:
@@ -88,7 +110,7 @@ class KeyRing:
         store = self._store
         with store.transaction():  # the store's lock, the only one: two first uses make one key
             if store.scalar("SELECT 1 FROM signing_keys WHERE status = 'current'") is None:
-                self._add("current", self._created, _first_pem())
+                self._add("current", self._created, _keys_ahead().take())
         self._load()
 
     def _load(self) -> None:
