@@ -164,8 +164,7 @@ class Store:
         with self._lock:
             self._version += 1
             self._conn.executemany(sql, rows)
-            if self._watchers:
-                self._written(sql)
+            self._written(sql)
 
     def data_version(self) -> tuple[int, int]:
         if not self._shared:

@@ -297,7 +297,11 @@ class Dispatcher:
     def _flush(self) -> None:
         outcomes, self._outcomes = self._outcomes, []
         if outcomes:
-            outbox.record_attempts(self.world, outcomes)
+            try:
+                outbox.record_attempts(self.world, outcomes)
+            except Exception:
+                self._outcomes[:0] = outcomes  # kept for the next flush, claims held till then
+                raise
             # recorded: only now may a due retry of theirs be claimed again
             for delivery, *_ in outcomes:
                 self._claimed.pop(delivery["rid"], None)

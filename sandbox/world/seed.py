@@ -242,7 +242,8 @@ def draw_apart(seed: int, dealers: int, sites_per_dealer: int, timestamp_style: 
     """:func:`draw` in a short-lived child interpreter, for a long-running ``serve``: Faker's
     locale tables (~8 MB, never given back) stay out of the server. Where no child can run,
     the draw is made here."""
-    argv = [sys.executable, "-m", __name__, str(seed), str(dealers), str(sites_per_dealer)]
+    # -P: a `sandbox` package in the directory serve runs from is not this one
+    argv = [sys.executable, "-P", "-m", __name__, str(seed), str(dealers), str(sites_per_dealer)]
     try:
         out = subprocess.run(  # noqa: S603  # this interpreter, this module, numbers
             [*argv, timestamp_style], capture_output=True, check=True, timeout=120
