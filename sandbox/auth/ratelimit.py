@@ -93,13 +93,8 @@ class RateLimiter:
         taken = self._take(client_id)
         if taken is None:
             return None
-        ceiling, bucket, now = taken  # as _values reads them, inline: every replay asks
-        reset = math.ceil(now + (ceiling.burst - bucket.tokens) / ceiling.rate)
-        return [
-            (_RAW[0], b"%d" % ceiling.per_minute),
-            (_RAW[1], b"%d" % math.floor(bucket.tokens)),
-            (_RAW[2], b"%d" % reset),
-        ]
+        limit, remaining, reset = _values(*taken)
+        return [(_RAW[0], b"%d" % limit), (_RAW[1], b"%d" % remaining), (_RAW[2], b"%d" % reset)]
 
     def _take(self, client_id: str) -> tuple[Ceiling, _Bucket, float] | None:
         ceiling = self.clients[client_id][1] if client_id in self.clients else self.ceiling

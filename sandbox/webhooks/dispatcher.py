@@ -41,11 +41,11 @@ from sandbox.settings import Settings
 from sandbox.store import Row
 from sandbox.webhooks import outbox, profiles
 from sandbox.webhooks.chaos import Faults, trickle
+from sandbox.webhooks.failures import FailureRuns
+from sandbox.webhooks.signing import sign
 
 if TYPE_CHECKING:  # aiohttp loads with the first delivery: a serve that sends none is lighter
     import aiohttp
-from sandbox.webhooks.failures import FailureRuns
-from sandbox.webhooks.signing import sign
 from sandbox.world import World
 
 log = safe_logger("sandbox.webhooks")
