@@ -518,3 +518,20 @@ def test_random_site_can_carry_the_event(api: Api) -> None:
     for event_type in ("alarm.created", "device.offline", "snapshot.created") * 5:
         response = api.client.post("/_sandbox/events", json={"type": event_type})
         assert response.status_code == 202, response.text
+
+
+def test_an_attempt_in_flight_across_a_reset_leaves_no_trace(
+    sandbox: TestClient, receiver: tuple[Receiver, str]
+) -> None:
+    """Outcomes are written in batches: one that ends after a reset of the deliveries must
+    not turn up in the fresh delivery journal (the next test's, under the plugin)."""
+    rx, url = receiver
+    rx.answers["/slow"] = Answer(delay=0.5)
+    subscribe(sandbox, f"{url}/slow")
+    emit(sandbox, type="alarm.created")
+    wait_for(lambda: rx.at("/slow"))  # arrived; its answer is held for 0.5 s
+    reset = sandbox.post("/_sandbox/reset", json={"only": ["deliveries"]})
+    assert reset.status_code == 200, reset.text
+    dispatcher = sandbox.app.state.services.dispatcher  # type: ignore[attr-defined]
+    wait_for(lambda: not any(dispatcher._in_flight.values()) and not dispatcher._outcomes)
+    assert attempts(sandbox) == []

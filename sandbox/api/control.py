@@ -85,6 +85,7 @@ async def reset(request: Request) -> Response:
     if "clients" in only:
         clients.reset_clients(s.world, s.settings)
     if "deliveries" in only:
+        s.dispatcher.forget()
         outbox.clear(s.world)
     if "recorder" in only:
         s.recorder.clear()

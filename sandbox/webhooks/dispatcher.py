@@ -306,6 +306,13 @@ class Dispatcher:
             for delivery, *_ in outcomes:
                 self._claimed.pop(delivery["rid"], None)
 
+    def forget(self) -> None:
+        """The deliveries are being cleared (a reset): outcomes not yet written and claims
+        go with them (an attempt still in flight records nothing when it ends)."""
+        self._outcomes.clear()
+        self._claimed.clear()
+        self._ahead.clear()
+
     def _step(self) -> int:
         """Fan out due events and start due attempts; how many it started. Fewer than
         ``BATCH``: all that could start now did, so stepping again at once finds nothing."""

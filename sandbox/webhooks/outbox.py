@@ -350,7 +350,17 @@ def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
     keep up)."""
     journal = []
     moves = []
+    ids = [delivery["delivery_id"] for delivery, *_ in outcomes]
+    kept = {  # an attempt in flight across a reset: its delivery is gone, and so is it
+        row["delivery_id"]
+        for row in world.store.all(
+            f"SELECT delivery_id FROM deliveries WHERE delivery_id IN ({','.join('?' * len(ids))})",
+            ids,
+        )
+    }
     for delivery, attempt, state, next_at in outcomes:
+        if delivery["delivery_id"] not in kept:
+            continue
         row = {
             **attempt,
             "delivery_id": delivery["delivery_id"],
