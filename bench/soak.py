@@ -206,7 +206,8 @@ class Connection:
 
 def emitter(port: int, load: Load, stop: threading.Event, seed: int) -> Callable[[], None]:
     """The event stream: one random event per call, its seed drawn from ``seed``."""
-    rng = random.Random(seed)
+    # an odd multiplier mod 2^31 maps distinct counts to distinct, scattered seeds
+    seeds = ((seed + 1_000_003 * n) % (1 << 31) for n in itertools.count())
     conn = Connection(port)
     headers = {"Content-Type": "application/json"}
 
@@ -214,7 +215,8 @@ def emitter(port: int, load: Load, stop: threading.Event, seed: int) -> Callable
         load.emit_lag_s = max(load.emit_lag_s, seconds)
 
     def step() -> None:
-        body = json.dumps({"random": 1, "seed": rng.randrange(1 << 31)})
+        # never the same seed twice: a seed drawn again draws the same snapshot ids (a 409)
+        body = json.dumps({"random": 1, "seed": next(seeds)})
         started = time.perf_counter()
         try:
             status, raw = conn.call("POST", "/_sandbox/events", headers, body)

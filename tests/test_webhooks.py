@@ -535,3 +535,12 @@ def test_an_attempt_in_flight_across_a_reset_leaves_no_trace(
     dispatcher = sandbox.app.state.services.dispatcher  # type: ignore[attr-defined]
     wait_for(lambda: not any(dispatcher._in_flight.values()) and not dispatcher._outcomes)
     assert attempts(sandbox) == []
+
+
+def test_a_seed_used_again_is_a_conflict_not_a_server_error(sandbox: TestClient) -> None:
+    """The same seed draws the same snapshot id: the second emit is refused with a 409."""
+    body = {"type": "snapshot.created", "seed": 5}
+    assert sandbox.post("/_sandbox/events", json=body).status_code == 202
+    again = sandbox.post("/_sandbox/events", json=body)
+    assert again.status_code == 409, again.text
+    assert "seed" in again.json()["error"]["message"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sandbox.errors import NotFound
+from sandbox.errors import Conflict, NotFound
 from sandbox.store import Row
 from sandbox.world import media
 from sandbox.world.context import World
@@ -23,6 +23,13 @@ def fresh_link(world: World, url: str | None, claims: dict[str, Any], extension:
 
 def record(world: World, data: dict[str, Any], at: float) -> None:
     """A ``snapshot.created`` happening: the frame joins the record."""
+    taken = "SELECT 1 FROM snapshots WHERE snapshot_id = ?"
+    if world.store.scalar(taken, (data["snapshot_id"],)) is not None:
+        # a seed drawn twice draws the same ids: say so instead of failing on the key
+        raise Conflict(
+            f"snapshot {data['snapshot_id']} is already in the record (a seed used "
+            "again draws the same ids: pick another seed, or name a snapshot_id)"
+        )
     claims = media.claims_in(world.store, data.get("url")) or _claims(world, data, at)
     world.store.insert(
         "snapshots",
