@@ -221,10 +221,11 @@ def start_sandbox(
     return port, proc
 
 
-def start_receiver(stack: contextlib.ExitStack, logs: Path) -> int:
-    """The aiohttp receiver on core 1; its port once it answers ``GET /stats``."""
+def start_receiver(stack: contextlib.ExitStack, logs: Path, script: str = __file__) -> int:
+    """The aiohttp receiver ``script --receiver PORT`` serves (this file's by default) on the
+    load core; its port once it answers ``GET /stats``."""
     port = free_port()
-    argv = [sys.executable, str(Path(__file__).resolve()), "--receiver", str(port)]
+    argv = [sys.executable, str(Path(script).resolve()), "--receiver", str(port)]
     log = logs / "receiver.log"
     proc = stack.enter_context(spawned(argv, log, child_env(), LOAD_CORE))
     wait_ready(proc, port, "/stats", log, "the receiver")

@@ -54,6 +54,7 @@ from figures import (  # bench/figures.py: sys.path[0] is bench/ when run as a s
     percentile,
     pinned,
     rss_mb,
+    start_receiver,
     start_sandbox,
     text_table,
 )
@@ -65,12 +66,9 @@ from run import (
     access_token,
     apps_key,
     child_env,
-    free_port,
     get_json,
     machine,
     sandbox_credentials,
-    spawned,
-    wait_ready,
 )
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -133,16 +131,6 @@ def receiver_main(port: int) -> None:
     app = web.Application()
     app.add_routes([web.post("/hook", hook), web.get("/stats", stats)])
     web.run_app(app, host=HOST, port=port, access_log=None, print=None)
-
-
-def start_receiver(stack: contextlib.ExitStack, logs: Path) -> int:
-    """The failing receiver on the load core; its port once it answers ``GET /stats``."""
-    port = free_port()
-    argv = [sys.executable, str(Path(__file__).resolve()), "--receiver", str(port)]
-    log = logs / "receiver.log"
-    proc = stack.enter_context(spawned(argv, log, child_env(), LOAD_CORE))
-    wait_ready(proc, port, "/stats", log, "the receiver")
-    return port
 
 
 # ---- load: the event stream and the Partner API -----------------------------------------------
@@ -510,7 +498,7 @@ def soak(minutes: float) -> Outcome:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chekt-soak-")))
         stack.enter_context(pinned({LOAD_CORE}))
-        receiver = start_receiver(stack, tmp)
+        receiver = start_receiver(stack, tmp, __file__)  # the failing one
         db = tmp / "sandbox.db"
         flags = ["--db", str(db), "--callback", f"http://{HOST}:{receiver}/hook"]
         port, proc = start_sandbox(stack, tmp, flags, child_env())

@@ -232,13 +232,8 @@ class Dispatcher:
                 continue  # room opened while the new attempts started: claim the rest now
             if not held or not self._sends:
                 return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                log.warning("virtual clock moved on with webhook attempts still waiting")
+            if not await self._one_ends(deadline, "still waiting"):
                 return
-            await asyncio.wait(
-                set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
 
     async def _settle(self) -> None:
         """Start everything due now and wait until each attempt in flight has an outcome,
@@ -252,13 +247,18 @@ class Dispatcher:
             if not any(self._in_flight.values()):
                 self._flush()  # the clock moves on from what is written
                 return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                log.warning("virtual clock moved on with webhook attempts still in flight")
+            if not await self._one_ends(deadline, "still in flight"):
                 return
-            await asyncio.wait(
-                set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
+
+    async def _one_ends(self, deadline: float, left: str) -> bool:
+        """Wait until an attempt in flight ends; False (logged) once ``deadline`` (loop
+        time) has passed: the clock moves on with the attempts ``left``."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            log.warning("virtual clock moved on with webhook attempts %s", left)
+            return False
+        await asyncio.wait(set(self._sends), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        return True
 
     async def _run(self) -> None:
         while True:
