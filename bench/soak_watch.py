@@ -73,6 +73,7 @@ class Sample:
     spill_fds: int  # of fds: the journal's files
     outbound: int  # of fds: connections to the receiver
     sockets: int  # of fds: the other sockets (listeners, the soak's connections)
+    others: tuple[str, ...]  # what the fds that are neither are (``Descriptors.others``)
     journal_entries: int
     journal_mb: float
     journal_evicted: int  # > 0 once the journal is at its bound
@@ -87,20 +88,33 @@ class Sample:
     emit_p99_ms: float  # of the emit calls since the sample before
 
 
-def open_fds(pid: int, receiver: int) -> tuple[int, int, int, int]:
-    """The server's open descriptors: all, the journal's spill files (unlinked temporary
-    files, as many as its byte bound needs: they come and go as it fills), its connections
-    to the receiver (port ``receiver``), and its other sockets."""
-    spill, sockets = 0, set()
+@dataclass(frozen=True)
+class Descriptors:
+    """The server's open descriptors at one moment."""
+
+    count: int
+    spill: int  # the journal's spill files: unlinked temporary files, as many as its byte
+    # bound needs (they come and go as it fills)
+    outbound: int  # connections to the receiver
+    sockets: int  # the other sockets
+    others: tuple[str, ...]  # what the rest are: paths, or a kind such as ``pipe``
+
+
+def open_fds(pid: int, receiver: int) -> Descriptors:
+    """The server's open descriptors; ``receiver``: the port its webhooks go to."""
+    spill, sockets, others = 0, set(), []
     names = os.listdir(f"/proc/{pid}/fd")
     for name in names:
         with contextlib.suppress(OSError):
             target = os.readlink(f"/proc/{pid}/fd/{name}")
-            spill += target.endswith(" (deleted)")
             if target.startswith("socket:["):
                 sockets.add(target[len("socket:[") : -1])
+            elif target.endswith(" (deleted)"):
+                spill += 1
+            else:  # ``pipe:[123]`` → ``pipe``: the inode says nothing across samples
+                others.append(target.split(":[", 1)[0])
     outbound = len(sockets & connected_to(pid, receiver))
-    return len(names), spill, outbound, len(sockets) - outbound
+    return Descriptors(len(names), spill, outbound, len(sockets) - outbound, tuple(sorted(others)))
 
 
 def connected_to(pid: int, port: int) -> set[str]:
@@ -126,7 +140,7 @@ def sample(
 ) -> Sample:
     """The server's state now; ``calls``: how many emit calls the sample before had seen.
     Memory and descriptors first, before our own reads make the server answer."""
-    rss, (fds, spill, outbound, sockets) = rss_mb(pid), open_fds(pid, receiver)
+    rss, fds = rss_mb(pid), open_fds(pid, receiver)
     record.pull()
     durations = load.emit_ms[calls:]
     journal = get_json(port, "/_sandbox/journal")
@@ -134,10 +148,11 @@ def sample(
     return Sample(
         at=at,
         rss_mb=rss,
-        fds=fds,
-        spill_fds=spill,
-        outbound=outbound,
-        sockets=sockets,
+        fds=fds.count,
+        spill_fds=fds.spill,
+        outbound=fds.outbound,
+        sockets=fds.sockets,
+        others=fds.others,
         journal_entries=int(journal["entries"]),
         journal_mb=int(journal["bytes"]) / 1e6,
         journal_evicted=int(journal["evicted"]),
