@@ -78,9 +78,10 @@ class Entry:
     fault: str | None = None  # the inbound fault rule that struck it, and how
     surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
-    # response_headers' first bytes (whole lines) that plain_headers already passed: a
-    # replayed answer's own headers, checked once when it was kept; not stored
+    # response_headers' first bytes (whole lines) known plain: a replayed answer's own
+    # headers, checked once when it was kept, and those the sandbox made; not stored
     plain_head: int = 0
+    response_type: str | None = None  # the response's Content-Type, when known; not stored
 
     @property
     def size(self) -> int:
@@ -211,7 +212,10 @@ def scrub(
     if entry.body:
         entry.body = clean.body(entry.body, _packed_type(entry.headers))
     if entry.response_body:
-        entry.response_body = clean.body(entry.response_body, _packed_type(entry.response_headers))
+        response_type = entry.response_type
+        if response_type is None:
+            response_type = _packed_type(entry.response_headers)
+        entry.response_body = clean.body(entry.response_body, response_type)
     if entry.trace_id is not None:
         entry.trace_id = clean.text(entry.trace_id)
     if entry.client_id is not None and not entry.client_id.isascii():
@@ -229,7 +233,7 @@ def _vault(values: tuple[str, ...]) -> bytes:
 def _hidden_headers(clean: Scrub, packed: bytes, plain: int = 0) -> bytes:
     """``plain``: the bytes of ``packed`` known plain (whole lines; plainness is a property
     of each line, so the rest alone is asked about)."""
-    if plain_headers(packed[plain + 1 :] if plain else packed):
+    if plain >= len(packed) or plain_headers(packed[plain + 1 :] if plain else packed):
         return packed
     return pack(clean.headers(packed, unpack(packed)))
 
@@ -433,11 +437,16 @@ class Recorder:
             return self._seq
 
     def add(self, entry: Entry, revealable: Callable[[str], bool] = never) -> None:
-        """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`)."""
+        """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`);
+        one without a ``seq`` is given the next."""
         scrub(entry, revealable, self._clean, self._memo)
         parts = _parts(entry)
         record = b"".join([_LENGTHS.pack(*map(len, parts)), *parts])
+        entries = self._entries
         with self._lock:
+            if not entry.seq:
+                self._seq += 1
+                entry.seq = self._seq
             index, offset = self._spill.write(record)
             numbers = _NUMBERS.pack(
                 entry.seq,
@@ -448,17 +457,19 @@ class Recorder:
                 len(record),
             )
             kept = _Kept(entry, numbers, self._share)
-            self._entries.append(kept)
+            entries.append(kept)
             self._bytes += len(record) - _LENGTHS.size + len(kept.path) + len(kept.query)
             self._bytes += _ALLOWANCE
-            if len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                while self._entries and (
-                    len(self._entries) > self.max_entries or self._bytes > self.max_bytes
-                ):
-                    self._bytes -= self._entries.popleft().size
+            if len(entries) > self.max_entries or self._bytes > self.max_bytes:
+                where = 0  # where the last entry evicted was spilled
+                while entries and (len(entries) > self.max_entries or self._bytes > self.max_bytes):
+                    oldest = entries.popleft()
+                    where, length = _NUMBERS.unpack(oldest._numbers)[4:]
+                    self._bytes -= length - _LENGTHS.size + _ALLOWANCE
+                    self._bytes -= len(oldest.path) + len(oldest.query)
                     self.evicted += 1
-                if self._entries:
-                    self._spill.release_before(self._entries[0].spilled[0])
+                # the files before its own hold older entries only: all evicted now
+                self._spill.release_before(where >> _OFFSET_BITS)
 
     def clear(self) -> None:
         with self._lock:
