@@ -244,6 +244,7 @@ async def _replayed(
                 note=state.get("note"),
                 plain_head=plain,
                 response_type=replay.content_type,
+                response_repeats=replay.repeats and len(body) <= BODY_LIMIT,
             )
             text = authorization.decode("latin-1")
             services.recorder.add(entry, _revealable(services.guard, text, state))

@@ -72,13 +72,14 @@ class Replay:
     """What :meth:`Replays.find` answers a request with: the principal, the headers (rate-limit
     ones included) and body; ``packed``: those headers packed for the journal when redaction
     leaves them as they are, else b"" (the journal then checks them); ``content_type``: the
-    answer's."""
+    answer's; ``repeats``: the body is the same object at every replay (not rendered)."""
 
     principal: Principal
     headers: Headers
     body: bytes
     packed: bytes
     content_type: str
+    repeats: bool
 
 
 def replayable(
@@ -173,7 +174,7 @@ class Replays:
             if limits is not None:  # digits the limiter made: as plain as the rest
                 headers += limits
                 packed = packed and _joined(packed, pack(limits))
-        return Replay(principal, headers, body, packed, answer.content_type)
+        return Replay(principal, headers, body, packed, answer.content_type, answer.render is None)
 
 
 def _joined(*packed: bytes) -> bytes:
