@@ -7,7 +7,9 @@ the hot path; durable webhook attempts live in the store's outbox instead.
 Credentials are hidden when an entry is recorded, before it reaches memory or the spill
 files (:mod:`sandbox.redaction`); only test credentials are kept, for ``reveal=true``.
 Memory holds only a compact record per entry (:class:`_Kept`, about 300 bytes); headers and
-bodies go to the spill files. Readers pick entries with :mod:`sandbox.journal_filters`.
+bodies go to the spill files, but for a body a replay answers with again and again, held
+once for all its entries (at most 1 MiB of them). Readers pick entries with
+:mod:`sandbox.journal_filters`.
 """
 
 from __future__ import annotations
