@@ -11,7 +11,8 @@ the scope, so the body deadline in ``sandbox.api.limits`` counts from it as well
 a way to hang up, which the fault middleware (``sandbox.api.faults``) uses to drop a
 connection. A pipelined
 request's clocks start only once the response before it is complete: waiting for us is not
-slow."""
+slow. A response's head goes out with the first bytes of its body, in one write instead of
+two (:class:`HeldHead`)."""
 
 from __future__ import annotations
 
