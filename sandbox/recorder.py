@@ -7,7 +7,9 @@ the hot path; durable webhook attempts live in the store's outbox instead.
 Credentials are hidden when an entry is recorded, before it reaches memory or the spill
 files (:mod:`sandbox.redaction`); only test credentials are kept, for ``reveal=true``.
 Memory holds only a compact record per entry (:class:`_Kept`, about 300 bytes); headers and
-bodies go to the spill files. Readers pick entries with :mod:`sandbox.journal_filters`.
+bodies go to the spill files, but for a body a replay answers with again and again, held
+once for all its entries (at most 1 MiB of them). Readers pick entries with
+:mod:`sandbox.journal_filters`.
 """
 
 from __future__ import annotations
@@ -78,9 +80,13 @@ class Entry:
     fault: str | None = None  # the inbound fault rule that struck it, and how
     surface: str | None = None  # events into CHeKT: event_api or bridge (its own listener)
     vault: bytes = b""  # the test credentials redaction hid, as a JSON list (for reveal)
-    # response_headers' first bytes (whole lines) that plain_headers already passed: a
-    # replayed answer's own headers, checked once when it was kept; not stored
+    # response_headers' first bytes (whole lines) known plain: a replayed answer's own
+    # headers, checked once when it was kept, and those the sandbox made; not stored
     plain_head: int = 0
+    response_type: str | None = None  # the response's Content-Type, when known; not stored
+    # response_body is an object the sender answers with again and again (a replay's): the
+    # journal may keep it once in memory for every entry instead of a copy each; not stored
+    response_repeats: bool = False
 
     @property
     def size(self) -> int:
@@ -96,6 +102,7 @@ _LENGTHS = struct.Struct("<5I")  # a spilled record starts with its parts' lengt
 _NUMBERS = struct.Struct("<qddiQI")
 _OFFSET_BITS = 40
 _SHARED = 4096  # names (methods, paths, clients) shared between entries; forgotten when full
+_HELD = 1 << 20  # bytes of response bodies held in memory for the entries that repeat them
 
 
 def _parts(entry: Entry) -> list[bytes]:
@@ -109,6 +116,7 @@ class _Kept:
 
     __slots__ = (
         "_numbers",
+        "body",
         "client_id",
         "dealer_id",
         "fault",
@@ -122,8 +130,15 @@ class _Kept:
         "trace_id",
     )
 
-    def __init__(self, entry: Entry, numbers: bytes, share: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        entry: Entry,
+        numbers: bytes,
+        share: Callable[[Any], Any],
+        body: bytes | None = None,
+    ) -> None:
         self._numbers = numbers
+        self.body = body  # the response body, when it is held in memory (see Recorder.add)
         self.method = share(entry.method)
         self.path = share(entry.path)
         self.query = share(entry.query)
@@ -161,7 +176,8 @@ class _Kept:
     def size(self) -> int:
         """As :attr:`Entry.size` counts it."""
         bulk: int = _NUMBERS.unpack(self._numbers)[5] - _LENGTHS.size
-        return bulk + len(self.path) + len(self.query) + _ALLOWANCE
+        held = 0 if self.body is None else len(self.body)
+        return bulk + held + len(self.path) + len(self.query) + _ALLOWANCE
 
     def entry(self, parts: Sequence[bytes] = (b"",) * len(_PARTS)) -> Entry:
         seq, at, duration_ms, status, _, _ = _NUMBERS.unpack(self._numbers)
@@ -211,7 +227,10 @@ def scrub(
     if entry.body:
         entry.body = clean.body(entry.body, _packed_type(entry.headers))
     if entry.response_body:
-        entry.response_body = clean.body(entry.response_body, _packed_type(entry.response_headers))
+        response_type = entry.response_type
+        if response_type is None:
+            response_type = _packed_type(entry.response_headers)
+        entry.response_body = clean.body(entry.response_body, response_type)
     if entry.trace_id is not None:
         entry.trace_id = clean.text(entry.trace_id)
     if entry.client_id is not None and not entry.client_id.isascii():
@@ -229,7 +248,7 @@ def _vault(values: tuple[str, ...]) -> bytes:
 def _hidden_headers(clean: Scrub, packed: bytes, plain: int = 0) -> bytes:
     """``plain``: the bytes of ``packed`` known plain (whole lines; plainness is a property
     of each line, so the rest alone is asked about)."""
-    if plain_headers(packed[plain + 1 :] if plain else packed):
+    if plain >= len(packed) or plain_headers(packed[plain + 1 :] if plain else packed):
         return packed
     return pack(clean.headers(packed, unpack(packed)))
 
@@ -405,6 +424,10 @@ class Recorder:
         self._clean = KnownClean()
         self._memo = HeadersMemo()
         self._shared: dict[Any, Any] = {}
+        # response bodies held in memory for the entries that answered with them (a replay
+        # answers with the same object each time): id -> [body, entries kept that hold it]
+        self._bodies: dict[int, list[Any]] = {}
+        self._held = 0  # their bytes, at most _HELD
 
     def _share(self, value: Any) -> Any:
         """``value``, or an equal one already held (None as it is)."""
@@ -425,6 +448,8 @@ class Recorder:
         for size in lengths:
             parts.append(data[at : at + size])
             at += size
+        if kept.body is not None:
+            parts[3] = kept.body
         return kept.entry(parts)
 
     def next_seq(self) -> int:
@@ -433,11 +458,34 @@ class Recorder:
             return self._seq
 
     def add(self, entry: Entry, revealable: Callable[[str], bool] = never) -> None:
-        """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`)."""
+        """Record ``entry``, its credentials hidden first (``revealable``: see :class:`Scrub`);
+        one without a ``seq`` is given the next."""
+        body = entry.response_body
         scrub(entry, revealable, self._clean, self._memo)
-        parts = _parts(entry)
-        record = b"".join([_LENGTHS.pack(*map(len, parts)), *parts])
+        # a body answered again and again, which redaction left as it was, is held in memory
+        # once for all its entries instead of spilled with each
+        repeated = entry.response_repeats and entry.response_body is body and body != b""
+        entries = self._entries
         with self._lock:
+            held = False
+            if repeated:
+                found = self._bodies.get(id(body))
+                if found is not None:
+                    found[1] += 1
+                    held = True
+                elif self._held + len(body) <= _HELD:  # else spilled like any other body
+                    self._bodies[id(body)] = [body, 1]
+                    self._held += len(body)
+                    held = True
+            if held:
+                entry.response_body = b""
+            parts = _parts(entry)
+            record = b"".join([_LENGTHS.pack(*map(len, parts)), *parts])
+            if held:
+                entry.response_body = body
+            if not entry.seq:
+                self._seq += 1
+                entry.seq = self._seq
             index, offset = self._spill.write(record)
             numbers = _NUMBERS.pack(
                 entry.seq,
@@ -447,18 +495,27 @@ class Recorder:
                 index << _OFFSET_BITS | offset,
                 len(record),
             )
-            kept = _Kept(entry, numbers, self._share)
-            self._entries.append(kept)
+            kept = _Kept(entry, numbers, self._share, body if held else None)
+            entries.append(kept)
             self._bytes += len(record) - _LENGTHS.size + len(kept.path) + len(kept.query)
-            self._bytes += _ALLOWANCE
-            if len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                while self._entries and (
-                    len(self._entries) > self.max_entries or self._bytes > self.max_bytes
-                ):
-                    self._bytes -= self._entries.popleft().size
+            self._bytes += _ALLOWANCE + (len(body) if held else 0)
+            if len(entries) > self.max_entries or self._bytes > self.max_bytes:
+                where = 0  # where the last entry evicted was spilled
+                while entries and (len(entries) > self.max_entries or self._bytes > self.max_bytes):
+                    oldest = entries.popleft()
+                    where, length = _NUMBERS.unpack(oldest._numbers)[4:]
+                    self._bytes -= length - _LENGTHS.size + _ALLOWANCE
+                    self._bytes -= len(oldest.path) + len(oldest.query)
+                    if oldest.body is not None:  # one entry fewer holds it
+                        self._bytes -= len(oldest.body)
+                        found = self._bodies[id(oldest.body)]
+                        found[1] -= 1
+                        if not found[1]:
+                            del self._bodies[id(oldest.body)]
+                            self._held -= len(oldest.body)
                     self.evicted += 1
-                if self._entries:
-                    self._spill.release_before(self._entries[0].spilled[0])
+                # the files before its own hold older entries only: all evicted now
+                self._spill.release_before(where >> _OFFSET_BITS)
 
     def clear(self) -> None:
         with self._lock:
@@ -467,6 +524,8 @@ class Recorder:
             self.evicted = 0
             self._spill.close()
             self._shared.clear()
+            self._bodies.clear()
+            self._held = 0
         self._clean.clear()
         self._memo.clear()
 

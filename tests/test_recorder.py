@@ -170,6 +170,47 @@ def test_spilled_bodies_read_back_exactly_across_files_and_old_files_are_release
     assert recorder._spill.files == {}
 
 
+def test_a_body_answered_again_and_again_is_held_once_and_counted_each_time() -> None:
+    """A replay answers with the same body object every time: the journal holds it once in
+    memory for all its entries (not a copy spilled with each), reads it back exactly, counts
+    it against the byte bound for each entry, and lets it go with the last."""
+    from sandbox.recorder import Entry, Recorder
+
+    body = b'[{"site_id": 1, "name": "' + b"s" * 2000 + b'"}]'
+    clean = b'{"ok": true}'
+
+    def recorded(repeats: bool) -> Recorder:
+        recorder = Recorder(max_entries=100)
+        for n in range(300):
+            recorder.add(
+                Entry(
+                    seq=0,
+                    time=0.0,
+                    method="GET",
+                    path="/p",
+                    query=b"",
+                    headers=b"host:x",
+                    body=b"",
+                    status=200,
+                    response_headers=b"content-type:application/json",
+                    response_body=body if n % 3 else clean,
+                    response_repeats=repeats and n % 3 != 0,
+                )
+            )
+        return recorder
+
+    held, spilled = recorded(True), recorded(False)
+    assert held.stats() == spilled.stats()  # the same entries, bytes and evictions
+    entries = held.query({})
+    assert [e.response_body for e in entries] == [e.response_body for e in spilled.query({})]
+    assert [e.seq for e in entries] == list(range(201, 301))
+    assert held._held == len(body) and len(held._bodies) == 1  # one copy in memory
+    assert spilled._held == 0
+    held.max_entries = 1
+    held.add(Entry(seq=0, time=0.0, method="GET", path="/q", query=b"", headers=b"", body=b""))
+    assert held._held == 0 and held._bodies == {}  # gone with its last entry
+
+
 def _last(client: TestClient, **filters: str) -> dict[str, Any]:
     entries = client.get("/_sandbox/requests", params=filters).json()
     return dict(entries[-1])

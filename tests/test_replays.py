@@ -197,3 +197,16 @@ def test_a_token_replayed_under_another_scheme_is_judged_as_the_normal_way_would
         normal.status_code,
         {**normal.json()["error"], "request_id": replayed.json()["error"]["request_id"]},
     )
+
+
+def test_a_replay_is_journaled_with_the_headers_it_was_sent(api: Api) -> None:
+    # the journal takes a replay's headers as known plain (the answer's, checked once, and
+    # those the sandbox makes per request): they must be what the client got, unchanged
+    api.client.post("/_sandbox/rate-limits", json={"per_minute": 600, "burst": 30})
+    headers = api.bearer(api.key)
+    answers = [api.client.get(SITES, headers=headers) for _ in range(3)]
+    entries = api.client.get("/_sandbox/requests", params={"path": SITES}).json()[-3:]
+    for entry, answer in zip(entries, answers, strict=True):
+        assert entry["response_headers"] == dict(answer.headers.items())
+        assert entry["response_body"] == answer.json()
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["29", "28", "27"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sandbox.api.replay import PENDING, Key
+from sandbox.api.replay import PENDING, Key, Replay
 from sandbox.auth.guard import Guard
 from sandbox.clock import time_header
 from sandbox.errors import ApiError
@@ -63,13 +63,46 @@ class RequestContext:
         if self.surface is not None:
             state["surface"] = self.surface
         extra = [(b"x-request-id", request_id.encode())]
-        started = False
+        if trace_id is not None:
+            _trace(state, trace_id)
+            extra.append((TRACE_HEADER, trace_id))
         app = scope["app"]
         if app is not self._app:  # the services, looked up once (Starlette's State is slow)
             self._app, self._services = app, app.state.services
         services = self._services
-        recording = not scope["path"].startswith("/_sandbox")
         clock_started = time.perf_counter()
+        key: Key = (
+            scope["path"],
+            scope.get("query_string", b""),
+            authorization or b"",
+            host,
+            scope.get("scheme", "http"),
+            None if host is not None else tuple(scope.get("server") or ()),
+        )
+        # the main listener's polled lists (a bridge's listener serves other routes)
+        if authorization is not None and scope["method"] == "GET" and self.surface is None:
+            replay = _found(services, key, size, app)
+            if replay is not None:
+                await _replayed(scope, send, services, state, replay, extra, key[2], clock_started)
+                return
+        await self._handled(scope, receive, send, services, state, extra, key, clock_started)
+
+    async def _handled(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        services: Any,
+        state: dict[str, Any],
+        extra: list[tuple[bytes, bytes]],
+        key: Key,
+        clock_started: float,
+    ) -> None:
+        """The request the normal way, through the app; its answer kept for replay when its
+        handler offered it."""
+        request_id: str = state["request_id"]
+        app = scope["app"]
+        recording = not scope["path"].startswith("/_sandbox")
         entry = Entry(
             seq=0,
             time=services.world.now(),
@@ -83,6 +116,7 @@ class RequestContext:
         request_body: list[bytes] = []
         response_body: list[bytes] = []
         kept = 0  # bytes of the response body recorded
+        started = False
 
         async def receive_recorded() -> Message:
             message = await receive()
@@ -90,27 +124,15 @@ class RequestContext:
                 request_body.append(message.get("body", b""))
             return message
 
-        def starting(
-            status: int, headers: list[tuple[bytes, bytes]], plain: bytes = b"", count: int = 0
-        ) -> list[tuple[bytes, bytes]]:
-            """The answer's headers with the ids and the clock; recorded. ``plain``: its first
-            ``count`` headers packed, known plain (see :class:`sandbox.api.replay.Replay`)."""
-            nonlocal started
-            started = True
-            clock = time_header(services.world.now())  # at the answer: advance moves it
-            headers = [*headers, *extra, clock]
-            entry.status = status
-            if plain:
-                entry.response_headers = plain + b"\n" + pack(headers[count:])
-                entry.plain_head = len(plain)
-            else:
-                entry.response_headers = pack(headers)
-            return headers
-
         async def send_with_ids(message: Message) -> None:
-            nonlocal kept
+            nonlocal kept, started
             if message["type"] == "http.response.start":
-                message["headers"] = starting(message["status"], message.get("headers", []))
+                started = True
+                clock = time_header(services.world.now())  # at the answer: advance moves it
+                headers = [*message.get("headers", []), *extra, clock]
+                message["headers"] = headers
+                entry.status = message["status"]
+                entry.response_headers = pack(headers)
                 offered = state.pop(PENDING, None)
                 if (
                     offered is not None
@@ -118,44 +140,18 @@ class RequestContext:
                     and keepable
                     and "fault" not in state
                 ):
-                    replays.keep(key, offered, state.get("principal"))
+                    services.replays.keep(key, offered, state.get("principal"))
             elif message["type"] == "http.response.body" and kept < BODY_LIMIT:
                 chunk = message.get("body", b"")
                 response_body.append(chunk)
                 kept += len(chunk)
             await send(message)
 
-        replays = services.replays
-        key: Key = (
-            scope["path"],
-            scope.get("query_string", b""),
-            authorization or b"",
-            host,
-            scope.get("scheme", "http"),
-            None if host is not None else tuple(scope.get("server") or ()),
-        )
         keepable = scope["method"] == "GET" and self.surface is None
         try:
-            if trace_id is not None:
-                _trace(state, trace_id)
-                extra.append((TRACE_HEADER, trace_id))
-            # the main listener's polled lists (a bridge's listener serves other routes)
-            replay = (
-                replays.find(services, key, size)
-                if authorization is not None and scope["method"] == "GET" and self.surface is None
-                else None
-            )
-            if replay is not None:
-                state["principal"], body = replay.principal, replay.body
-                response_body.append(body)
-                headers = starting(200, replay.headers, replay.plain, replay.count)
-                await send({"type": "http.response.start", "status": 200, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-            else:
-                await self.app(scope, receive_recorded if recording else receive, send_with_ids)
+            await self.app(scope, receive_recorded if recording else receive, send_with_ids)
         except Exception as exc:
-            log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
-            app.state.server_errors.append(exc)
+            _failed(scope, app, exc)
             if not started:
                 await send_error(
                     send_with_ids,
@@ -164,6 +160,7 @@ class RequestContext:
                 )
         finally:
             if recording:
+                raw_authorization = key[2] or None
                 authorization_text = _finish(
                     entry,
                     state,
@@ -171,10 +168,86 @@ class RequestContext:
                     response_body,
                     clock_started,
                     services.guard,
-                    authorization,
+                    raw_authorization,
                 )
-                entry.seq = services.recorder.next_seq()
                 services.recorder.add(entry, _revealable(services.guard, authorization_text, state))
+
+
+def _failed(scope: Scope, app: Any, exc: Exception) -> None:
+    log.exception("unhandled error in %r %r", scope.get("method"), scope.get("path"))
+    app.state.server_errors.append(exc)
+
+
+def _found(services: Any, key: Key, size: int, app: Any) -> Replay | None:
+    """The replay for ``key``, or None; a failure to look is reported, and the request then
+    goes the normal way."""
+    try:
+        replay: Replay | None = services.replays.find(services, key, size)
+    except Exception as exc:
+        log.exception("looking for a replay of %r failed", key[0])
+        app.state.server_errors.append(exc)
+        return None
+    return replay
+
+
+async def _replayed(
+    scope: Scope,
+    send: Send,
+    services: Any,
+    state: dict[str, Any],
+    replay: Replay,
+    extra: list[tuple[bytes, bytes]],
+    authorization: bytes,
+    clock_started: float,
+) -> None:
+    """Answer with ``replay`` and record it as any answer (see :mod:`sandbox.api.replay`).
+    Nothing is awaited before the answer starts, so the request's moment is the answer's."""
+    now = services.world.now()
+    clock = time_header(now)
+    principal = state["principal"] = replay.principal
+    body = replay.body
+    headers = [*replay.headers, *extra, clock]
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except Exception as exc:
+        _failed(scope, scope["app"], exc)
+    finally:
+        if not scope["path"].startswith("/_sandbox"):
+            # the headers the sandbox made (request id, clock, the answer's checked once) are
+            # plain; only an echoed trace id is checked, as in any other answer
+            if not replay.packed:
+                packed, plain = pack(headers), 0
+            elif len(extra) == 1:  # no trace id: all of them
+                packed = b"\n".join([replay.packed, pack(extra), pack([clock])])
+                plain = len(packed)
+            else:
+                known = replay.packed + b"\n" + pack(extra[:1])
+                packed, plain = known + b"\n" + pack([*extra[1:], clock]), len(known)
+            entry = Entry(
+                seq=0,
+                time=now,
+                method="GET",
+                path=scope["path"],
+                query=scope.get("query_string", b""),
+                headers=pack(scope["headers"]),
+                body=b"",
+                status=200,
+                response_headers=packed,
+                response_body=body[:BODY_LIMIT],
+                duration_ms=round((time.perf_counter() - clock_started) * 1000, 3),
+                client_id=principal.client_id,
+                tier=principal.tier,
+                dealer_id=principal.dealer_id,
+                trace_id=state.get("trace_id"),
+                request_id=state["request_id"],
+                note=state.get("note"),
+                plain_head=plain,
+                response_type=replay.content_type,
+                response_repeats=replay.repeats and len(body) <= BODY_LIMIT,
+            )
+            text = authorization.decode("latin-1")
+            services.recorder.add(entry, _revealable(services.guard, text, state))
 
 
 def _trace(state: dict[str, Any], raw: bytes) -> None:

@@ -59,20 +59,27 @@ class Answer:
     tail: Headers
     body: bytes
     render: Callable[[float], bytes] | None = None
-    plain: bytes = b""  # ``head`` packed for the journal when redaction leaves it as it is
+    # ``head`` and ``tail`` packed for the journal, when redaction leaves them as they are
+    # (``plain``), and the answer's Content-Type: found once, when it is kept
+    plain: bool = False
+    packed_head: bytes = b""
+    packed_tail: bytes = b""
+    content_type: str = ""
 
 
 @dataclass(slots=True)  # not frozen: made on every replay, and a frozen one's fields cost
 class Replay:
     """What :meth:`Replays.find` answers a request with: the principal, the headers (rate-limit
-    ones included) and body; ``plain``: the first ``count`` headers packed, when redaction
-    leaves them as they are (the journal then checks only the rest)."""
+    ones included) and body; ``packed``: those headers packed for the journal when redaction
+    leaves them as they are, else b"" (the journal then checks them); ``content_type``: the
+    answer's; ``repeats``: the body is the same object at every replay (not rendered)."""
 
     principal: Principal
     headers: Headers
     body: bytes
-    plain: bytes
-    count: int
+    packed: bytes
+    content_type: str
+    repeats: bool
 
 
 def replayable(
@@ -110,10 +117,18 @@ class Replays:
         head, tail = answer.head, answer.tail
         if answer.render is None:  # a body that never changes: its headers neither
             head, tail = [*head, (b"content-length", b"%d" % len(answer.body)), *tail], []
-        packed = pack(head)
-        plain = packed if packed and plain_headers(packed) else b""
+        packed_head, packed_tail = pack(head), pack(tail)
         self._answers[key] = Answer(
-            answer.version, principal, head, tail, answer.body, answer.render, plain
+            answer.version,
+            principal,
+            head,
+            tail,
+            answer.body,
+            answer.render,
+            plain_headers(_joined(packed_head, packed_tail)),
+            packed_head,
+            packed_tail,
+            next((v.decode("latin-1") for k, v in [*head, *tail] if k == b"content-type"), ""),
         )
 
     def clear(self) -> None:
@@ -140,18 +155,31 @@ class Replays:
             return None  # expired since: the normal way says so
         if answer.render is None:
             body, headers = answer.body, answer.head.copy()  # head: all of them (see keep)
+            packed = answer.packed_head if answer.plain else b""
         else:
             body = answer.render(world.now())
-            headers = [*answer.head, (b"content-length", b"%d" % len(body)), *answer.tail]
+            length = b"%d" % len(body)
+            headers = [*answer.head, (b"content-length", length), *answer.tail]
+            packed = (
+                _joined(answer.packed_head, b"content-length:" + length, answer.packed_tail)
+                if answer.plain
+                else b""
+            )
         limiter = services.limiter
         if limiter.active:
             try:
                 limits = limiter.take_raw(principal.client_id)
             except ApiError:
                 return None  # an empty bucket: the normal way answers 429 (taking no token)
-            if limits is not None:
+            if limits is not None:  # digits the limiter made: as plain as the rest
                 headers += limits
-        return Replay(principal, headers, body, answer.plain, len(answer.head))
+                packed = packed and _joined(packed, pack(limits))
+        return Replay(principal, headers, body, packed, answer.content_type, answer.render is None)
+
+
+def _joined(*packed: bytes) -> bytes:
+    """Blocks of packed headers as one (empty ones hold no line)."""
+    return b"\n".join([block for block in packed if block])
 
 
 def rate_headers(limits: dict[str, str]) -> Headers:

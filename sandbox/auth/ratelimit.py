@@ -13,6 +13,7 @@ second worker would keep its own (limits are then per worker).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,15 @@ class Ceiling:
     per_minute: int
     burst: int
 
-    @property
+    @functools.cached_property  # asked on every limited request
     def rate(self) -> float:
         """Tokens gained per second."""
         return self.per_minute / 60.0
+
+    @functools.cached_property
+    def limit_header(self) -> tuple[bytes, bytes]:
+        """``X-RateLimit-Limit`` as an answer carries it."""
+        return _RAW[0], b"%d" % self.per_minute
 
 
 # CHeKT's documented tiers: Free 60/min burst 5, Pro 600/min burst 30, Enterprise 3000/min 200
@@ -93,8 +99,8 @@ class RateLimiter:
         taken = self._take(client_id)
         if taken is None:
             return None
-        limit, remaining, reset = _values(*taken)
-        return [(_RAW[0], b"%d" % limit), (_RAW[1], b"%d" % remaining), (_RAW[2], b"%d" % reset)]
+        _, remaining, reset = _values(*taken)
+        return [taken[0].limit_header, (_RAW[1], b"%d" % remaining), (_RAW[2], b"%d" % reset)]
 
     def _take(self, client_id: str) -> tuple[Ceiling, _Bucket, float] | None:
         ceiling = self.clients[client_id][1] if client_id in self.clients else self.ceiling
