@@ -59,6 +59,10 @@ class Store:
         self._shared = self.path != ":memory:"
         self._watchers: list[tuple[frozenset[str], frozenset[str], Listener]] = []
         self._parsed: dict[str, tuple[str, str, frozenset[str]]] = {}  # sql → verb, table, reach
+        # reads remembered inside the open transaction (:meth:`remembered`), and which of them
+        # each table's writes make stale
+        self._memo: dict[tuple[Any, ...], list[Row]] = {}
+        self._memo_by_table: dict[str, set[tuple[Any, ...]]] = {}
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -93,6 +97,7 @@ class Store:
                 yield
             except BaseException:
                 self._depth -= 1
+                self._forget()
                 if outermost:
                     self._conn.execute("ROLLBACK")
                 else:
@@ -102,7 +107,35 @@ class Store:
                 self._changed.update(WORLD_TABLES)  # what a rolled back restore put back
                 raise
             self._depth -= 1
+            if outermost:
+                self._forget()
             self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
+
+    def remembered(self, sql: str, params: Params, tables: Iterable[str]) -> list[Row]:
+        """``all``, remembered until the open transaction ends or a write reaches one of
+        ``tables`` (every table the query reads): a batch of happenings reads the same sites,
+        devices and settings again and again. Outside a transaction it is ``all`` (another
+        process may write between two statements); callers must not mutate the rows."""
+        with self._lock:
+            if self._depth == 0:
+                return self.all(sql, params)
+            key = (sql, tuple(params) if not isinstance(params, dict) else tuple(params.items()))
+            rows = self._memo.get(key)
+            if rows is None:
+                rows = self._memo[key] = self._conn.execute(sql, params).fetchall()
+                for table in tables:
+                    self._memo_by_table.setdefault(table, set()).add(key)
+            return rows
+
+    def _forget(self, tables: Iterable[str] | None = None) -> None:
+        """Drop remembered reads: those of ``tables``, or all."""
+        if tables is None:
+            self._memo.clear()
+            self._memo_by_table.clear()
+            return
+        for table in tables:
+            for key in self._memo_by_table.pop(table, ()):
+                self._memo.pop(key, None)
 
     def watch(
         self, tables: Iterable[str], listener: Listener, verbs: Iterable[str] = ("*",)
@@ -145,6 +178,8 @@ class Store:
             parsed = self._parsed[sql] = (verb, table, frozenset(reaches))
         verb, table, reaches = parsed
         self._changed.update(reaches)
+        if self._memo:
+            self._forget(reaches if table != "*" else None)
         for tables, verbs, listener in self._watchers:
             if (table in tables or table == "*") and ("*" in verbs or verb in verbs):
                 listener()
@@ -231,6 +266,7 @@ class Store:
             self._version += 1
             self._conn.executescript(script)
             self._changed.update(WORLD_TABLES)
+            self._forget()
             for _tables, _verbs, listener in self._watchers:
                 listener()
 
@@ -246,6 +282,7 @@ class Store:
                         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
                         [tuple(row.values()) for row in rows[table]],  # one SELECT's order
                     )
+            self._forget()
             for _tables, _verbs, listener in self._watchers:
                 listener()
 
