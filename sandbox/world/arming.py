@@ -37,7 +37,7 @@ def partitions(world: World, site_id: int) -> list[Row]:
         "SELECT partition, name, state, user_id, source, updated_at FROM arming "
         "WHERE site_id = ? ORDER BY partition",
         (site_id,),
-        ("arming",),
+        {"arming": None},
     )
 
 

@@ -67,7 +67,7 @@ def configure(store: Store, seconds: int) -> None:
 
 def _setting(store: Store, key: str) -> str | None:
     """A meta value, remembered within a transaction (a batch signs thousands of links)."""
-    rows = store.remembered("SELECT value FROM meta WHERE key = ?", (key,), ("meta",))
+    rows = store.remembered("SELECT value FROM meta WHERE key = ?", (key,), {"meta": None})
     return None if not rows else str(rows[0]["value"])
 
 
