@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -228,37 +227,29 @@ def claim_due(
     read, so a backlog of theirs cannot fill the batch and starve others.
 
     Each subscription's oldest due rows come from its own index range, just as many as it
-    has room for; the oldest ``limit`` of those are the batch, and bodies are read only for
-    them. The claim is the caller's memory, not a write: a restart makes every unfinished
-    attempt due again anyway, and a write per claim would cost a commit."""
+    has room for, with the claimed rows (in flight, or ended but not yet journaled: up to a
+    flush's worth) left out by SQLite; the oldest ``limit`` of those are the batch. The
+    claim is the caller's memory, not a write: a restart makes every unfinished attempt due
+    again anyway, and a write per claim would cost a commit."""
     claimed = claimed or {}
-    now, busy, skip = world.now(), Counter(claimed.values()), set(full)
-    picked: list[tuple[float, int]] = []
+    now, skip = world.now(), set(full)
+    picked: list[Row] = []
     for sub in world.store.all("SELECT webhook_id FROM webhooks"):
         webhook = sub["webhook_id"]
         space = 0 if webhook in skip else min(room(webhook), limit)
-        if space <= 0:
-            continue
-        rows = world.store.all(
-            "SELECT rowid AS rid, next_at FROM deliveries WHERE state = 'pending' "
-            "AND webhook_id = ? AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
-            (webhook, now, space + busy[webhook]),
-        )
-        free = [(row["next_at"], row["rid"]) for row in rows if row["rid"] not in claimed]
-        picked += free[:space]
-    picked.sort()
-    chosen = [rid for _, rid in picked[:limit]]
-    if not chosen:
-        return []
-    marks = ",".join("?" * len(chosen))
-    rows = world.store.all(
-        "SELECT d.rowid AS rid, d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
-        f"FROM deliveries d JOIN webhooks w USING (webhook_id) WHERE d.rowid IN ({marks})",
-        chosen,
-    )
-    order = {rid: k for k, rid in enumerate(chosen)}
-    rows.sort(key=lambda row: order[row["rid"]])
-    return rows
+        if space > 0:
+            held = [rid for rid, owner in claimed.items() if owner == webhook]
+            picked += world.store.all(_CLAIM, (webhook, now, json.dumps(held), space))
+    picked.sort(key=lambda row: (row["next_at"], row["rid"]))
+    return picked[:limit]
+
+
+_CLAIM = (  # one subscription's oldest due deliveries that are not claimed, ready to send
+    "SELECT d.rowid AS rid, d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
+    "FROM deliveries d JOIN webhooks w USING (webhook_id) WHERE d.state = 'pending' "
+    "AND d.webhook_id = ? AND d.next_at <= ? "
+    "AND d.rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY d.next_at, d.rowid LIMIT ?"
+)
 
 
 def next_due(world: World, after: float = float("-inf")) -> float | None:
