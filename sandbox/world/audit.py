@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sandbox.store import Row
@@ -30,6 +31,10 @@ class Actor:
     request_id: str | None = None
 
     def dumps(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # made once: a batch logs thousands of happenings by one actor
         fields = (self.kind, self.id, self.surface, self.name, self.request_id)
         return json.dumps(dict(zip(_FIELDS, fields, strict=True)), separators=(",", ":"))
 
