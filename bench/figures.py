@@ -819,7 +819,8 @@ def markdown_table(figures: Sequence[Figure]) -> str:
 
 
 def conditions(count: int, seconds: float) -> list[str]:
-    """How each figure was made, so a number is never read without its conditions."""
+    """How each figure was made, so a number is never read without its conditions (one
+    line per stage, in the order of ``STAGES``)."""
     return [
         f"- 1, 2: `chekt-sandbox serve --db <tmp>/sandbox.db --clock system --callback "
         f"http://{HOST}:<port>/hook` pinned to core {SERVER_CORE}, an aiohttp receiver "
@@ -883,7 +884,11 @@ def write_figures(
         "",
         markdown_table(figures),
         "",
-        *conditions(count, seconds),
+        *(
+            line
+            for name, line in zip(STAGES, conditions(count, seconds), strict=True)
+            if name in only
+        ),
         "",
         "### Machine",
         "",
