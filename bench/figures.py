@@ -30,7 +30,8 @@ bounded in count and time; every child process is stopped on exit, errors and Ct
 table is printed and appended to ``bench/figures.md``. Exit status: 0 all PASS, 1 a target
 missed, 2 the benchmark failed.
 
-Usage: ``.venv/bin/python bench/figures.py [--quick]``
+Usage: ``.venv/bin/python bench/figures.py [--quick] [--only STAGE ...]`` (stages:
+``webhooks`` for 1-2, ``fixture`` 3-4, ``memory`` 5, ``import`` 6, ``retry`` 7).
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ BODY_SIZE = 1024
 WRK_CONNECTIONS = 16
 WRK_LIMIT_S = 300  # wrk is stopped at JOURNAL_REQUESTS; this only bounds a stalled run
 BODY_HEAD, BODY_END, COUNTER_DIGITS = '{"padding": "', '"}', 10
+# the stages, by the names ``--only`` knows them by
+STAGES = ("webhooks", "fixture", "memory", "import", "retry")
 JOURNAL_BYTES = 1 << 30  # the byte cap (default 50 MiB) must not evict: we want all kept
 
 
@@ -296,7 +299,7 @@ def throughput(sandbox: int, pid: int, receiver: int, count: int) -> list[Figure
     cpu0 = cpu_seconds(pid)
     started = time.monotonic()
     ids = post_json(sandbox, "/_sandbox/events", {"random": count, "seed": 7})["event_ids"]
-    emitted = time.monotonic()
+    emitted, emit_cpu = time.monotonic(), cpu_seconds(pid) - cpu0
     complete = wait_for(lambda: receiver_stats(receiver)["count"] >= count, timeout, 0.02)
     stats = receiver_stats(receiver)
     finished = stats["last"] if complete else time.monotonic()
@@ -317,6 +320,10 @@ def throughput(sandbox: int, pid: int, receiver: int, count: int) -> list[Figure
             complete and rate >= DELIVERIES_TARGET,
         ),
         Figure("   emit call for all events", ms(emitted - started)),
+        Figure(
+            "   sandbox CPU of the emit call, per event",
+            f"{emit_cpu / count * 1e6:,.0f} µs ({emit_cpu / max(spent, 1e-9) * 100:.0f} % of all)",
+        ),
         Figure("   sandbox CPU while delivering", f"{busy * 100:.0f} % of core {SERVER_CORE}"),
         Figure("   sandbox CPU per delivery", f"{spent / max(received, 1) * 1e6:,.0f} µs"),
         judged(
@@ -812,7 +819,8 @@ def markdown_table(figures: Sequence[Figure]) -> str:
 
 
 def conditions(count: int, seconds: float) -> list[str]:
-    """How each figure was made, so a number is never read without its conditions."""
+    """How each figure was made, so a number is never read without its conditions (one
+    line per stage, in the order of ``STAGES``)."""
     return [
         f"- 1, 2: `chekt-sandbox serve --db <tmp>/sandbox.db --clock system --callback "
         f"http://{HOST}:<port>/hook` pinned to core {SERVER_CORE}, an aiohttp receiver "
@@ -858,17 +866,29 @@ def aiohttp_line() -> str:
 
 
 def write_figures(
-    figures: Sequence[Figure], count: int, seconds: float, quick: bool, load: float | None
+    figures: Sequence[Figure],
+    count: int,
+    seconds: float,
+    quick: bool,
+    load: float | None,
+    only: Sequence[str] = STAGES,
 ) -> Path:
     """Append this run's section to bench/figures.md (created with a title the first time)."""
     path = BENCH_DIR / "figures.md"
     stamp = datetime.now().astimezone().isoformat(timespec="seconds")
+    notes = ["quick run"] if quick else []
+    if tuple(only) != STAGES:
+        notes.append("only " + ", ".join(name for name in STAGES if name in only))
     section = [
-        f"## {stamp}" + (" (quick run)" if quick else ""),
+        f"## {stamp}" + (f" ({'; '.join(notes)})" if notes else ""),
         "",
         markdown_table(figures),
         "",
-        *conditions(count, seconds),
+        *(
+            line
+            for name, line in zip(STAGES, conditions(count, seconds), strict=True)
+            if name in only
+        ),
         "",
         "### Machine",
         "",
@@ -890,6 +910,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="1,000 events and 2 s of latency (a smoke test)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=STAGES,
+        metavar="STAGE",
+        help=f"run only this stage (again for more): {', '.join(STAGES)}",
+    )
     parser.add_argument("--receiver", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -907,17 +934,21 @@ def preflight() -> None:
         raise BenchError("needs /proc to read the server's RSS")
 
 
-def measure_all(count: int, seconds: float) -> list[Figure]:
-    """Every figure, each stage's rows echoed as soon as it ends (a later failure keeps them)."""
-    stages: list[tuple[str, Callable[[], list[Figure]]]] = [
-        ("Figures 1-2: webhooks", lambda: webhook_figures(count, seconds)),
-        ("Figures 3-4: the in-process fixture", fixture_figures),
-        ("Figure 5: memory of a full journal", memory_figures),
-        ("Figure 6: import sandbox and its pytest plugin", import_figures),
-        ("Figure 7: the retry schedule on the virtual clock", lambda: retry_figures(RETRY_EVENTS)),
-    ]
+def measure_all(count: int, seconds: float, only: Sequence[str] = STAGES) -> list[Figure]:
+    """Every figure (or the ``only`` stages'), each stage's rows echoed as soon as it ends (a
+    later failure keeps them)."""
+    stages: dict[str, tuple[str, Callable[[], list[Figure]]]] = {
+        "webhooks": ("Figures 1-2: webhooks", lambda: webhook_figures(count, seconds)),
+        "fixture": ("Figures 3-4: the in-process fixture", fixture_figures),
+        "memory": ("Figure 5: memory of a full journal", memory_figures),
+        "import": ("Figure 6: import sandbox and its pytest plugin", import_figures),
+        "retry": (
+            "Figure 7: the retry schedule on the virtual clock",
+            lambda: retry_figures(RETRY_EVENTS),
+        ),
+    }
     figures: list[Figure] = []
-    for title, stage in stages:
+    for title, stage in (stages[name] for name in STAGES if name in only):
         print(title, flush=True)
         started = time.monotonic()
         rows = stage()
@@ -961,13 +992,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         receiver_main(args.receiver)
         return 0
     count, seconds = (1_000, 2.0) if args.quick else (5_000, 5.0)
-    ran = guarded("bench", lambda: (checked(preflight), measure_all(count, seconds)))
+    only = args.only or STAGES
+    ran = guarded("bench", lambda: (checked(preflight), measure_all(count, seconds, only)))
     if isinstance(ran, int):
         return ran
     load, figures = ran
     print()
     print(text_table(figures))
-    path = write_figures(figures, count, seconds, args.quick, load)
+    path = write_figures(figures, count, seconds, args.quick, load, only)
     print(f"\nAppended to {path.relative_to(ROOT)}")
     return 0 if all(f.verdict != "FAIL" for f in figures) else 1
 

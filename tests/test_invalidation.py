@@ -52,3 +52,28 @@ def test_caches_keep_only_what_the_current_data_version_made(api: Api) -> None:
         assert alarms.json()[0]["alarm_id"] == emitted.json()["events"][0]["alarm_id"]
     assert len(services.linked_lists._items) == 1
     assert len(services.world.store._cache) <= 4  # this version's reads only
+
+
+def test_reads_remembered_in_a_transaction_follow_its_own_writes() -> None:
+    """A batch of happenings reads sites and devices once (``Store.remembered``): a write in
+    the transaction that may change a read (a device's name) makes it fresh, one that cannot
+    (its status) keeps it, and nothing is remembered past the transaction."""
+    with TestClient(create_app(Settings())) as client:
+        store = client.app.state.services.world.store  # type: ignore[attr-defined]
+        read = "SELECT device_id, name FROM devices WHERE device_id = ?"
+        reads = {"devices": frozenset({"device_id", "name"})}
+        with store.transaction():
+            first = store.remembered(read, (100002,), reads)
+            store.execute("UPDATE devices SET status = 'offline' WHERE device_id = 100002")
+            assert store.remembered(read, (100002,), reads) is first
+            store.execute("UPDATE devices SET name = 'Renamed' WHERE device_id = 100002")
+            assert store.remembered(read, (100002,), reads)[0]["name"] == "Renamed"
+        try:
+            with store.transaction():
+                store.execute("UPDATE devices SET name = 'Undone' WHERE device_id = 100002")
+                assert store.remembered(read, (100002,), reads)[0]["name"] == "Undone"
+                raise RuntimeError("roll back")
+        except RuntimeError:
+            pass
+        with store.transaction():
+            assert store.remembered(read, (100002,), reads)[0]["name"] == "Renamed"

@@ -224,3 +224,25 @@ def test_partner_api_writes_are_audited_with_their_request_id(sandbox: TestClien
     assert entry["target"] == "/partner/v1/dealers/1001/sites"
     assert entry["request_id"] == made.headers["x-request-id"]
     assert entry["actor_kind"] == "app"
+
+
+def test_a_random_batch_takes_consecutive_seqs_and_audits_each_happening(
+    sandbox: TestClient,
+) -> None:
+    """A random emit writes its happenings together (one statement for their events, one
+    for their audit rows, seqs reserved at once): the record reads as if each was logged
+    alone, and the next happening carries on from the batch's last seq."""
+    store = sandbox.app.state.services.world.store  # type: ignore[attr-defined]
+    batch = sandbox.post("/_sandbox/events", json={"random": 40, "seed": 3})
+    assert batch.status_code == 202, batch.text
+    ids = batch.json()["event_ids"]
+    marks = ",".join("?" * len(ids))
+    rows = store.all(f"SELECT event_id, seq FROM events WHERE event_id IN ({marks})", ids)
+    seqs = {row["event_id"]: row["seq"] for row in rows}
+    first = seqs[ids[0]]
+    assert [seqs[event_id] for event_id in ids] == list(range(first, first + len(ids)))
+    audited = store.all(f"SELECT event_id, request_id FROM audit WHERE event_id IN ({marks})", ids)
+    assert sorted(row["event_id"] for row in audited) == sorted(ids)
+    assert {row["request_id"] for row in audited} == {batch.headers["x-request-id"]}
+    [after] = sandbox.post("/_sandbox/events", json={"type": "site.armed"}).json()["event_ids"]
+    assert store.scalar("SELECT seq FROM events WHERE event_id = ?", (after,)) == first + len(ids)

@@ -544,3 +544,25 @@ def test_a_seed_used_again_is_a_conflict_not_a_server_error(sandbox: TestClient)
     again = sandbox.post("/_sandbox/events", json=body)
     assert again.status_code == 409, again.text
     assert "seed" in again.json()["error"]["message"]
+
+
+def test_attempts_claimed_ahead_follow_a_subscription_change(
+    receiver: tuple[Receiver, str],
+) -> None:
+    """On the system clock the dispatcher claims attempts ahead of a subscription's room;
+    a change to the subscription (here its URL) makes it read them again, so none goes out
+    with what the subscription said before."""
+    rx, url = receiver
+    rx.answers["/slow"] = Answer(delay=0.5)
+    with TestClient(create_app(Settings(webhook_concurrency=2))) as client:
+        sub = subscribe(client, f"{url}/slow", events=["device.offline"])
+        ids = emit(client, type="device.offline", repeat=12)
+        wait_for(lambda: len(rx.at("/slow")) == 2)  # the two in flight; ten wait, claimed
+        changed = client.patch(
+            f"/_sandbox/subscriptions/{sub['webhook_id']}", json={"url": f"{url}/fast"}
+        )
+        assert changed.status_code == 200, changed.text
+        wait_for(lambda: len(attempts(client, outcome="delivered")) == 12, timeout=10)
+        assert len(rx.at("/slow")) == 2 and len(rx.at("/fast")) == 10
+        fast = {json.loads(r.body)["id"] for r in rx.at("/fast")}
+        assert fast | {json.loads(r.body)["id"] for r in rx.at("/slow")} == set(ids)

@@ -229,20 +229,10 @@ def _repeat(
     count = body.get("repeat", 1)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RANDOM:
         raise ValidationFailed("repeat", f"repeat must be an integer from 1 to {MAX_RANDOM}")
-    rate = _rate(body)
-    start = world.now()
-    return [
-        record.emit(
-            world,
-            rng,
-            body["type"],
-            data,
-            actor=actor,
-            at=start + (i / rate if rate else 0),
-            adversarial=adversarial,
-        )
-        for i in range(count)
-    ]
+    planned = [(body["type"], data)] * count
+    return record.emit_all(
+        world, rng, planned, actor=actor, rate=_rate(body), adversarial=adversarial
+    )
 
 
 def _random(body: dict[str, Any], rng: random.Random, world: Any, actor: Actor) -> list[str]:
@@ -253,13 +243,8 @@ def _random(body: dict[str, Any], rng: random.Random, world: Any, actor: Actor) 
     types = body.get("types") or list(EVENT_TYPES)
     if not isinstance(types, list) or not types or any(t not in EVENT_TYPES for t in types):
         raise ValidationFailed("types", f"types must be a list drawn from {', '.join(EVENT_TYPES)}")
-    start = world.now()
-    return [
-        record.emit(
-            world, rng, event_type, overrides, actor=actor, at=start + (i / rate if rate else 0)
-        )
-        for i, (event_type, overrides) in enumerate(record.plan_random(world, rng, count, types))
-    ]
+    planned = record.plan_random(world, rng, count, types)
+    return record.emit_all(world, rng, planned, actor=actor, rate=rate)
 
 
 SIGNATURE_HEADERS = {"x-chekt-signature", "x-webhook-signature"}

@@ -18,7 +18,7 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,30 @@ Listener = Callable[[], None]
 _WRITE = re.compile(
     r"\s*(INSERT|UPDATE|DELETE|REPLACE)(?:\s+OR\s+\w+)?\s+(?:INTO\s+|FROM\s+)?(\w+)", re.I
 )
+
+
+Columns = frozenset[str] | None
+_Parsed = tuple[str, str, frozenset[str], Columns]  # verb, table, what it reaches, columns set
+_SET = re.compile(r"\bSET\b(.*?)(?:\bWHERE\b|\bRETURNING\b|$)", re.I | re.S)
+_ASSIGNED = re.compile(r"\s*(\w+)\s*=")
+
+
+def _set_columns(sql: str) -> Columns:
+    """The columns an UPDATE sets, or None when its SET clause is not a plain list of
+    ``column = value`` (then it may have changed any)."""
+    found = _SET.search(sql)
+    if found is None:
+        return None
+    columns, depth, start, text = set(), 0, 0, found[1]
+    for index, char in enumerate(text + ","):
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            assigned = _ASSIGNED.match(text[start:index])
+            if assigned is None:
+                return None
+            columns.add(assigned[1].lower())
+            start = index + 1
+    return frozenset(columns) if columns and depth == 0 else None
 
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
@@ -58,7 +82,11 @@ class Store:
         self._cached_version: tuple[int, int] | None = None
         self._shared = self.path != ":memory:"
         self._watchers: list[tuple[frozenset[str], frozenset[str], Listener]] = []
-        self._parsed: dict[str, tuple[str, str, frozenset[str]]] = {}  # sql → verb, table, reach
+        self._parsed: dict[str, _Parsed] = {}  # sql → verb, table, reach, columns set
+        # reads remembered inside the open transaction (:meth:`remembered`): by table, which
+        # of them read it and which of its columns (None: any)
+        self._memo: dict[tuple[Any, ...], list[Row]] = {}
+        self._memo_by_table: dict[str, dict[tuple[Any, ...], Columns]] = {}
         self._conn.execute("PRAGMA journal_mode=WAL")
         # FULL: an acknowledged write (a used assertion jti, a queued delivery) survives a crash.
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -93,6 +121,7 @@ class Store:
                 yield
             except BaseException:
                 self._depth -= 1
+                self._forget()
                 if outermost:
                     self._conn.execute("ROLLBACK")
                 else:
@@ -102,7 +131,44 @@ class Store:
                 self._changed.update(WORLD_TABLES)  # what a rolled back restore put back
                 raise
             self._depth -= 1
+            if outermost:
+                self._forget()
             self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
+
+    def remembered(self, sql: str, params: Params, reads: Mapping[str, Columns]) -> list[Row]:
+        """``all``, remembered until the open transaction ends or a write reaches what the
+        query ``reads`` (each table it reads, with the columns it reads there; None: all): a
+        batch of happenings reads the same sites, devices and settings again and again, while
+        it changes only other columns of them (a device's status). Outside a transaction it
+        is ``all`` (another process may write between two statements); callers must not
+        mutate the rows."""
+        with self._lock:
+            if self._depth == 0:
+                return self.all(sql, params)
+            key = (sql, tuple(params) if not isinstance(params, dict) else tuple(params.items()))
+            rows = self._memo.get(key)
+            if rows is None:
+                rows = self._memo[key] = self._conn.execute(sql, params).fetchall()
+                for table, columns in reads.items():
+                    self._memo_by_table.setdefault(table, {})[key] = columns
+            return rows
+
+    def _forget(self, written: _Parsed | None = None) -> None:
+        """Drop the remembered reads a write may have changed (all of them: None)."""
+        if written is None or written[1] == "*":
+            self._memo.clear()
+            self._memo_by_table.clear()
+            return
+        _verb, table, reaches, changed = written
+        for reached in reaches:
+            readers = self._memo_by_table.get(reached)
+            if not readers:
+                continue
+            for key, columns in list(readers.items()):
+                if reached == table and changed and columns and not changed & columns:
+                    continue  # an UPDATE of columns this read does not read
+                del readers[key]
+                self._memo.pop(key, None)
 
     def watch(
         self, tables: Iterable[str], listener: Listener, verbs: Iterable[str] = ("*",)
@@ -142,9 +208,12 @@ class Store:
             reaches = self._reaches.get(table, (table,)) if match else WORLD_TABLES
             if len(self._parsed) >= 1024:
                 self._parsed.clear()
-            parsed = self._parsed[sql] = (verb, table, frozenset(reaches))
-        verb, table, reaches = parsed
+            changed = _set_columns(sql) if verb == "UPDATE" else None
+            parsed = self._parsed[sql] = (verb, table, frozenset(reaches), changed)
+        verb, table, reaches, _ = parsed
         self._changed.update(reaches)
+        if self._memo:
+            self._forget(parsed)
         for tables, verbs, listener in self._watchers:
             if (table in tables or table == "*") and ("*" in verbs or verb in verbs):
                 listener()
@@ -231,6 +300,7 @@ class Store:
             self._version += 1
             self._conn.executescript(script)
             self._changed.update(WORLD_TABLES)
+            self._forget()
             for _tables, _verbs, listener in self._watchers:
                 listener()
 
@@ -246,6 +316,7 @@ class Store:
                         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
                         [tuple(row.values()) for row in rows[table]],  # one SELECT's order
                     )
+            self._forget()
             for _tables, _verbs, listener in self._watchers:
                 listener()
 

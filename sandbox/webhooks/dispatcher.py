@@ -31,7 +31,7 @@ import json
 import math
 import random
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any
 
 from sandbox.clock import TIME_HEADER, VirtualClock, stamp
@@ -57,6 +57,9 @@ RUN_AHEAD = 60.0  # s a virtual clock may move past the stamp of an attempt in f
 # this long (s), or nothing is left to do: a commit per completion would cap the rate
 FLUSH_BATCH = 256
 FLUSH_AFTER = 0.1
+# on the system clock, a subscription's due attempts are claimed this many ahead of its room
+# and start from memory as room opens: one claim query per few dozen attempts, not per few
+PREFETCH = 32
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
@@ -85,6 +88,8 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         # rowid → subscription of each delivery in flight or not yet recorded
         self._claimed: dict[int, str] = {}
+        # claimed ahead of room (PREFETCH), by subscription, oldest first
+        self._ready: dict[str, deque[Row]] = defaultdict(deque)
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         # (url, policy) → what the policy says of the URL's form: parsed once, not per attempt
         self._url_checks: dict[tuple[str, bool, tuple[int, ...]], str | None] = {}
@@ -94,6 +99,8 @@ class Dispatcher:
         self.errors: list[BaseException] = []
         # a new event or delivery, from any surface or thread, is a reason to look again
         world.store.watch(("events", "deliveries"), self.wake, verbs=("INSERT",))
+        # rows claimed ahead carry their subscription's URL, secret and status as read then
+        world.store.watch(("webhooks",), self._drop_ready)
         self.faults = Faults()  # what receivers must survive, on demand
         self.faults.reset(settings)
         self._outcomes: list[outbox.Outcome] = []  # written together (FLUSH_BATCH)
@@ -128,6 +135,7 @@ class Dispatcher:
             self._session = None  # a later start makes a new one with its first delivery
         self._flush()
         self._claimed.clear()
+        self._ready.clear()
         outbox.recover(self.world)
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -283,9 +291,22 @@ class Dispatcher:
                 timeout = due - now
             if self._outcomes:
                 timeout = min(timeout if timeout is not None else FLUSH_AFTER, FLUSH_AFTER)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until woken, or ``timeout`` seconds (a timer that wakes, cheaper than wait_for's
+        task per wait)."""
+        alarm = (
+            None
+            if timeout is None
+            else asyncio.get_running_loop().call_later(timeout, self._wake.set)
+        )
+        try:
+            await self._wake.wait()
+        finally:
+            if alarm is not None:
+                alarm.cancel()
+        self._wake.clear()
 
     def _record(
         self, delivery: Row, attempt: dict[str, Any], state: str, next_at: float | None
@@ -311,7 +332,20 @@ class Dispatcher:
         go with them (an attempt still in flight records nothing when it ends)."""
         self._outcomes.clear()
         self._claimed.clear()
+        self._ready.clear()
         self._ahead.clear()
+
+    def _drop_ready(self) -> None:
+        """A subscription changed: what was claimed ahead is claimed again, read afresh (on
+        the server's loop, whichever thread wrote)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self._drop_ready)
+            return
+        for queue in self._ready.values():
+            for delivery in queue:
+                self._claimed.pop(delivery["rid"], None)
+        self._ready.clear()
 
     def _step(self) -> int:
         """Fan out due events and start due attempts; how many it started. Fewer than
@@ -324,26 +358,47 @@ class Dispatcher:
         if not self._running:
             return 0
         outbox.emit_due(self.world, self.rng, self.faults)
-        started = 0
         cap = self.settings.webhook_concurrency
         bursting = self.faults.burst > 0  # first attempts of a burst skip the cap
-        full = [] if bursting else [w for w, count in self._in_flight.items() if count >= cap]
-        room = self._burst_room if bursting else self._room
+        ahead = 0 if bursting or self.world.clock.virtual else PREFETCH
+        if bursting and self._ready:
+            self._drop_ready()  # a burst claims past the cap: nothing waits in memory
+        started = self._start_ready(cap)
+        # not read: subscriptions at their cap, and those with attempts claimed ahead
+        full = [] if bursting else [w for w, n in self._in_flight.items() if n >= cap]
+        full += [w for w, queue in self._ready.items() if queue]
+        room = self._burst_room if bursting else lambda w: self._room(w) + ahead
         for delivery in outbox.claim_due(self.world, room, BATCH, full, self._claimed):
             self._claimed[delivery["rid"]] = delivery["webhook_id"]
-            self._ahead[delivery["rid"]] = min(
-                float(delivery["next_at"]) + RUN_AHEAD,
-                outbox.earliest_retry(delivery, int(delivery["attempts"]) + 1),
-            )
-            self._in_flight[delivery["webhook_id"]] += 1
-            burst = delivery["attempts"] == 0 and self.faults.take_burst()
-            task = asyncio.create_task(self._deliver(delivery, burst))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+            if ahead and self._in_flight[delivery["webhook_id"]] >= cap:
+                self._ready[delivery["webhook_id"]].append(delivery)
+                continue
+            self._start(delivery)
             started += 1
         if not started and not any(self._in_flight.values()):
             self._flush()  # idle: journal what waits now
         return started
+
+    def _start_ready(self, cap: int) -> int:
+        """Start what was claimed ahead, as far as each subscription has room."""
+        started = 0
+        for webhook, queue in self._ready.items():
+            while queue and self._in_flight[webhook] < cap:
+                self._start(queue.popleft())
+                started += 1
+        return started
+
+    def _start(self, delivery: Row) -> None:
+        """Start a claimed delivery's attempt."""
+        self._ahead[delivery["rid"]] = min(
+            float(delivery["next_at"]) + RUN_AHEAD,
+            outbox.earliest_retry(delivery, int(delivery["attempts"]) + 1),
+        )
+        self._in_flight[delivery["webhook_id"]] += 1
+        burst = delivery["attempts"] == 0 and self.faults.take_burst()
+        task = asyncio.create_task(self._deliver(delivery, burst))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     def _room(self, webhook_id: str) -> int:
         return self.settings.webhook_concurrency - self._in_flight[webhook_id]
@@ -364,7 +419,21 @@ class Dispatcher:
         finally:
             self._ahead.pop(delivery["rid"], None)
             self._in_flight[delivery["webhook_id"]] -= 1
-            self._wake.set()
+            self._next(delivery["webhook_id"])
+
+    def _next(self, webhook_id: str) -> None:
+        """An attempt ended: the next one claimed ahead takes its place at once; the worker
+        is woken only when none is left (a look per ended attempt would cost about as much
+        as the attempt)."""
+        queue = self._ready.get(webhook_id)
+        if queue and self._running and self._in_flight[webhook_id] < self._cap():
+            self._start(queue.popleft())
+            if queue:
+                return
+        self._wake.set()
+
+    def _cap(self) -> int:
+        return self.settings.webhook_concurrency
 
     def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
         now = self.world.now()

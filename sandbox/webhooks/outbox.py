@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ def _named(sub: Row, event: Row, data: dict[str, Any]) -> str | None:
     name = formats.name_in(sub["profile"], event["type"], data)
     if name is None or event["target_webhook_id"] is not None:
         return name
-    listed = json.loads(sub["events"])
+    listed = sub.get("listed") or json.loads(sub["events"])
     return name if subscriptions.matches(listed, sub["profile"], event["type"], name) else None
 
 
@@ -47,11 +46,12 @@ def enabled_subscriptions(world: World) -> list[Row]:
     what the credential that wrote it may read (an API key's own scopes, not its client's);
     rows from before that was recorded fall back to the client's. Read once per batch of
     due events, not once per event."""
-    return world.store.all(
+    rows = world.store.all(
         "SELECT w.*, c.kind, c.dealer_id AS own_dealer, COALESCE(w.scopes, c.scopes) AS reach "
         "FROM webhooks w LEFT JOIN clients c USING (client_id) WHERE w.status = 'enabled' "
         "ORDER BY w.created_at"
     )
+    return [{**row, "listed": json.loads(row["events"])} for row in rows]  # parsed once
 
 
 def _subscriptions(
@@ -204,14 +204,15 @@ def emit_due(world: World, rng: random.Random | None = None, faults: Faults | No
             (now,),
         )
         candidates = enabled_subscriptions(world)
-        emitted = []
         made: list[Row] = []
         for event in due:
             if not events.apply_due(world, event):
                 continue  # the record refused it when its time came: void
-            emitted.append((event["event_id"],))
             fan_out(world, event, rng, faults, candidates, made)
-        world.store.executemany("UPDATE events SET emitted = 1 WHERE event_id = ?", emitted)
+        # every row read above, in one statement (nothing else writes in this transaction)
+        world.store.execute(
+            "UPDATE events SET emitted = 1 WHERE emitted = 0 AND created_at <= ?", (now,)
+        )
         write(world, made)
     return len(due)
 
@@ -228,37 +229,29 @@ def claim_due(
     read, so a backlog of theirs cannot fill the batch and starve others.
 
     Each subscription's oldest due rows come from its own index range, just as many as it
-    has room for; the oldest ``limit`` of those are the batch, and bodies are read only for
-    them. The claim is the caller's memory, not a write: a restart makes every unfinished
-    attempt due again anyway, and a write per claim would cost a commit."""
+    has room for, with the claimed rows (in flight, or ended but not yet journaled: up to a
+    flush's worth) left out by SQLite; the oldest ``limit`` of those are the batch. The
+    claim is the caller's memory, not a write: a restart makes every unfinished attempt due
+    again anyway, and a write per claim would cost a commit."""
     claimed = claimed or {}
-    now, busy, skip = world.now(), Counter(claimed.values()), set(full)
-    picked: list[tuple[float, int]] = []
+    now, skip = world.now(), set(full)
+    picked: list[Row] = []
     for sub in world.store.all("SELECT webhook_id FROM webhooks"):
         webhook = sub["webhook_id"]
         space = 0 if webhook in skip else min(room(webhook), limit)
-        if space <= 0:
-            continue
-        rows = world.store.all(
-            "SELECT rowid AS rid, next_at FROM deliveries WHERE state = 'pending' "
-            "AND webhook_id = ? AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
-            (webhook, now, space + busy[webhook]),
-        )
-        free = [(row["next_at"], row["rid"]) for row in rows if row["rid"] not in claimed]
-        picked += free[:space]
-    picked.sort()
-    chosen = [rid for _, rid in picked[:limit]]
-    if not chosen:
-        return []
-    marks = ",".join("?" * len(chosen))
-    rows = world.store.all(
-        "SELECT d.rowid AS rid, d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
-        f"FROM deliveries d JOIN webhooks w USING (webhook_id) WHERE d.rowid IN ({marks})",
-        chosen,
-    )
-    order = {rid: k for k, rid in enumerate(chosen)}
-    rows.sort(key=lambda row: order[row["rid"]])
-    return rows
+        if space > 0:
+            held = [rid for rid, owner in claimed.items() if owner == webhook]
+            picked += world.store.all(_CLAIM, (webhook, now, json.dumps(held), space))
+    picked.sort(key=lambda row: (row["next_at"], row["rid"]))
+    return picked[:limit]
+
+
+_CLAIM = (  # one subscription's oldest due deliveries that are not claimed, ready to send
+    "SELECT d.rowid AS rid, d.*, w.url, w.secret, w.profile, w.status AS webhook_status "
+    "FROM deliveries d JOIN webhooks w USING (webhook_id) WHERE d.state = 'pending' "
+    "AND d.webhook_id = ? AND d.next_at <= ? "
+    "AND d.rowid NOT IN (SELECT value FROM json_each(?)) ORDER BY d.next_at, d.rowid LIMIT ?"
+)
 
 
 def next_due(world: World, after: float = float("-inf")) -> float | None:

@@ -43,7 +43,11 @@ class InvalidTransition(Conflict):
 
 def find(world: World, alarm_id: str, dealer_id: int | None = None) -> Row:
     """The alarm, within ``dealer_id``'s reach when given (out of reach answers as absent)."""
-    row = world.store.one("SELECT * FROM alarms WHERE alarm_id = ?", (alarm_id,))
+    # remembered within a transaction: a batch checks a move before it applies it
+    rows = world.store.remembered(
+        "SELECT * FROM alarms WHERE alarm_id = ?", (alarm_id,), {"alarms": None}
+    )
+    row = dict(rows[0]) if rows else None
     if row is None or (dealer_id is not None and row["dealer_id"] != dealer_id):
         raise NotFound(f"alarm {alarm_id} was not found", code="alarm_not_found")
     return row

@@ -33,10 +33,11 @@ def add_partitions(world: World, site_id: int, count: int, at: float) -> None:
 
 
 def partitions(world: World, site_id: int) -> list[Row]:
-    return world.store.all(
+    return world.store.remembered(
         "SELECT partition, name, state, user_id, source, updated_at FROM arming "
         "WHERE site_id = ? ORDER BY partition",
         (site_id,),
+        {"arming": None},
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sandbox.store import Row
@@ -30,6 +31,10 @@ class Actor:
     request_id: str | None = None
 
     def dumps(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:  # made once: a batch logs thousands of happenings by one actor
         fields = (self.kind, self.id, self.surface, self.name, self.request_id)
         return json.dumps(dict(zip(_FIELDS, fields, strict=True)), separators=(",", ":"))
 
@@ -43,6 +48,32 @@ SANDBOX = Actor("sandbox", "sandbox", "control", "the sandbox's control API")
 SEED = Actor("sandbox", "seed", "seed", "the seeded history")
 
 
+def entry(
+    world: World,
+    actor: Actor,
+    action: str,
+    target: str,
+    *,
+    dealer_id: int | None,
+    event_id: str | None = None,
+    at: float | None = None,
+) -> Row:
+    """An audit row, for :func:`write` or for a batch written together
+    (:class:`sandbox.world.events.Journal`)."""
+    return {
+        "at": world.now() if at is None else at,
+        "dealer_id": dealer_id,
+        "actor_kind": actor.kind,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "surface": actor.surface,
+        "action": action,
+        "target": target,
+        "event_id": event_id,
+        "request_id": actor.request_id,
+    }
+
+
 def write(
     world: World,
     actor: Actor,
@@ -54,19 +85,7 @@ def write(
     at: float | None = None,
 ) -> None:
     world.store.insert(
-        "audit",
-        {
-            "at": world.now() if at is None else at,
-            "dealer_id": dealer_id,
-            "actor_kind": actor.kind,
-            "actor_id": actor.id,
-            "actor_name": actor.name,
-            "surface": actor.surface,
-            "action": action,
-            "target": target,
-            "event_id": event_id,
-            "request_id": actor.request_id,
-        },
+        "audit", entry(world, actor, action, target, dealer_id=dealer_id, event_id=event_id, at=at)
     )
 
 

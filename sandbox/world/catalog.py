@@ -414,25 +414,51 @@ def data_schema(event_type: str) -> dict[str, Any]:
     }
 
 
+SITE_READS = {"sites": None, "monitoring_stations": None}  # what site_view reads
+SITES_WITH_DEVICES = {"sites": frozenset({"site_id"}), "devices": frozenset({"site_id"})}
+# what a happening's data and frames take from its device (never its status or firmware,
+# which happenings change)
+DEVICE_COLUMNS = (
+    "device_id",
+    "site_id",
+    "external_device_id",
+    "device_type",
+    "name",
+    "zone_number",
+)
+DEVICE_READS = {"devices": frozenset(DEVICE_COLUMNS)}
+_DEVICES = f"SELECT {', '.join(DEVICE_COLUMNS)} FROM devices"
+
+
+def _site_row(world: World, site_id: Any) -> Row | None:
+    rows = world.store.remembered(
+        "SELECT * FROM site_view WHERE site_id = ?", (site_id,), SITE_READS
+    )
+    return rows[0] if rows else None
+
+
 def pick_site(world: World, rng: random.Random, site_id: Any, event_type: str) -> Row:
-    """The site named, or a random one that can carry ``event_type``."""
+    """The site named, or a random one that can carry ``event_type``. (Sites and devices
+    are read through the store's memory of the open transaction: a batch of happenings
+    draws from them again and again and changes neither.)"""
     kind = EVENTS[event_type]
     if site_id is not None:
-        row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (site_id,))
+        row = _site_row(world, site_id)
         if row is None:
             raise ValidationFailed("site_id", f"site {site_id} does not exist")
         return row
     # a random site must be able to carry the event: one with a device where it needs one
     # (drawn among the ids, then read alone: a random event must not read every site)
-    ids = world.store.all(
+    ids = world.store.remembered(
         "SELECT site_id FROM sites"
         + ("" if kind.device == "none" else " WHERE site_id IN (SELECT site_id FROM devices)")
-        + " ORDER BY site_id"
+        + " ORDER BY site_id",
+        (),
+        SITES_WITH_DEVICES,
     )
     if not ids:
         raise ValidationFailed("site_id", "the world has no site to emit this event for")
-    chosen = rng.choice(ids)["site_id"]
-    row = world.store.one("SELECT * FROM site_view WHERE site_id = ?", (chosen,))
+    row = _site_row(world, rng.choice(ids)["site_id"])
     assert row is not None  # its id was just read
     return row
 
@@ -442,20 +468,21 @@ def _pick_device(
 ) -> Row:
     if device_id is not None:
         row = world.store.one(
-            "SELECT * FROM devices WHERE device_id = ? AND site_id = ?",
-            (device_id, site["site_id"]),
+            f"{_DEVICES} WHERE device_id = ? AND site_id = ?", (device_id, site["site_id"])
         )
         if row is None:
             raise ValidationFailed(
                 "device_id", f"device {device_id} is not at site {site['site_id']}"
             )
         return row
-    sql = "SELECT * FROM devices WHERE site_id = ?" + (" AND device_type = ?" if kind else "")
-    rows = world.store.all(
-        sql + " ORDER BY device_id", (site["site_id"], *([kind] if kind else []))
+    sql = f"{_DEVICES} WHERE site_id = ?" + (" AND device_type = ?" if kind else "")
+    rows = world.store.remembered(
+        sql + " ORDER BY device_id", (site["site_id"], *([kind] if kind else [])), DEVICE_READS
     )
     if not rows:
-        rows = world.store.all("SELECT * FROM devices WHERE site_id = ?", (site["site_id"],))
+        rows = world.store.remembered(
+            f"{_DEVICES} WHERE site_id = ?", (site["site_id"],), DEVICE_READS
+        )
     if not rows:
         raise ValidationFailed("device_id", f"site {site['site_id']} has no devices")
     return rng.choice(rows)

@@ -75,6 +75,44 @@ def _happen(world: World, event_type: str, data: dict[str, Any], at: float, acto
     return _next_seq(world)
 
 
+class Journal:
+    """Happenings logged together inside the caller's transaction (a random or repeated
+    emit of thousands): each is applied to the record at once and in order, but their event
+    and audit rows wait for :meth:`write` (one statement each for the whole batch) and their
+    seqs come from one reservation. Nothing between reads the event log. No savepoint per
+    happening: a refused one fails the batch, and the caller's transaction undoes it all."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.events: list[Row] = []
+        self.audit: list[Row] = []
+        self._first: int | None = None  # the first seq this batch took (the store's)
+        self._seq: int | None = None  # the last
+
+    def seq(self) -> int:
+        """The next seq: the store hands out the first (and keeps it), the rest follow."""
+        if self._seq is None:
+            self._first = self._seq = _next_seq(self.world)
+        else:
+            self._seq += 1
+        return self._seq
+
+    def write(self) -> None:
+        """Insert the batch's rows, in the order they were logged, and keep its last seq."""
+        store = self.world.store
+        for table, rows in (("events", self.events), ("audit", self.audit)):
+            if rows:
+                columns = list(rows[0])
+                store.executemany(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(':' + c for c in columns)})",
+                    rows,
+                )
+        if self._seq != self._first:
+            store.set_meta(_SEQ_META, str(self._seq))
+        self.events, self.audit, self._first, self._seq = [], [], None, None
+
+
 def log(
     world: World,
     event_type: str,
@@ -83,42 +121,55 @@ def log(
     actor: Actor,
     at: float | None = None,
     history: str | None = None,
+    journal: Journal | None = None,
 ) -> str:
     """Log a happening; applied now when due now, else when its time comes. ``history``
-    (the seeded past, given its event id) is applied at once and never delivered."""
+    (the seeded past, given its event id) is applied at once and never delivered.
+    ``journal``: one of a batch, whose rows the caller writes (:class:`Journal`)."""
     now = world.now() if history is None else float("inf")
     at = now if at is None else at
     event_id = history or new_event_id()
-    if at <= now:
-        with world.store.transaction():
-            seq = _happen(world, event_type, data, at, actor)
-            _insert(
-                world,
-                event_id,
-                event_type,
-                data,
-                at,
-                actor,
-                "happened",
-                seq,
-                emitted=int(bool(history)),
-            )
-            audit.write(
-                world,
-                actor,
-                event_type,
-                target(event_type, data),
-                dealer_id=data.get("dealer_id"),
-                event_id=event_id,
-                at=at,
-            )
+    if at > now:
+        row = _row(event_id, event_type, data, at, actor, "scheduled", None)
+        if journal is None:
+            world.store.insert("events", row)
+        else:
+            journal.events.append(row)
         return event_id
-    _insert(world, event_id, event_type, data, at, actor, "scheduled", None)
+    if journal is None:
+        with world.store.transaction():
+            single = Journal(world)
+            log(world, event_type, data, actor=actor, at=at, history=history, journal=single)
+            single.write()
+        return event_id
+    APPLY[event_type](world, event_type, data, at)
+    journal.events.append(
+        _row(
+            event_id,
+            event_type,
+            data,
+            at,
+            actor,
+            "happened",
+            journal.seq(),
+            emitted=int(bool(history)),
+        )
+    )
+    journal.audit.append(
+        audit.entry(
+            world,
+            actor,
+            event_type,
+            target(event_type, data),
+            dealer_id=data.get("dealer_id"),
+            event_id=event_id,
+            at=at,
+        )
+    )
     return event_id
 
 
-def _insert(
-    world: World,
+def _row(
     event_id: str,
     event_type: str,
     data: dict[str, Any],
@@ -128,22 +179,20 @@ def _insert(
     seq: int | None,
     emitted: int = 0,
     target_webhook_id: str | None = None,
-) -> None:
-    world.store.insert(
-        "events",
-        {
-            "event_id": event_id,
-            "type": event_type,
-            "dealer_id": data.get("dealer_id"),
-            "data": json.dumps(data),
-            "created_at": at,
-            "status": status,
-            "seq": seq,
-            "actor": actor.dumps(),
-            "emitted": emitted,
-            "target_webhook_id": target_webhook_id,
-        },
-    )
+) -> Row:
+    """An ``events`` row."""
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "dealer_id": data.get("dealer_id"),
+        "data": json.dumps(data),
+        "created_at": at,
+        "status": status,
+        "seq": seq,
+        "actor": actor.dumps(),
+        "emitted": emitted,
+        "target_webhook_id": target_webhook_id,
+    }
 
 
 def off_record(
@@ -157,16 +206,18 @@ def off_record(
     payload a partner asked for on purpose."""
     event_id = new_event_id()
     when = world.now() if at is None else at
-    _insert(
-        world,
-        event_id,
-        event_type,
-        data,
-        when,
-        SANDBOX,
-        "off_record",
-        None,
-        target_webhook_id=target_webhook_id,
+    world.store.insert(
+        "events",
+        _row(
+            event_id,
+            event_type,
+            data,
+            when,
+            SANDBOX,
+            "off_record",
+            None,
+            target_webhook_id=target_webhook_id,
+        ),
     )
     return event_id
 

@@ -65,8 +65,14 @@ def configure(store: Store, seconds: int) -> None:
     store.set_meta(_LIFETIME_KEY, str(seconds))
 
 
+def _setting(store: Store, key: str) -> str | None:
+    """A meta value, remembered within a transaction (a batch signs thousands of links)."""
+    rows = store.remembered("SELECT value FROM meta WHERE key = ?", (key,), {"meta": None})
+    return None if not rows else str(rows[0]["value"])
+
+
 def secret(store: Store) -> bytes:
-    value = store.get_meta(_HMAC_META)
+    value = _setting(store, _HMAC_META)
     if value is None:
         configure(store, int(store.get_meta(_LIFETIME_KEY) or DEFAULT_LIFETIME))
         value = store.get_meta(_HMAC_META)
@@ -103,7 +109,7 @@ def tracking_claims(alarm_id: str, site_id: int, responder: Mapping[str, Any], a
 
 
 def lifetime(store: Store) -> float:
-    return float(store.get_meta(_LIFETIME_KEY) or DEFAULT_LIFETIME)
+    return float(_setting(store, _LIFETIME_KEY) or DEFAULT_LIFETIME)
 
 
 def link(

@@ -79,17 +79,56 @@ def emit(
     actor: Actor,
     at: float | None = None,
     adversarial: bool = False,
+    journal: events.Journal | None = None,
 ) -> str:
     """One happening of ``event_type``, drawn from the catalogue with ``overrides``.
-    ``adversarial`` delivers the payload as drawn and leaves the record alone."""
+    ``adversarial`` delivers the payload as drawn and leaves the record alone. ``journal``:
+    one of a batch, inside the caller's transaction (:func:`emit_all`)."""
     when = world.now() if at is None else at
     if adversarial:
         data = catalog.build(world, rng, event_type, overrides, world.base_url, when)
         return events.off_record(world, event_type, data, when)
-    with world.store.transaction():
+    if journal is not None:
         overrides = _prepare(world, rng, event_type, overrides, when <= world.now())
         data = catalog.build(world, rng, event_type, overrides, world.base_url, when)
-        return events.log(world, event_type, data, actor=actor, at=when)
+        return events.log(world, event_type, data, actor=actor, at=when, journal=journal)
+    with world.store.transaction():
+        single = events.Journal(world)
+        event_id = emit(world, rng, event_type, overrides, actor=actor, at=when, journal=single)
+        single.write()
+        return event_id
+
+
+def emit_all(
+    world: World,
+    rng: random.Random,
+    planned: Sequence[tuple[str, dict[str, Any]]],
+    *,
+    actor: Actor,
+    rate: float | None = None,
+    adversarial: bool = False,
+) -> list[str]:
+    """Many happenings (type and overrides each), ``rate`` per second on the clock from now
+    (all now when None), in one transaction: all of them or none. Their event and audit rows
+    are written together (:class:`events.Journal`)."""
+    start = world.now()
+    with world.store.transaction():
+        journal = events.Journal(world)
+        ids = [
+            emit(
+                world,
+                rng,
+                event_type,
+                overrides,
+                actor=actor,
+                at=start + (i / rate if rate else 0),
+                adversarial=adversarial,
+                journal=journal,
+            )
+            for i, (event_type, overrides) in enumerate(planned)
+        ]
+        journal.write()
+    return ids
 
 
 def lifecycle(
