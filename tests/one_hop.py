@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 from urllib.parse import unquote
@@ -49,8 +49,11 @@ class _Stream(httpx.SyncByteStream):
 class _OneHop(httpx.BaseTransport):
     def __init__(self, starlette: testclient._TestClientTransport) -> None:
         self.starlette = starlette
+        self._open: set[Callable[[], None]] = set()  # streams still open: closed with us
 
     def close(self) -> None:
+        for close in list(self._open):
+            close()
         self.starlette.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -127,7 +130,10 @@ class _OneHop(httpx.BaseTransport):
 
             wait([done, streaming], return_when=FIRST_COMPLETED)
             if not done.done():  # a streamed answer, handed over as it is written
-                return self._response(request, start, debug, self._live(live), stack.pop_all())
+                rest = stack.pop_all()
+                self._open.add(rest.close)
+                rest.callback(self._open.discard, rest.close)
+                return self._response(request, start, debug, self._live(live), rest)
         if streaming.done():
             parts = list(self._live(live))
         return self._answer(request, start, parts, debug, done)
