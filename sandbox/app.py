@@ -245,8 +245,7 @@ def _self_check(settings: Settings) -> list[Middleware]:
     if not settings.check_responses:
         return []
     try:
-        from sandbox.api.conformance import ResponseCheck
-        from sandbox.api.openapi import document
+        from sandbox.api.conformance import ResponseCheck, document_check
     except ImportError as exc:  # jsonschema comes with the dev extra
         raise SettingsError(f"check_responses needs the jsonschema package ({exc})") from None
-    return [Middleware(ResponseCheck, document=document(settings.origin))]
+    return [Middleware(ResponseCheck, check=document_check(settings.origin))]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import TEST_SETTINGS, Api, Settings, live_server
+from one_hop import TestClient
 from receiver import Receiver
-from starlette.testclient import TestClient
 
 from sandbox import create_app
 

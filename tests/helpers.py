@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from starlette.testclient import TestClient
+from one_hop import TestClient
 from starlette.types import ASGIApp
 
 import sandbox

@@ -16,11 +16,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import ISSUER, Api, Settings, live_server, public_pem, rsa_key, signed_assertion
+from one_hop import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from sandbox import create_app
 from sandbox.settings import ClientSpec

@@ -8,7 +8,7 @@ import base64
 import jwt
 import pytest
 from helpers import OTHER_DEALER_KEY, READ_ONLY_KEY, Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.auth.keys import is_well_formed, new_api_key

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Api, Settings, public_pem, signed_assertion
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from helpers import Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 from sandbox.settings import ClientSpec

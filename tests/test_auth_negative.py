@@ -22,11 +22,11 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from helpers import REDIRECT, Api, Settings, live_server, rsa_key
+from one_hop import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec

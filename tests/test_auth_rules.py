@@ -14,7 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import REDIRECT, Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.settings import ClientSpec

@@ -16,8 +16,8 @@ import pytest
 from helpers import Api, Settings, live_server
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 from surrogates import planted, string_paths, with_lone_surrogate
 
 from sandbox import VirtualClock, create_app

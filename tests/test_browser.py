@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from helpers import TEST_SETTINGS, Api, Settings, live_server
+from one_hop import TestClient
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from sandbox import SettingsError, create_app
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import Settings, live_server
+from one_hop import TestClient
 from receiver import Hanging, Receiver
-from starlette.testclient import TestClient
 
 from sandbox import Sandbox, VirtualClock, create_app
 from sandbox.cli import main

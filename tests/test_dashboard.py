@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from receiver import Answer, Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import Sandbox, VirtualClock, create_app
 from sandbox.ui.access import CSRF_COOKIE, SESSION_COOKIE

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from helpers import OTHER_DEALER_KEY, TEST_SETTINGS, Api
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.world import activity, events

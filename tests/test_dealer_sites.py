@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import Settings, live_server
-from starlette.testclient import TestClient
+from one_hop import TestClient
 from webhook_samples import deliveries
 
 from sandbox import create_app

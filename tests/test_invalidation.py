@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 
 from helpers import Api, Settings, live_server
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import create_app
 from sandbox.world import record

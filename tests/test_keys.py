@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 from helpers import Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import VirtualClock, create_app
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from helpers import Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 from sandbox.server import ThreadedServer

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from starlette.responses import JSONResponse
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.world import World, alarms, linked, media, snapshots

@@ -14,9 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import pytest
 from helpers import Settings, live_server
+from one_hop import TestClient
 from PIL import Image
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import SettingsError, VirtualClock, create_app
 from sandbox.world import media

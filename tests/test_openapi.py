@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Api, Settings, live_server, public_pem, signed_assertion
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from one_hop import TestClient
 from openapi_spec_validator import validate
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -29,7 +30,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 from surrogates import holds_surrogate, sometimes_planted
 from webhook_samples import deliveries
 

@@ -10,12 +10,12 @@ from typing import Any
 import jwt
 import pytest
 from helpers import Settings, live_server, rsa_key, signed_assertion
+from one_hop import TestClient
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from sandbox import create_app
 from sandbox.settings import ClientSpec

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from helpers import Settings, live_server
+from one_hop import TestClient
 from PIL import Image
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.auth.clients import APPS_SCOPES

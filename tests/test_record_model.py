@@ -32,8 +32,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.auth.clients import APPS_SCOPES

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import Api, Settings, live_server, public_pem, signed_assertion
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 from sandbox.auth.assertions import ASSERTION_TYPE

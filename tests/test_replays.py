@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from helpers import OTHER_DEALER_KEY, TEST_SETTINGS, Api
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 from sandbox.api.common import Services

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from receiver import Answer, Receiver
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.webhooks import verify_signature

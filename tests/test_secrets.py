@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 from helpers import Settings, live_server, public_pem, rsa_key, signed_assertion
+from one_hop import TestClient
 from receiver import Answer, Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import Sandbox, create_app
 from sandbox.auth.keys import new_api_key

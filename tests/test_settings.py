@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import Settings, SettingsError, create_app
 from sandbox.auth.keys import new_api_key

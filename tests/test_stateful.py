@@ -18,7 +18,7 @@ import hypothesis.strategies as st
 from helpers import Settings
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from receiver import Answer, Receiver, wait_for
-from starlette.testclient import TestClient
 from test_webhooks import emit, subscribe
 
 from sandbox import VirtualClock, create_app

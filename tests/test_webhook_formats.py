@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from helpers import Api, Settings, live_server
+from one_hop import TestClient
 from receiver import Hanging, Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.auth.clients import APPS_SCOPES

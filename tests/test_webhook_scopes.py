@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from helpers import Settings
+from one_hop import TestClient
 from receiver import Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.auth.keys import new_api_key

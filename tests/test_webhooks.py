@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from helpers import Api, Settings
+from one_hop import TestClient
 from receiver import Answer, Hanging, Receiver, wait_for
-from starlette.testclient import TestClient
 
 from sandbox import VirtualClock, create_app
 from sandbox.webhooks import verify_signature

@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 
 from helpers import Api, Settings
-from starlette.testclient import TestClient
+from one_hop import TestClient
 
 from sandbox import create_app
 from sandbox.clock import VirtualClock

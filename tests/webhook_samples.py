@@ -8,9 +8,9 @@ from functools import cache
 from typing import Any
 
 from helpers import Api, Settings, live_server
+from one_hop import TestClient
 from receiver import Receiver, wait_for
 from starlette.applications import Starlette
-from starlette.testclient import TestClient
 
 from sandbox import create_app
 from sandbox.vocabulary import PROFILES

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jsonschema
@@ -44,9 +45,13 @@ class _Operation:
     responses: dict[str, Any]
 
 
-class ResponseCheck:
-    def __init__(self, app: ASGIApp, document: dict[str, Any]) -> None:
-        self.app = app
+class DocumentCheck:
+    """What checking against one document needs: its operations' path patterns, a compiled
+    validator per response schema and the (schema, body) pairs that already passed. Built
+    once per issuer and shared by every app of the process (a test process starts hundreds),
+    so each schema is compiled, and each polled body checked, once."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
         self.components = document["components"]
         self.routes = [
             (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), path, operations)
@@ -55,7 +60,7 @@ class ResponseCheck:
         self.validators: dict[int, jsonschema.protocols.Validator] = {}
         self.passed: set[tuple[int, bytes]] = set()  # (schema, body) pairs already checked
 
-    def _operation(self, scope: Scope) -> _Operation | None:
+    def operation(self, scope: Scope) -> _Operation | None:
         method = scope["method"].lower()
         for pattern, path, operations in self.routes:
             if pattern.match(scope["path"]):
@@ -63,8 +68,39 @@ class ResponseCheck:
                 return None if operation is None else _Operation(path, operation["responses"])
         return None
 
+    def validator(self, schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+        key = id(schema)  # the schemas live as long as the document this check holds
+        validator = self.validators.get(key)
+        if validator is None:
+            root = {"components": self.components, **schema}
+            validator = self.validators[key] = jsonschema.Draft202012Validator(root)
+        return validator
+
+
+@lru_cache(maxsize=8)
+def document_check(issuer: str) -> DocumentCheck:
+    """The check of :func:`sandbox.api.openapi.document` for ``issuer`` (cached like it)."""
+    from sandbox.api.openapi import document
+
+    return DocumentCheck(document(issuer))
+
+
+class ResponseCheck:
+    def __init__(
+        self,
+        app: ASGIApp,
+        document: dict[str, Any] | None = None,
+        check: DocumentCheck | None = None,
+    ) -> None:
+        """Checks against ``check`` (shared), else against ``document`` alone."""
+        self.app = app
+        if check is None:
+            assert document is not None, "ResponseCheck needs a document or its check"
+            check = DocumentCheck(document)
+        self.check = check
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        operation = self._operation(scope) if scope["type"] == "http" else None
+        operation = self.check.operation(scope) if scope["type"] == "http" else None
         if operation is None:
             await self.app(scope, receive, send)
             return
@@ -122,24 +158,18 @@ class ResponseCheck:
             return None
         # polled lists repeat the same bytes: check them once
         seen = (id(schema), hashlib.blake2b(body, digest_size=16).digest())
-        if seen in self.passed:
+        passed = self.check.passed
+        if seen in passed:
             return None
         try:
             document = json.loads(body)
         except ValueError:
             return f"{where} with a body that is not JSON"
-        error = jsonschema.exceptions.best_match(self._validator(schema).iter_errors(document))
+        error = jsonschema.exceptions.best_match(self.check.validator(schema).iter_errors(document))
         if error is None:
-            if len(self.passed) > 1024:
-                self.passed.clear()
-            self.passed.add(seen)
+            if len(passed) > 1024:
+                passed.clear()
+            passed.add(seen)
             return None
         at = "/".join(str(p) for p in error.absolute_path)
         return f"{where} with a body the OpenAPI document refuses at /{at}: {error.message}"
-
-    def _validator(self, schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-        key = id(schema)  # the schemas live as long as the document this check holds
-        if key not in self.validators:
-            root = {"components": self.components, **schema}
-            self.validators[key] = jsonschema.Draft202012Validator(root)
-        return self.validators[key]

@@ -269,7 +269,10 @@ class Dispatcher:
         return True
 
     async def _run(self) -> None:
-        while True:
+        # not ``while True``: Python 3.11's wait_for swallows a cancel that comes as the wake
+        # it waits on fires, and the loop would then wait for the next wake forever (stop()
+        # hung after a request had woken the dispatcher as the app shut down)
+        while self._running:
             try:
                 busy = self._step() >= BATCH
             except Exception as exc:  # a bug: keep it for the test thread, keep serving
