@@ -75,3 +75,27 @@ def test_sigkill_during_deliveries_loses_nothing(tmp_path: Path) -> None:
     assert attempts >= len(acknowledged)
     received = [json.loads(r.body)["id"] for r in rx.at("/hook")]
     assert set(received) >= acknowledged
+
+
+def test_only_the_dispatchers_own_writes_skip_the_wait_for_the_disk(tmp_path: Path) -> None:
+    """A relaxed transaction commits without an fsync, and every other one after it (rolled
+    back or not) waits for the disk again: a client's acknowledged write never rides on it."""
+    from sandbox.store import Store
+
+    store = Store(str(tmp_path / "sandbox.db"))
+    mode = lambda: store.scalar("PRAGMA synchronous")  # noqa: E731 (2: FULL, 1: NORMAL)
+    seen = []
+    with store.transaction(durable=False):
+        seen.append(mode())
+        with store.transaction():  # nested: a savepoint of the relaxed one
+            seen.append(mode())
+    seen.append(mode())
+    try:
+        with store.transaction(durable=False):
+            raise RuntimeError("undone")
+    except RuntimeError:
+        seen.append(mode())
+    with store.transaction():
+        seen.append(mode())
+    assert seen == [1, 1, 2, 2, 2]
+    store.close()

@@ -109,31 +109,45 @@ class Store:
             self._close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, durable: bool = True) -> Iterator[None]:
         """Atomic: all or nothing. Nested, a savepoint: an inner failure that the caller
-        catches undoes only the inner writes."""
+        catches undoes only the inner writes. ``durable=False`` (outermost only): a commit
+        that does not wait for the disk. It survives the process being killed, not the
+        machine losing power, where it is undone whole; for writes the store can make again
+        from durable ones (the dispatcher's fan-out and attempt outcomes: at worst an attempt
+        is made again), so they do not hold the event loop on an fsync."""
         with self._lock:
             outermost = self._depth == 0
-            savepoint = f"sp{self._depth}"
-            self._conn.execute("BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {savepoint}")
-            self._depth += 1
+            relaxed = outermost and not durable and self._shared
+            if relaxed:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                self._forget()
-                if outermost:
-                    self._conn.execute("ROLLBACK")
-                else:
-                    self._conn.execute(f"ROLLBACK TO {savepoint}")
-                    self._conn.execute(f"RELEASE {savepoint}")
-                self._version += 1  # reads cached inside the transaction are void
-                self._changed.update(WORLD_TABLES)  # what a rolled back restore put back
-                raise
+                yield from self._atomic(outermost)
+            finally:
+                if relaxed:
+                    self._conn.execute("PRAGMA synchronous=FULL")
+
+    def _atomic(self, outermost: bool) -> Iterator[None]:
+        savepoint = f"sp{self._depth}"
+        self._conn.execute("BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {savepoint}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
             self._depth -= 1
+            self._forget()
             if outermost:
-                self._forget()
-            self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
+                self._conn.execute("ROLLBACK")
+            else:
+                self._conn.execute(f"ROLLBACK TO {savepoint}")
+                self._conn.execute(f"RELEASE {savepoint}")
+            self._version += 1  # reads cached inside the transaction are void
+            self._changed.update(WORLD_TABLES)  # what a rolled back restore put back
+            raise
+        self._depth -= 1
+        if outermost:
+            self._forget()
+        self._conn.execute("COMMIT" if outermost else f"RELEASE {savepoint}")
 
     def remembered(self, sql: str, params: Params, reads: Mapping[str, Columns]) -> list[Row]:
         """``all``, remembered until the open transaction ends or a write reaches what the

@@ -198,7 +198,7 @@ def emit_due(world: World, rng: random.Random | None = None, faults: Faults | No
         is None
     ):
         return 0  # the common case, without opening a write transaction
-    with world.store.transaction():
+    with world.store.transaction(durable=False):  # made again from the events if undone
         due = world.store.all(
             "SELECT * FROM events WHERE emitted = 0 AND created_at <= ? ORDER BY created_at, rowid",
             (now,),
@@ -363,7 +363,7 @@ def record_attempts(world: World, outcomes: Sequence[Outcome]) -> None:
         }
         journal.append(tuple(row.get(column) for column in ATTEMPT_COLUMNS))
         moves.append((state, attempt["attempt"], next_at, delivery["delivery_id"]))
-    with world.store.transaction():
+    with world.store.transaction(durable=False):  # undone, the attempt is made again
         world.store.executemany(_INSERT_ATTEMPT, journal)
         world.store.executemany(
             "UPDATE deliveries SET state = ?, attempts = ?, next_at = ? WHERE delivery_id = ?",
