@@ -53,7 +53,8 @@ ALONE = -m "latency or serial"
 # Beside xdist's workers, in processes of their own, also the untimed parts of the other
 # Pythons' slices (one process each; a slice is too small to repay xdist's workers): they
 # fill the cores while the long poles wait. Their reports follow the workers'. Then the
-# timed tests alone, under each Python in turn
+# timed tests: this Python's in one process, which keeps one core busy (about half of the
+# other's too), and beside it the other Pythons' few timed tests, one after the other
 test: lint
 	@echo "make test: $(OWN) and the other Pythons' slices run beside the workers (reports below)"
 	@$(BIN)/pytest -q $(OWN) > $(VENV)/own.log 2>&1 & own=$$!; \
@@ -63,8 +64,11 @@ test: lint
 	wait $$own; own_status=$$?; echo "make test: $(OWN)"; cat $(VENV)/own.log; \
 	wait $$slices; slices_status=$$?; cat $(VENV)/slices.log; \
 	[ $$rest -eq 0 ] && [ $$own_status -eq 0 ] && [ $$slices_status -eq 0 ]
-	$(BIN)/pytest $(ALONE) --ignore $(OWN)
-	@for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory alone-$$version || exit 1; done
+	@{ for version in $(OTHER_VERSIONS); do $(MAKE) --no-print-directory alone-$$version || exit 1; \
+		done; } > $(VENV)/alone.log 2>&1 & others=$$!; \
+	$(BIN)/pytest $(ALONE) --ignore $(OWN); status=$$?; \
+	wait $$others; others_status=$$?; cat $(VENV)/alone.log; \
+	[ $$status -eq 0 ] && [ $$others_status -eq 0 ]
 
 # python3.X on PATH, else one pyenv installed (its shims run only the selected versions)
 find_python = { python$(1) -c '' 2>/dev/null && echo python$(1); } \
