@@ -258,8 +258,12 @@ def test_titled_schemas_are_named_components_and_titles_are_never_reused() -> No
     assert "enum" not in schemas["TimeZone"]  # a shape: the server's tz database decides
 
 
+# the suite draws the same cases every run (a failure is one anyone can run again; a rare
+# draw once failed on an extra query key the client left out, so the server never saw it);
+# `make fuzz` draws anew, and more
 FAST = settings(
     max_examples=int(os.environ.get("CHEKT_SANDBOX_FUZZ_EXAMPLES", "8")),  # make fuzz: more
+    derandomize=not FUZZ,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
