@@ -28,6 +28,8 @@ from sandbox.api.faults import HANG_UP
 from sandbox.api.limits import FIRST_BYTE
 from sandbox.errors import ApiError, HeadersTooLarge, RequestTimeout
 
+LINGER_S = 2.0  # how long a refused connection's late bytes are read and dropped
+
 
 def deadline_protocol(
     request_timeout: float, idle_timeout: float, max_headers: int = 16 << 10
@@ -38,6 +40,7 @@ def deadline_protocol(
         _header_timer: asyncio.TimerHandle | None = None
         _awaiting_headers = False  # a request has begun and its headers are incomplete
         _head_bytes = 0  # of the head being received, in the reads since the one it began in
+        _refused = False  # answered before the app could: what the client still sends is dropped
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -61,6 +64,8 @@ def deadline_protocol(
 
         # the per-request hooks call uvicorn's by name: cheaper than super() on every request
         def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
             continuing = self._awaiting_headers  # else the head began inside this read
             HttpToolsProtocol.data_received(self, data)
             if not self._awaiting_headers:
@@ -151,7 +156,16 @@ def deadline_protocol(
                 b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, len(body), body)
             )
-            self.transport.close()
+            # a lingering close: closed while the client is still sending, the socket would
+            # answer its next bytes with a reset, which can reach the client before it reads
+            # the answer. So the answer and an end of stream go first, and what the client
+            # sends meanwhile is read and dropped, until it hangs up or LINGER_S pass
+            self._refused = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self.loop.call_later(LINGER_S, self.transport.close)
+            else:
+                self.transport.close()
 
     return DeadlineProtocol
 

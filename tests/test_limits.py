@@ -225,3 +225,23 @@ def test_malformed_bodies_get_a_clear_4xx(api: Api, body: bytes, content_type: s
         error = response.json()["error"]
         assert error["request_id"] == response.headers["x-request-id"] and error["message"]
     assert api.client.app.state.server_errors == []
+
+
+def test_a_refused_client_still_sending_reads_the_whole_answer() -> None:
+    """A lingering close: bytes the client sends after its 431 are read and dropped, so its
+    socket is not reset and the answer waiting in it can be read, then the end of stream."""
+    settings = Settings(request_timeout=5.0)
+    with ThreadedServer(create_app(settings), settings=settings) as url:
+        sock = _raw(int(url.rsplit(":", 1)[1]), b"GET /_sandbox/health HTTP/1.1\r\nHost: x\r\n")
+        with sock:
+            sent = 0
+            while sent < 1 << 20 and not select.select([sock], [], [], 0.005)[0]:
+                sock.sendall(b"X-Filler: " + b"a" * 1000 + b"\r\n")  # until the answer is there
+                sent += 1012
+            for _ in range(64):  # and the client goes on sending a while
+                sock.sendall(b"X-More: " + b"b" * 4000 + b"\r\n")
+            answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == (
+        "request_header_fields_too_large"
+    )
