@@ -36,7 +36,7 @@ from webhook_samples import deliveries
 import sandbox
 from sandbox import create_app
 from sandbox.api.apps import encode_cursor
-from sandbox.api.conformance import ResponseCheck
+from sandbox.api.conformance import DocumentCheck, ResponseCheck
 from sandbox.api.openapi import document as build_document
 from sandbox.auth.clients import APPS_SCOPES
 from sandbox.vocabulary import PROFILES
@@ -321,7 +321,7 @@ def test_a_response_off_the_document_becomes_a_500_naming_the_mismatch() -> None
 
     app = Starlette(
         routes=[Route("/things/{thing_id}", thing)],
-        middleware=[Middleware(ResponseCheck, document=document)],
+        middleware=[Middleware(ResponseCheck, check=DocumentCheck(document))],
     )
     app.state.server_errors = []
     with TestClient(app) as client:

@@ -86,17 +86,8 @@ def document_check(issuer: str) -> DocumentCheck:
 
 
 class ResponseCheck:
-    def __init__(
-        self,
-        app: ASGIApp,
-        document: dict[str, Any] | None = None,
-        check: DocumentCheck | None = None,
-    ) -> None:
-        """Checks against ``check`` (shared), else against ``document`` alone."""
+    def __init__(self, app: ASGIApp, check: DocumentCheck) -> None:
         self.app = app
-        if check is None:
-            assert document is not None, "ResponseCheck needs a document or its check"
-            check = DocumentCheck(document)
         self.check = check
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -429,14 +429,12 @@ class Dispatcher:
         is woken only when none is left (a look per ended attempt would cost about as much
         as the attempt)."""
         queue = self._ready.get(webhook_id)
-        if queue and self._running and self._in_flight[webhook_id] < self._cap():
+        room = self._in_flight[webhook_id] < self.settings.webhook_concurrency
+        if queue and self._running and room:
             self._start(queue.popleft())
             if queue:
                 return
         self._wake.set()
-
-    def _cap(self) -> int:
-        return self.settings.webhook_concurrency
 
     def _headers(self, delivery: Row, attempt: int) -> dict[str, str]:
         now = self.world.now()

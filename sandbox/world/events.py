@@ -70,11 +70,6 @@ def target(event_type: str, data: dict[str, Any]) -> str:
     return f"site {data.get('site_id')}{partition}"
 
 
-def _happen(world: World, event_type: str, data: dict[str, Any], at: float, actor: Actor) -> int:
-    APPLY[event_type](world, event_type, data, at)
-    return _next_seq(world)
-
-
 class Journal:
     """Happenings logged together inside the caller's transaction (a random or repeated
     emit of thousands): each is applied to the record at once and in order, but their event
@@ -230,7 +225,8 @@ def apply_due(world: World, event: Row) -> bool:
     data, actor = json.loads(event["data"]), Actor.loads(event["actor"])
     try:
         with world.store.transaction():
-            seq = _happen(world, event["type"], data, event["created_at"], actor)
+            APPLY[event["type"]](world, event["type"], data, event["created_at"])
+            seq = _next_seq(world)
             world.store.execute(
                 "UPDATE events SET status = 'happened', seq = ? WHERE event_id = ?",
                 (seq, event["event_id"]),
