@@ -248,4 +248,4 @@ def _self_check(settings: Settings) -> list[Middleware]:
         from sandbox.api.conformance import ResponseCheck, document_check
     except ImportError as exc:  # jsonschema comes with the dev extra
         raise SettingsError(f"check_responses needs the jsonschema package ({exc})") from None
-    return [Middleware(ResponseCheck, check=document_check(settings.origin))]
+    return [Middleware(ResponseCheck, check=document_check())]

@@ -122,6 +122,16 @@ def deadline_protocol(
                     self._arm_header_timer()  # a pipelined head was held back while we answered
                 self._bound_head()
 
+        def shutdown(self) -> None:
+            """The server stops: an idle connection with nothing left to send is cut at once.
+            Closed politely over TLS, it would wait for the client's close_notify (up to
+            30 s), which an idle client never sends, and the server's stop with it."""
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and not self.transport.get_write_buffer_size():
+                self.transport.abort()
+            else:
+                HttpToolsProtocol.shutdown(self)
+
         def _hang_up(self) -> None:
             """Close the connection without (finishing) an answer: an injected fault. The
             cycle is marked gone first, so uvicorn neither answers 500 nor logs an error."""

@@ -4,10 +4,15 @@ the suite starts check their responses against the OpenAPI document: in-process 
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import signal
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import hypothesis
 import pytest
 from helpers import TEST_SETTINGS, Api, Settings, live_server
 from one_hop import TestClient
@@ -16,6 +21,14 @@ from receiver import Receiver
 from sandbox import create_app
 
 pytest_plugins = ["pytester"]
+
+# Hypothesis' timing checks judge the machine, not the code: on two busy cores one draw can
+# take a second (the catalogue's first once did), so the suite's examples have no deadline and
+# no "too slow" health check
+hypothesis.settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("suite")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -62,15 +75,57 @@ LONG_POLES = (
 )
 
 
+# Files whose tests share a costly module or session fixture (a browser and a 100,000-entry
+# journal, a `serve` process, generated clients): one worker runs each, and sets it up once
+SHARED_SETUP = (
+    "tests/test_dashboard_browser.py",
+    "tests/test_cli.py",
+    "tests/test_generated_clients.py",
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's workers get the tests one at a time in the order set below (long poles
+    first), a SHARED_SETUP file's all at once. xdist's own ``load`` sends each worker a
+    quarter of its share up front, and one worker got every long pole (140 s of tests, the
+    others 86 s)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneByOne(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in SHARED_SETUP else nodeid
+
+    config.option.loadscopereorder = False  # the order set below, not the largest first
+    return OneByOne(config, log)
+
+
 def _start_order(item: pytest.Item) -> tuple[bool, int]:
     pole = next((n for n, p in enumerate(LONG_POLES) if item.nodeid.startswith(p)), None)
     return item.get_closest_marker("latency") is None, len(LONG_POLES) if pole is None else pole
 
 
+@functools.cache
+def _spells_out_a_timed_mark(path: Path) -> bool:
+    return re.search(r"mark\.(latency|serial)\b", path.read_text()) is not None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Latency checks first: minutes into the suite this 2-core machine is slower (a real
     alarm storm's p99 went from about 1 s to 6-12 s there), and what they measure is the
-    sandbox, not how long the suite has been running. Then the long poles (above)."""
+    sandbox, not how long the suite has been running. Then the long poles (above).
+
+    `make test`'s second phase collects only the files that spell ``mark.latency`` or
+    ``mark.serial`` out; a test marked some other way would run in neither phase."""
+    for item in items:
+        timed = item.get_closest_marker("latency") or item.get_closest_marker("serial")
+        if timed and not _spells_out_a_timed_mark(item.path):
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked {timed.name} but its file never says "
+                f"mark.{timed.name}: `make test` would skip it (mark it with a decorator)"
+            )
     items.sort(key=_start_order)  # stable: the rest keep their order
 
 

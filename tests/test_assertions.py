@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sandbox import create_app
+from sandbox.client import public_cas
 from sandbox.settings import ClientSpec
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -237,7 +238,7 @@ def test_fifty_concurrent_uses_of_one_jti_succeed_exactly_once(settings: Setting
 
         def use() -> None:
             barrier.wait()
-            with httpx.Client() as client:
+            with httpx.Client(verify=public_cas()) as client:  # CAs loaded once, not 50 times
                 response = client.post(
                     f"{url}/oauth/token",
                     data={

@@ -76,7 +76,7 @@ def event(bridge: dict[str, Any], number: int, **changes: Any) -> dict[str, Any]
 
 
 def post(sandbox: Sandbox, body: Any, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{sandbox.url}/partner/v1/events", json=body, headers=headers)
+    return sandbox.request("POST", "/partner/v1/events", json=body, headers=headers)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ import pytest
 from helpers import Settings
 
 from sandbox import Sandbox
+from sandbox.client import public_cas
 from sandbox.errors import ExpectationFailed
 from sandbox.scenario import play
 from sandbox.settings import SettingsError
@@ -78,7 +79,9 @@ def sandbox(running: Sandbox) -> Sandbox:
 @pytest.fixture
 def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {sandbox.api_key}"}
-    with httpx.Client(base_url=sandbox.url, headers=headers, timeout=10) as client:
+    with httpx.Client(
+        base_url=sandbox.url, headers=headers, timeout=10, verify=public_cas()
+    ) as client:
         yield client
 
 
@@ -209,7 +212,7 @@ def test_bad_rules_are_refused_with_the_field(sandbox: Sandbox) -> None:
         ({"tier": "apikey", "drop": True}, "tier"),
         ({"stauts": 500}, "stauts"),
     ):
-        answer = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"inbound": [rule]})
+        answer = sandbox.request("POST", "/_sandbox/faults", json={"inbound": [rule]})
         assert answer.status_code == 422, rule
         assert answer.json()["error"]["field"] == f"inbound[0].{field_name}"
     with pytest.raises(ExpectationFailed, match="422"):

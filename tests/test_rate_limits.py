@@ -14,6 +14,7 @@ from helpers import Settings
 from sandbox import Sandbox
 from sandbox.api.openapi import document
 from sandbox.cli import main
+from sandbox.client import public_cas
 from sandbox.settings import SettingsError
 
 DEALER = "/partner/v1/dealers/1001"
@@ -35,7 +36,9 @@ def sandbox(running: Sandbox) -> Sandbox:
 @pytest.fixture
 def http(sandbox: Sandbox) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {sandbox.api_key}"}
-    with httpx.Client(base_url=sandbox.url, headers=headers, timeout=10) as client:
+    with httpx.Client(
+        base_url=sandbox.url, headers=headers, timeout=10, verify=public_cas()
+    ) as client:
         yield client
 
 
@@ -119,7 +122,7 @@ def test_the_setting_and_bad_input(sandbox: Sandbox) -> None:
         ({"tier": "free", "burst": 3}, "tier"),
         ({}, "tier"),
     ):
-        answer = httpx.post(f"{sandbox.url}/_sandbox/rate-limits", json=body)
+        answer = sandbox.request("POST", "/_sandbox/rate-limits", json=body)
         assert answer.status_code == 422 and answer.json()["error"]["field"] == field
 
 

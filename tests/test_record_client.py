@@ -40,8 +40,9 @@ def new_alarm(sandbox: Sandbox) -> str:
 
 def act(sandbox: Sandbox, key: dict[str, Any], alarm_id: str, action: str, **body: Any) -> None:
     """What the service does through /v1 with its key."""
-    answer = httpx.post(
-        f"{sandbox.url}/v1/alarms/{alarm_id}/{action}",
+    answer = sandbox.request(
+        "POST",
+        f"/v1/alarms/{alarm_id}/{action}",
         json=body,
         headers={"Authorization": f"Bearer {key['key']}"},
     )

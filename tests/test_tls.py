@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from sandbox import Sandbox
 from sandbox.tls import TlsError, TlsFiles, client_env_hint, ensure_certificates
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
@@ -346,3 +347,14 @@ def test_a_host_outside_the_constraints_is_reported_not_served(tmp_path: Path) -
     with pytest.raises(TlsError, match=r"name constraints.*sandbox\.test.*delete ca\.pem"):
         ensure_certificates(tmp_path, hosts=["sandbox.test"])
     assert _snapshot(files) == before
+
+
+def test_a_tls_sandbox_with_an_idle_client_stops_at_once(tmp_path: Path) -> None:
+    """Its own client's keep-alive connection sits idle, as a partner's often does: closed
+    politely, TLS waited for the client's close_notify (never sent) past the 10 s the stop
+    waits, and the store was then closed under the server's still running shutdown."""
+    with Sandbox(tls=True, state_dir=str(tmp_path)) as sandbox:
+        assert sandbox.request("GET", "/_sandbox/health").status_code == 200
+        started = time.monotonic()
+        sandbox.stop()  # raises what failed inside the server, as the exit would
+        assert time.monotonic() - started < 5

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jsonschema
@@ -48,8 +48,8 @@ class _Operation:
 class DocumentCheck:
     """What checking against one document needs: its operations' path patterns, a compiled
     validator per response schema and the (schema, body) pairs that already passed. Built
-    once per issuer and shared by every app of the process (a test process starts hundreds),
-    so each schema is compiled, and each polled body checked, once."""
+    once and shared by every app of the process (a test process starts hundreds), so each
+    schema is compiled, and each polled body checked, once."""
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.components = document["components"]
@@ -77,12 +77,13 @@ class DocumentCheck:
         return validator
 
 
-@lru_cache(maxsize=8)
-def document_check(issuer: str) -> DocumentCheck:
-    """The check of :func:`sandbox.api.openapi.document` for ``issuer`` (cached like it)."""
-    from sandbox.api.openapi import document
+@cache
+def document_check() -> DocumentCheck:
+    """The check of the OpenAPI document, one per process: responses do not depend on the
+    issuer, which only the document's servers and OAuth URLs name."""
+    from sandbox.api.openapi import issuer_free
 
-    return DocumentCheck(document(issuer))
+    return DocumentCheck(issuer_free())
 
 
 class ResponseCheck:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from sandbox.client import public_cas
 from sandbox.webhooks.signing import sign
 from sandbox.world import catalog
 
@@ -69,7 +70,7 @@ def attack(kind: str, url: str, secret: str, event_type: str, now: float) -> lis
         return client.post(url, content=body, headers=headers)
 
     envelope = sample_envelope(event_type, now)
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, verify=public_cas()) as client:
         if kind == "tampered_signature":
             return [send(client, envelope, key=secret + "tampered")]
         if kind == "stale_timestamp":

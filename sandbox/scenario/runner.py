@@ -174,22 +174,22 @@ class Runner:
         """Create the scenario's resources through the Partner API as the platform partner."""
         if not world:
             return
-        token = self.sandbox.token()
-        with httpx.Client(
-            base_url=self.sandbox.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
-        ) as client:
-            for site in world.get("sites", []):
-                dealer = site.get("dealer_id", 1001)
-                body = {k: v for k, v in site.items() if k not in ("dealer_id", "devices")}
-                response = client.post(f"/partner/v1/dealers/{dealer}/sites", json=body)
-                if response.status_code != 201:
-                    raise SandboxError(f"world: creating site {body}: {response.text}")
-                site_id = response.json()["site_id"]
-                if site.get("devices"):
-                    client.post(
-                        f"/partner/v1/dealers/{dealer}/sites/{site_id}/devices",
-                        json=site["devices"],
-                    ).raise_for_status()
+        auth = {"Authorization": f"Bearer {self.sandbox.token()}"}
+        for site in world.get("sites", []):
+            dealer = site.get("dealer_id", 1001)
+            body = {k: v for k, v in site.items() if k not in ("dealer_id", "devices")}
+            path = f"/partner/v1/dealers/{dealer}/sites"
+            response = self.sandbox.request("POST", path, json=body, headers=auth, timeout=10)
+            if response.status_code != 201:
+                raise SandboxError(f"world: creating site {body}: {response.text}")
+            if site.get("devices"):
+                self.sandbox.request(
+                    "POST",
+                    f"{path}/{response.json()['site_id']}/devices",
+                    json=site["devices"],
+                    headers=auth,
+                    timeout=10,
+                ).raise_for_status()
 
     # ---- steps -----------------------------------------------------------------------------
 
@@ -278,30 +278,33 @@ class Runner:
         redirects = registered.get("redirect_uris") or []
         if not redirects:
             raise StepFailed(f"client {client_id} has no redirect_uris for the dealer sign-in")
-        with httpx.Client(base_url=self.sandbox.url, timeout=10) as client:
-            grant = client.get(
-                "/authorize",
-                params={
-                    "response_type": "code",
-                    "client_id": client_id,
-                    "redirect_uri": redirects[0],
-                    "scope": "openid",
-                    "login_hint": chosen["email"],
-                },
-            )
-            code = parse_qs(urlsplit(grant.headers.get("location", "")).query).get("code")
-            if grant.status_code != 302 or not code:
-                raise StepFailed(f"dealer sign-in failed: {grant.status_code} {grant.text[:200]}")
-            tokens = client.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code[0],
-                    "redirect_uri": redirects[0],
-                    "client_id": client_id,
-                    "client_secret": secret or "",
-                },
-            )
+        grant = self.sandbox.request(
+            "GET",
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": redirects[0],
+                "scope": "openid",
+                "login_hint": chosen["email"],
+            },
+            timeout=10,
+        )
+        code = parse_qs(urlsplit(grant.headers.get("location", "")).query).get("code")
+        if grant.status_code != 302 or not code:
+            raise StepFailed(f"dealer sign-in failed: {grant.status_code} {grant.text[:200]}")
+        tokens = self.sandbox.request(
+            "POST",
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code[0],
+                "redirect_uri": redirects[0],
+                "client_id": client_id,
+                "client_secret": secret or "",
+            },
+            timeout=10,
+        )
         if tokens.status_code != 200:
             raise StepFailed(f"code exchange failed: {tokens.text[:200]}")
         return str(tokens.json()["access_token"])
@@ -314,13 +317,13 @@ class Runner:
             credential = self._dealer_admin_token(args.get("user"))
         else:
             credential = self.sandbox.token(*self._partner())
-        with httpx.Client(base_url=self.sandbox.url, timeout=10) as client:
-            response = client.request(
-                args["method"],
-                args["path"],
-                json=args.get("json"),
-                headers={"Authorization": f"Bearer {credential}"},
-            )
+        response = self.sandbox.request(
+            args["method"],
+            args["path"],
+            json=args.get("json"),
+            headers={"Authorization": f"Bearer {credential}"},
+            timeout=10,
+        )
         if args.get("save_as") and response.content:
             self.saved[args["save_as"]] = response.json()
         expected = args.get("expect_status")

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sandbox.api.common import issuer_of, services
+from sandbox.api.common import services
 from sandbox.api.control_insights import covered, forge, judged
 from sandbox.insights.coverage import percent
 from sandbox.ui.access import form
@@ -59,7 +59,7 @@ async def forge_submit(request: Request) -> Response:
 
 
 def _coverage(request: Request) -> dict[str, Any]:
-    found = covered(services(request), issuer_of(request), {}, RECENT)
+    found = covered(services(request), {}, RECENT)
     only_untouched = request.query_params.get("untouched") == "1"
     operations = [op for op in found["operations"] if not (only_untouched and op["calls"])]
     return {

@@ -7,7 +7,7 @@ settings: every object and enum they would make a class of is a named component.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sandbox._version import __version__
@@ -154,8 +154,40 @@ THIS = {
 
 @lru_cache(maxsize=8)
 def document(issuer: str) -> dict[str, Any]:
-    """Built once per issuer; callers must not change it."""
+    """Built once per issuer; callers must not change it. Only the servers and the OAuth
+    URLs name the issuer: the rest is :func:`issuer_free`'s, shared."""
     base = issuer.rstrip("/")
+    shared = issuer_free()
+    scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
+    oauth2 = {
+        "type": "oauth2",
+        "description": "How to get the access tokens the bearer scheme takes",
+        "flows": {
+            "clientCredentials": {"tokenUrl": f"{base}/oauth/token", "scopes": scopes},
+            "authorizationCode": {
+                "authorizationUrl": f"{base}/authorize",
+                "tokenUrl": f"{base}/oauth/token",
+                "refreshUrl": f"{base}/oauth/token",
+                "scopes": scopes,
+            },
+        },
+    }
+    components = shared["components"]
+    return {
+        **shared,
+        "servers": [{"url": base}],
+        "components": {
+            **components,
+            "securitySchemes": {**components["securitySchemes"], "oauth2": oauth2},
+        },
+    }
+
+
+@cache
+def issuer_free() -> dict[str, Any]:
+    """The document without the parts that name an issuer (its servers, the OAuth flows):
+    built once per process, as it is the same for every sandbox a test process starts, and
+    all that checks of requests and responses against it need. Callers must not change it."""
     paths = {
         **auth.paths(),
         **partner.paths(),
@@ -174,7 +206,6 @@ def document(issuer: str) -> dict[str, Any]:
     _operation_ids(paths)
     _refusals(paths)
     _rate_limited(paths)
-    scopes = {scope: scope for scope in (*PARTNER_SCOPES, *OIDC_SCOPES)}
     schemas: dict[str, Any] = {}
     paths = _lift(paths, schemas)
     hooks = _lift(webhooks(), schemas)
@@ -190,7 +221,7 @@ def document(issuer: str) -> dict[str, Any]:
             "server, the Partner API, the CHeKT Apps API, the dealer API, the sandbox's control "
             "API and the webhooks it sends.",
         },
-        "servers": [{"url": base}],
+        "servers": [],
         "tags": [
             {"name": "Auth server", "description": "tokens, sign-in, discovery"},
             {"name": "Partner API", "description": "CHeKT's Partner API, simulated"},
@@ -227,19 +258,6 @@ def document(issuer: str) -> dict[str, Any]:
                 },
                 dealer.DEALER_KEY: dealer.SECURITY_SCHEME,
                 events.EVENT_KEY_API: events.SECURITY_SCHEME,
-                "oauth2": {
-                    "type": "oauth2",
-                    "description": "How to get the access tokens the bearer scheme takes",
-                    "flows": {
-                        "clientCredentials": {"tokenUrl": f"{base}/oauth/token", "scopes": scopes},
-                        "authorizationCode": {
-                            "authorizationUrl": f"{base}/authorize",
-                            "tokenUrl": f"{base}/oauth/token",
-                            "refreshUrl": f"{base}/oauth/token",
-                            "scopes": scopes,
-                        },
-                    },
-                },
             },
             "schemas": {**base_schemas, **dict(sorted(schemas.items()))},
         },
