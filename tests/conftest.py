@@ -58,8 +58,11 @@ LONG_POLES = (
     "tests/test_scenarios.py::test_alarm_storm_catches_a_slow_service",
     "tests/test_plugin.py::test_xdist_workers_each_get_their_own_server",
     "tests/test_crash_safety.py::",
+    "tests/test_dashboard_browser.py::",  # (SHARED_SETUP files, below, go out whole)
     "tests/test_stateful.py::",
     "tests/test_recorder.py::test_concurrent_clients_get_an_exact_ordered_journal",
+    "tests/test_cli.py::",
+    "tests/test_generated_clients.py::",
     "tests/test_durability.py::",
     "tests/test_record_model.py::test_the_record_follows_its_model",
     "tests/test_cli_verbs.py::test_serve_fresh_starts_from_an_empty_store",
