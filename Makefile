@@ -41,7 +41,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # alone. Two processes a core (at most 8): many tests wait on servers, subprocesses and
 # real-time timeouts, leaving their core idle. One of them runs test_openapi.py on its own:
 # collecting it builds schemathesis' hundreds of tests, seconds of work every xdist worker
-# would repeat (it has no timed tests). conftest.py hands the tests out one at a time, the
+# would repeat (it has no timed tests). conftest.py hands the workers whole test files, the
 # long poles first
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(max(1, min(8, 2 * (os.cpu_count() or 1)) - 1))')
 XDIST = -n $(JOBS)

@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# httpx imports httpcore on first use and keeps a map of its exceptions. Imported first in an
+# in-process pytester run (tests/test_plugin.py), httpcore left sys.modules when the run ended,
+# and every later connection error in this process escaped httpx unmapped
+import httpcore  # noqa: F401
 import hypothesis
 import pytest
 from helpers import TEST_SETTINGS, Api, Settings, live_server
@@ -58,12 +62,14 @@ LONG_POLES = (
     "tests/test_scenarios.py::test_alarm_storm_catches_a_slow_service",
     "tests/test_plugin.py::test_xdist_workers_each_get_their_own_server",
     "tests/test_crash_safety.py::",
-    "tests/test_dashboard_browser.py::",  # (SHARED_SETUP files, below, go out whole)
+    "tests/test_dashboard_browser.py::",
     "tests/test_stateful.py::",
     "tests/test_recorder.py::test_concurrent_clients_get_an_exact_ordered_journal",
     "tests/test_cli.py::",
     "tests/test_generated_clients.py::",
     "tests/test_durability.py::",
+    "tests/test_replay_safety.py::",
+    "tests/test_webhooks.py::",
     "tests/test_record_model.py::test_the_record_follows_its_model",
     "tests/test_cli_verbs.py::test_serve_fresh_starts_from_an_empty_store",
     "tests/test_coverage.py::test_the_example_suite_is_reported_as_the_journal_shows",
@@ -78,31 +84,27 @@ LONG_POLES = (
 )
 
 
-# Files whose tests share a costly module or session fixture (a browser and a 100,000-entry
-# journal, a `serve` process, generated clients): one worker runs each, and sets it up once
-SHARED_SETUP = (
-    "tests/test_dashboard_browser.py",
-    "tests/test_cli.py",
-    "tests/test_generated_clients.py",
-)
+# The files whose tests xdist's workers get one at a time: long ones that share no costly
+# fixture. Every other file goes to one worker whole, so its module fixtures are set up once
+SPREAD = ("tests/test_scenarios.py",)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's workers get the tests one at a time in the order set below (long poles
-    first), a SHARED_SETUP file's all at once. xdist's own ``load`` sends each worker a
-    quarter of its share up front, and one worker got every long pole (140 s of tests, the
+    """xdist's workers get whole test files (a SPREAD file's tests one at a time), in the
+    order set below: the long poles first. xdist's own ``load`` sends each worker a quarter
+    of its share of tests up front, and one worker got every long pole (140 s of tests, the
     others 86 s)."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class OneByOne(LoadScopeScheduling):
+    class ByFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return path if path in SHARED_SETUP else nodeid
+            return nodeid if path in SPREAD else path
 
     config.option.loadscopereorder = False  # the order set below, not the largest first
-    return OneByOne(config, log)
+    return ByFile(config, log)
 
 
 def _start_order(item: pytest.Item) -> tuple[bool, int]:
