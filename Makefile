@@ -46,8 +46,9 @@ unexport PYTHONDONTWRITEBYTECODE
 JOBS ?= $(shell $(PYTHON) -c 'import os; print(max(1, min(8, 2 * (os.cpu_count() or 1)) - 1))')
 XDIST = -n $(JOBS)
 OWN = tests/test_openapi.py
-PARALLEL = -m "not latency and not serial"
-ALONE = -m "latency or serial"
+# schemathesis' pytest plugin serves test_openapi.py alone: elsewhere it is 0.5 s of imports
+PARALLEL = -m "not latency and not serial" -p no:schemathesis
+ALONE = -m "latency or serial" -p no:schemathesis
 # the second phase collects only the files that spell one of its marks out (conftest.py fails
 # a run where a marked test's file does not): collecting all ~1,000 tests for 20 costs seconds
 TIMED_FILES = $(shell grep -rlE --include='test_*.py' 'mark\.(latency|serial)' tests examples)
