@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sandbox.errors import ApiError
@@ -108,6 +109,16 @@ class Journal:
         self.events, self.audit, self._first, self._seq = [], [], None, None
 
 
+@contextmanager
+def batch(world: World) -> Iterator[Journal]:
+    """A :class:`Journal` in a transaction of its own, written when the block ends; a
+    failure anywhere in the block undoes the whole batch."""
+    with world.store.transaction():
+        journal = Journal(world)
+        yield journal
+        journal.write()
+
+
 def log(
     world: World,
     event_type: str,
@@ -132,10 +143,8 @@ def log(
             journal.events.append(row)
         return event_id
     if journal is None:
-        with world.store.transaction():
-            single = Journal(world)
+        with batch(world) as single:
             log(world, event_type, data, actor=actor, at=at, history=history, journal=single)
-            single.write()
         return event_id
     APPLY[event_type](world, event_type, data, at)
     journal.events.append(

@@ -92,11 +92,8 @@ def emit(
         overrides = _prepare(world, rng, event_type, overrides, when <= world.now())
         data = catalog.build(world, rng, event_type, overrides, world.base_url, when)
         return events.log(world, event_type, data, actor=actor, at=when, journal=journal)
-    with world.store.transaction():
-        single = events.Journal(world)
-        event_id = emit(world, rng, event_type, overrides, actor=actor, at=when, journal=single)
-        single.write()
-        return event_id
+    with events.batch(world) as single:
+        return emit(world, rng, event_type, overrides, actor=actor, at=when, journal=single)
 
 
 def emit_all(
@@ -112,9 +109,8 @@ def emit_all(
     (all now when None), in one transaction: all of them or none. Their event and audit rows
     are written together (:class:`events.Journal`)."""
     start = world.now()
-    with world.store.transaction():
-        journal = events.Journal(world)
-        ids = [
+    with events.batch(world) as journal:
+        return [
             emit(
                 world,
                 rng,
@@ -127,8 +123,6 @@ def emit_all(
             )
             for i, (event_type, overrides) in enumerate(planned)
         ]
-        journal.write()
-    return ids
 
 
 def lifecycle(
